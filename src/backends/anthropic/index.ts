@@ -1,0 +1,73 @@
+import type { Event, Request } from "../../ir/types.js";
+import { midStreamError, postJson, readSse } from "../http.js";
+import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
+import { AnthropicEventDecoder } from "./decode.js";
+import { encodeAnthropicRequest } from "./encode.js";
+import { fetchJson } from "../http.js";
+
+const CAPS: WireCaps = {
+  tools: true,
+  toolHistory: true,
+  images: true,
+  imageUrls: true,
+  stringContentOnly: false,
+  strictAlternation: false,
+  thinkingHistory: true,
+  sampling: new Set(["temperature", "topP", "topK", "stop"] as const),
+};
+
+/** `https://api.anthropic.com` (a trailing `/v1` is tolerated). */
+export function anthropicRoot(url: string): string {
+  return url.replace(/\/+$/, "").replace(/\/v1$/, "");
+}
+
+export class AnthropicBackend implements Backend {
+  readonly kind = "anthropic" as const;
+  readonly name: string;
+  readonly baseUrl: string;
+  readonly caps = CAPS;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly opts: BackendOptions) {
+    this.name = opts.name;
+    this.baseUrl = anthropicRoot(opts.baseUrl);
+    this.headers = { "anthropic-version": "2023-06-01", ...opts.headers };
+    if (opts.apiKey) this.headers["x-api-key"] = opts.apiKey;
+  }
+
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+    const res = await postJson({
+      backend: this.name,
+      url: `${this.baseUrl}/v1/messages`,
+      body: encodeAnthropicRequest(req, ctx.profile),
+      headers: { accept: "text/event-stream", ...this.headers },
+      signal: ctx.signal,
+      dispatcher: this.opts.dispatcher,
+    });
+    const decoder = new AnthropicEventDecoder(this.name);
+    const out: Event[] = [];
+    let done = false;
+    try {
+      for await (const batch of readSse(res.body)) {
+        for (const ev of batch) if (decoder.push(ev.data, out)) done = true;
+        if (out.length) {
+          yield* out;
+          out.length = 0;
+        }
+      }
+    } catch (e) {
+      throw midStreamError(this.name, e);
+    } finally {
+      if (!done) res.body.destroy();
+    }
+    decoder.end(out);
+    yield* out;
+  }
+
+  async discover(): Promise<DiscoveredModel[]> {
+    const j = (await fetchJson(this.name, `${this.baseUrl}/v1/models`, this.opts.dispatcher, {
+      headers: this.headers,
+    })) as { data?: Array<{ id?: string }> };
+    return (j.data ?? []).filter((m) => typeof m.id === "string").map((m) => ({ name: m.id!, tools: true }));
+  }
+}

@@ -1,0 +1,232 @@
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { Agent, type Dispatcher, request } from "undici";
+import { GatewayError, type ErrorKind } from "../ir/errors.js";
+
+/** One connection pool for all backends: keep-alive, and no undici time limits of its own. */
+export function createDispatcher(): Dispatcher {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    connections: 64,
+    // Local servers may take minutes to load a model before the first byte: undici must not
+    // give up first. Time limits belong to the resilience layer, per model profile.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connect: { timeout: 10_000 },
+  });
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+}
+
+export interface PostOptions {
+  backend: string;
+  url: string;
+  body: unknown;
+  headers: Record<string, string>;
+  signal: AbortSignal;
+  dispatcher: Dispatcher;
+}
+
+/**
+ * POSTs JSON and returns the open response when it is 2xx; otherwise throws the upstream's
+ * error as a GatewayError, with the server's own message.
+ */
+export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(opts.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...opts.headers },
+      body: JSON.stringify(opts.body),
+      signal: opts.signal,
+      dispatcher: opts.dispatcher,
+    });
+  } catch (e) {
+    throw connectionError(opts.backend, opts.url, e);
+  }
+  if (res.statusCode >= 200 && res.statusCode < 300) {
+    return { status: res.statusCode, headers: res.headers, body: res.body };
+  }
+  const text = await res.body.text().catch(() => "");
+  throw upstreamError(opts.backend, res.statusCode, text, res.headers);
+}
+
+/** GETs (or POSTs) JSON for discovery; throws GatewayError on failure. */
+export async function fetchJson(
+  backend: string,
+  url: string,
+  dispatcher: Dispatcher,
+  init: { method?: "GET" | "POST"; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<unknown> {
+  const signal = AbortSignal.timeout(init.timeoutMs ?? 5000);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      method: init.method ?? "GET",
+      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      signal,
+      dispatcher,
+    });
+  } catch (e) {
+    throw connectionError(backend, url, e);
+  }
+  const text = await res.body.text();
+  if (res.statusCode < 200 || res.statusCode >= 300) throw upstreamError(backend, res.statusCode, text, res.headers);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new GatewayError("api_error", `backend ${backend}: ${url} did not answer JSON`);
+  }
+}
+
+export function connectionError(backend: string, url: string, e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  const err = e as { name?: string; code?: string; message?: string; cause?: { code?: string } };
+  if (err?.name === "AbortError") {
+    return new GatewayError("api_error", `request to backend ${backend} was aborted`, { cause: e, retryable: false });
+  }
+  const code = err?.code ?? err?.cause?.code ?? "";
+  const what =
+    code === "ECONNREFUSED"
+      ? "connection refused — is the server running?"
+      : code === "UND_ERR_CONNECT_TIMEOUT"
+        ? "connection timed out"
+        : code === "ENOTFOUND"
+          ? "host not found"
+          : code === "ECONNRESET" || code === "UND_ERR_SOCKET"
+            ? "the connection was reset"
+            : (err?.message ?? String(e));
+  return new GatewayError("api_error", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
+    cause: e,
+    retryable: true,
+    code: "backend_unreachable",
+  });
+}
+
+function origin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/** Pulls a human message out of the usual error bodies: OpenAI, Anthropic, Ollama, plain text. */
+export function upstreamMessage(text: string): string {
+  try {
+    const j = JSON.parse(text) as any;
+    const m =
+      (typeof j?.error === "string" && j.error) ||
+      (typeof j?.error?.message === "string" && j.error.message) ||
+      (typeof j?.message === "string" && j.message) ||
+      (typeof j?.detail === "string" && j.detail);
+    if (m) return m;
+  } catch {
+    // not JSON: fall through to the text itself
+  }
+  const trimmed = text.trim();
+  if (!trimmed) return "(empty body)";
+  const lastLine = trimmed.split("\n").filter((l) => l.trim()).pop() ?? trimmed;
+  return lastLine.length > 500 ? `${lastLine.slice(0, 500)}…` : lastLine;
+}
+
+export function upstreamError(
+  backend: string,
+  status: number,
+  text: string,
+  headers: Record<string, string | string[] | undefined> = {},
+): GatewayError {
+  const message = upstreamMessage(text);
+  const retryAfterHeader = headers["retry-after"];
+  const retryAfter = typeof retryAfterHeader === "string" ? Number(retryAfterHeader) || undefined : undefined;
+  let kind: ErrorKind;
+  let retryable: boolean;
+  if (status === 400 || status === 422) {
+    kind = /context|too long|exceed|n_ctx|maximum.*tokens/i.test(message) ? "context_length" : "invalid_request";
+    retryable = false;
+  } else if (status === 401 || status === 403) {
+    kind = "api_error";
+    retryable = true;
+    return new GatewayError(kind, `backend ${backend} refused clawbridge's credentials (${status}): ${message}`, {
+      upstreamStatus: status,
+      retryable,
+      code: "backend_auth",
+    });
+  } else if (status === 404) {
+    kind = "not_found";
+    retryable = true;
+  } else if (status === 413) {
+    kind = "request_too_large";
+    retryable = false;
+  } else if (status === 429) {
+    kind = "rate_limit";
+    retryable = true;
+  } else if (status === 503 || status === 529) {
+    kind = "overloaded";
+    retryable = true;
+  } else {
+    kind = "api_error";
+    retryable = status >= 500;
+  }
+  return new GatewayError(kind, `backend ${backend} answered ${status}: ${message}`, {
+    upstreamStatus: status,
+    retryable,
+    retryAfter,
+  });
+}
+
+/** Splits a byte stream into lines (NDJSON). */
+export async function* readLines(body: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of body) {
+    buf += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) yield line;
+      nl = buf.indexOf("\n");
+    }
+  }
+  buf += decoder.decode();
+  if (buf.trim()) yield buf.trim();
+}
+
+/**
+ * Parses a byte stream as server-sent events. Yields arrays: all events one network chunk
+ * carried, so callers can process them together.
+ */
+export async function* readSse(body: AsyncIterable<Buffer | string>): AsyncGenerator<EventSourceMessage[]> {
+  const decoder = new TextDecoder();
+  let batch: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (ev) => batch.push(ev) });
+  for await (const chunk of body) {
+    parser.feed(typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true }));
+    if (batch.length) {
+      const out = batch;
+      batch = [];
+      yield out;
+    }
+  }
+  parser.feed(`${decoder.decode()}\n\n`);
+  if (batch.length) yield batch;
+}
+
+/** An error thrown while reading a stream that was already open. */
+export function midStreamError(backend: string, e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  const err = e as { name?: string; code?: string; message?: string };
+  if (err?.name === "AbortError") {
+    return new GatewayError("api_error", `request to backend ${backend} was aborted`, { retryable: false });
+  }
+  return new GatewayError(
+    "api_error",
+    `backend ${backend} broke off its answer: ${err?.code === "UND_ERR_SOCKET" || err?.code === "ECONNRESET" ? "connection reset" : (err?.message ?? String(e))}`,
+    { cause: e, retryable: true, code: "backend_stream_broken" },
+  );
+}

@@ -1,0 +1,80 @@
+import type { Message, Request, ToolChoice } from "../../ir/types.js";
+import type { ModelProfile } from "../../routing/profile.js";
+
+/** The body for Ollama's native POST /api/chat. */
+export function encodeOllamaChat(req: Request, profile: ModelProfile) {
+  const messages: Record<string, unknown>[] = [];
+  if (req.system) messages.push({ role: "system", content: req.system });
+  for (const m of req.messages) encodeMessage(m, messages);
+
+  const options: Record<string, unknown> = {};
+  if (profile.numCtx !== undefined) options.num_ctx = profile.numCtx;
+  if (req.limits.maxOutputTokens !== undefined) options.num_predict = req.limits.maxOutputTokens;
+  const s = req.sampling;
+  if (s.temperature !== undefined) options.temperature = s.temperature;
+  if (s.topP !== undefined) options.top_p = s.topP;
+  if (s.topK !== undefined) options.top_k = s.topK;
+  if (s.stop?.length) options.stop = s.stop;
+  if (s.seed !== undefined) options.seed = s.seed;
+  if (s.presencePenalty !== undefined) options.presence_penalty = s.presencePenalty;
+  if (s.frequencyPenalty !== undefined) options.frequency_penalty = s.frequencyPenalty;
+
+  const body: Record<string, unknown> = { model: profile.model, messages, stream: true, options };
+  if (req.tools.length && !isNone(req.toolChoice)) {
+    body.tools = req.tools.map((t) => ({
+      type: "function",
+      function: { name: t.name, description: t.description ?? "", parameters: t.inputSchema },
+    }));
+  }
+  if (profile.keepAlive !== undefined) body.keep_alive = profile.keepAlive;
+  if (req.thinking.enabled !== undefined) body.think = req.thinking.enabled;
+  if (profile.extraBody) Object.assign(body, profile.extraBody);
+  return body;
+}
+
+/** Ollama has no tool_choice: "none" is honoured by not offering the tools. */
+function isNone(c: ToolChoice): boolean {
+  return c.type === "none";
+}
+
+function encodeMessage(m: Message, out: Record<string, unknown>[]): void {
+  if (m.role === "system" || m.role === "assistant") {
+    let content = "";
+    let thinking = "";
+    const toolCalls: unknown[] = [];
+    for (const p of m.parts) {
+      if (p.type === "text") content += content ? `\n${p.text}` : p.text;
+      else if (p.type === "thinking" && !p.redacted) thinking += p.text;
+      else if (p.type === "toolCall") toolCalls.push({ function: { name: p.name, arguments: p.input } });
+    }
+    const msg: Record<string, unknown> = { role: m.role, content };
+    if (thinking) msg.thinking = thinking;
+    if (toolCalls.length) msg.tool_calls = toolCalls;
+    out.push(msg);
+    return;
+  }
+  let text = "";
+  let images: string[] = [];
+  const flush = () => {
+    if (!text && !images.length) return;
+    const msg: Record<string, unknown> = { role: "user", content: text };
+    if (images.length) msg.images = images;
+    out.push(msg);
+    text = "";
+    images = [];
+  };
+  for (const p of m.parts) {
+    if (p.type === "toolResult") {
+      flush();
+      const content = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
+      const msg: Record<string, unknown> = { role: "tool", content: p.isError ? `Error: ${content}` : content };
+      if (p.toolName) msg.tool_name = p.toolName;
+      out.push(msg);
+    } else if (p.type === "text") {
+      text += text ? `\n${p.text}` : p.text;
+    } else if (p.type === "image" && p.source.kind === "base64") {
+      images.push(p.source.data);
+    }
+  }
+  flush();
+}

@@ -1,0 +1,152 @@
+import { GatewayError } from "../../ir/errors.js";
+import { newId } from "../../ir/ids.js";
+import type { Event, StopReason } from "../../ir/types.js";
+import { upstreamMessage } from "../http.js";
+
+const FINISH: Record<string, StopReason> = {
+  stop: "end_turn",
+  length: "max_tokens",
+  tool_calls: "tool_use",
+  function_call: "tool_use",
+  content_filter: "refusal",
+  eos: "end_turn",
+};
+
+/**
+ * Turns OpenAI chat.completion.chunk objects into IR events. Tool-call deltas are assembled by
+ * index: a call starts when its index first appears with a name, its argument fragments follow,
+ * and it ends when another index, text, or the finish arrives.
+ */
+export class ChatChunkDecoder {
+  private started = false;
+  private openIndex: number | undefined;
+  private seenIndexes = new Set<number>();
+  /** Arguments that arrived before the call's name. */
+  private early = new Map<number, { id?: string; args: string }>();
+  private sawToolCall = false;
+  private finish: string | undefined;
+  private usageSent = false;
+
+  constructor(private readonly backend: string) {}
+
+  /** Events for one `data:` payload. Returns true once `[DONE]` was seen. */
+  push(data: string, out: Event[]): boolean {
+    if (data === "[DONE]") return true;
+    let chunk: any;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      throw new GatewayError("api_error", `backend ${this.backend} sent a malformed stream chunk: ${data.slice(0, 200)}`, {
+        code: "backend_malformed",
+        retryable: true,
+      });
+    }
+    if (chunk?.error) {
+      throw new GatewayError("api_error", `backend ${this.backend} failed mid-answer: ${upstreamMessage(data)}`, {
+        retryable: true,
+      });
+    }
+    if (!this.started) {
+      this.started = true;
+      out.push({ type: "start", id: typeof chunk.id === "string" ? chunk.id : undefined, model: chunk.model });
+    }
+    const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
+    const delta = choice?.delta ?? choice?.message;
+    if (delta) this.delta(delta, out);
+    if (choice?.finish_reason) this.finish = choice.finish_reason;
+    if (chunk.usage && typeof chunk.usage === "object") {
+      const u = chunk.usage;
+      out.push({
+        type: "usage",
+        usage: {
+          inputTokens: num(u.prompt_tokens),
+          outputTokens: num(u.completion_tokens),
+          ...(u.prompt_tokens_details?.cached_tokens ? { cacheReadTokens: u.prompt_tokens_details.cached_tokens } : {}),
+        },
+      });
+      this.usageSent = true;
+    } else if (chunk.timings && !this.usageSent && choice?.finish_reason) {
+      // llama.cpp without include_usage still reports counts in `timings`
+      out.push({
+        type: "usage",
+        usage: { inputTokens: num(chunk.timings.prompt_n), outputTokens: num(chunk.timings.predicted_n) },
+      });
+    }
+    return false;
+  }
+
+  private delta(delta: any, out: Event[]): void {
+    const reasoning = delta.reasoning_content ?? delta.reasoning;
+    if (typeof reasoning === "string" && reasoning) {
+      this.closeTool(out);
+      out.push({ type: "thinkingDelta", text: reasoning });
+    }
+    if (typeof delta.content === "string" && delta.content) {
+      this.closeTool(out);
+      out.push({ type: "textDelta", text: delta.content });
+    }
+    if (Array.isArray(delta.tool_calls)) {
+      for (const tc of delta.tool_calls) this.toolDelta(tc, out);
+    }
+  }
+
+  private toolDelta(tc: any, out: Event[]): void {
+    const index: number = typeof tc.index === "number" ? tc.index : this.seenIndexes.size;
+    const name = tc.function?.name;
+    const args = typeof tc.function?.arguments === "string" ? tc.function.arguments : tc.function?.arguments ? JSON.stringify(tc.function.arguments) : "";
+    if (index !== this.openIndex) {
+      if (!name && !this.seenIndexes.has(index)) {
+        // Fragments before the name: hold them until it comes.
+        const e = this.early.get(index) ?? { args: "" };
+        if (tc.id) e.id = tc.id;
+        e.args += args;
+        this.early.set(index, e);
+        return;
+      }
+      if (this.seenIndexes.has(index)) {
+        // A server interleaving calls out of order: keep the fragment on the open call rather than lose it.
+        if (args && this.openIndex !== undefined) out.push({ type: "toolCallDelta", json: args });
+        return;
+      }
+      this.closeTool(out);
+      const early = this.early.get(index);
+      this.early.delete(index);
+      this.seenIndexes.add(index);
+      this.openIndex = index;
+      this.sawToolCall = true;
+      out.push({ type: "toolCallStart", id: tc.id || early?.id || newId("call_"), name: String(name) });
+      if (early?.args) out.push({ type: "toolCallDelta", json: early.args });
+    }
+    if (args) out.push({ type: "toolCallDelta", json: args });
+  }
+
+  private closeTool(out: Event[]): void {
+    if (this.openIndex !== undefined) {
+      out.push({ type: "toolCallEnd" });
+      this.openIndex = undefined;
+    }
+  }
+
+  /** Events that close the response once the stream is over. */
+  end(out: Event[]): void {
+    this.closeTool(out);
+    if (!this.finish) {
+      throw new GatewayError("api_error", `backend ${this.backend} ended its stream without finishing the answer`, {
+        code: "backend_stream_incomplete",
+        retryable: true,
+      });
+    }
+    let reason = FINISH[this.finish] ?? "end_turn";
+    // Several servers say "stop" after a tool call; what was sent is what counts.
+    if (this.sawToolCall && reason === "end_turn") reason = "tool_use";
+    out.push({ type: "stop", reason });
+  }
+
+  get hasStarted(): boolean {
+    return this.started;
+  }
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}

@@ -1,0 +1,126 @@
+import type { Event, Request } from "../../ir/types.js";
+import { fetchJson, midStreamError, postJson, readSse } from "../http.js";
+import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
+import { ChatChunkDecoder } from "./decode.js";
+import { encodeChatRequest } from "./encode.js";
+
+const ALL_SAMPLING = new Set([
+  "temperature",
+  "topP",
+  "topK",
+  "stop",
+  "seed",
+  "presencePenalty",
+  "frequencyPenalty",
+] as const);
+
+/** The servers that speak /v1/chat/completions, and what each one's wire takes. */
+export const FLAVORS = ["generic", "llamacpp", "vllm", "lmstudio", "tinygrad"] as const;
+export type Flavor = (typeof FLAVORS)[number];
+
+const FULL: WireCaps = {
+  tools: true,
+  toolHistory: true,
+  images: true,
+  imageUrls: true,
+  stringContentOnly: false,
+  strictAlternation: false,
+  thinkingHistory: false,
+  sampling: ALL_SAMPLING,
+};
+
+const CAPS: Record<Flavor, WireCaps> = {
+  generic: FULL,
+  llamacpp: FULL,
+  vllm: FULL,
+  lmstudio: FULL,
+  // tinygrad/apps/llm.py --serve: text content only; no tools, no tool roles, no null content.
+  tinygrad: {
+    ...FULL,
+    tools: false,
+    toolHistory: false,
+    images: false,
+    imageUrls: false,
+    stringContentOnly: true,
+    sampling: new Set(["temperature"] as const),
+  },
+};
+
+/** `http://host:port` or `http://host:port/v1` → the `/v1` root the endpoints hang off. */
+export function openaiRoot(url: string): string {
+  const u = url.replace(/\/+$/, "");
+  return /\/v\d+$/.test(u) ? u : `${u}/v1`;
+}
+
+export class OpenAICompatBackend implements Backend {
+  readonly kind = "openai-compat" as const;
+  readonly name: string;
+  readonly baseUrl: string;
+  readonly caps: WireCaps;
+  readonly flavor: Flavor;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly opts: BackendOptions) {
+    this.name = opts.name;
+    this.baseUrl = openaiRoot(opts.baseUrl);
+    this.flavor = (FLAVORS as readonly string[]).includes(opts.flavor ?? "") ? (opts.flavor as Flavor) : "generic";
+    this.caps = CAPS[this.flavor];
+    this.headers = { ...opts.headers };
+    if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
+  }
+
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+    const body = encodeChatRequest(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
+    const res = await postJson({
+      backend: this.name,
+      url: `${this.baseUrl}/chat/completions`,
+      body,
+      headers: { accept: "text/event-stream", ...this.headers },
+      signal: ctx.signal,
+      dispatcher: this.opts.dispatcher,
+    });
+    const decoder = new ChatChunkDecoder(this.name);
+    const out: Event[] = [];
+    let done = false;
+    try {
+      const type = String(res.headers["content-type"] ?? "");
+      if (type.includes("application/json")) {
+        // A server that ignored `stream: true` and answered one JSON object.
+        const text = await res.body.text();
+        decoder.push(text, out);
+        done = true;
+      } else {
+        for await (const batch of readSse(res.body)) {
+          for (const ev of batch) {
+            if (decoder.push(ev.data, out)) done = true;
+          }
+          if (out.length) {
+            yield* out;
+            out.length = 0;
+          }
+        }
+      }
+    } catch (e) {
+      throw midStreamError(this.name, e);
+    } finally {
+      // Read to the end so the connection goes back to the pool; destroy only what broke off.
+      if (!done) res.body.destroy();
+    }
+    decoder.end(out);
+    yield* out;
+  }
+
+  async discover(): Promise<DiscoveredModel[]> {
+    const j = (await fetchJson(this.name, `${this.baseUrl}/models`, this.opts.dispatcher, {
+      headers: this.headers,
+    })) as { data?: Array<{ id?: string; max_model_len?: number; context_length?: number }> };
+    return (j.data ?? [])
+      .filter((m) => typeof m.id === "string")
+      .map((m) => {
+        const d: DiscoveredModel = { name: m.id! };
+        const ctx = m.max_model_len ?? m.context_length;
+        if (typeof ctx === "number") d.contextWindow = ctx;
+        return d;
+      });
+  }
+}

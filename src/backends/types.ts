@@ -1,0 +1,68 @@
+import type { Dispatcher } from "undici";
+import type { Logger } from "../log.js";
+import type { Event, Request } from "../ir/types.js";
+import type { ModelProfile } from "../routing/profile.js";
+
+export type BackendKind = "openai-compat" | "ollama" | "anthropic";
+
+/**
+ * What a backend's wire can carry. The normalize stage reads it and reshapes the request so the
+ * backend receives only what it takes; everything it removes is logged and counted.
+ */
+export interface WireCaps {
+  tools: boolean;
+  /** Tool calls and tool results in the history (text-only servers take neither). */
+  toolHistory: boolean;
+  images: boolean;
+  /** Images given by URL (Ollama takes only inline base64). */
+  imageUrls: boolean;
+  /** Content must be a plain string on every message (TinyGrad). */
+  stringContentOnly: boolean;
+  /** Messages must alternate user/assistant (some chat templates raise otherwise). */
+  strictAlternation: boolean;
+  /** Reasoning from earlier turns can be sent back. */
+  thinkingHistory: boolean;
+  /** Sampling fields the wire has a place for. */
+  sampling: ReadonlySet<"temperature" | "topP" | "topK" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty">;
+}
+
+export interface DiscoveredModel {
+  /** The backend's own name for the model. */
+  name: string;
+  /** The context window the server really serves, when it says. */
+  contextWindow?: number;
+  /** Whether the server reports native tool support (Ollama capabilities); undefined when unknown. */
+  tools?: boolean;
+  vision?: boolean;
+  thinking?: boolean;
+}
+
+export interface SendContext {
+  profile: ModelProfile;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly kind: BackendKind;
+  readonly baseUrl: string;
+  readonly caps: WireCaps;
+  /**
+   * Sends the request and yields its events. Failures before the first event are thrown as
+   * GatewayError (so routing may try elsewhere); failures later are thrown from the iterator.
+   */
+  send(req: Request, ctx: SendContext): AsyncIterable<Event>;
+  /** The models the server has, with what it says about them. Throws when unreachable. */
+  discover(): Promise<DiscoveredModel[]>;
+}
+
+export interface BackendOptions {
+  name: string;
+  baseUrl: string;
+  apiKey?: string;
+  /** openai-compat only: which server it is, for its quirks. */
+  flavor?: string;
+  headers?: Record<string, string>;
+  dispatcher: Dispatcher;
+}

@@ -1,0 +1,134 @@
+import { existsSync } from "node:fs";
+import type { Command } from "commander";
+import { createDispatcher } from "../backends/http.js";
+import { ConfigError, loadConfigFile } from "../config/load.js";
+import { detectLocalServers, detectedConfig, LOCAL_SERVERS } from "../config/detect.js";
+import type { GatewayConfig } from "../config/types.js";
+import { GatewayError } from "../ir/errors.js";
+import { createLogger } from "../log.js";
+import { buildGateway } from "../server/app.js";
+
+export interface ServeOptions {
+  config?: string;
+  host?: string;
+  port?: string;
+  logLevel?: string;
+  logFile?: string;
+}
+
+/** The config file to use: --config, $CLAWBRIDGE_CONFIG, or ./clawbridge.yaml when present. */
+export function findConfigFile(explicit: string | undefined, env = process.env): string | undefined {
+  if (explicit) return explicit;
+  if (env.CLAWBRIDGE_CONFIG) return env.CLAWBRIDGE_CONFIG;
+  for (const f of ["clawbridge.yaml", "clawbridge.yml"]) if (existsSync(f)) return f;
+  return undefined;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the gateway (with no config file, serve the local servers found on their default ports)")
+    .option("-c, --config <file>", "config file: clawbridge's own YAML or a LiteLLM config.yaml")
+    .option("--host <host>", "listen address (default 127.0.0.1)")
+    .option("-p, --port <port>", "listen port (default 4000)")
+    .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--log-file <file>", "write the JSON log to this file instead of stderr")
+    .action(async (opts: ServeOptions) => {
+      process.exitCode = await serve(opts);
+    });
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+export async function serve(opts: ServeOptions): Promise<number> {
+  const dispatcher = createDispatcher();
+  let config: GatewayConfig;
+  const file = findConfigFile(opts.config);
+  let hints: string[] | undefined;
+  try {
+    if (file) config = loadConfigFile(file);
+    else {
+      const found = await detectLocalServers(dispatcher);
+      config = detectedConfig(found);
+      if (found.length) {
+        say("No config file: serving the local servers found on their default ports:");
+        for (const f of found) say(`  ${f.backend.name} at ${f.backend.url} (${f.models} model${f.models === 1 ? "" : "s"})`);
+      } else {
+        hints = [
+          `No config file, and no local server answered on ${LOCAL_SERVERS.map((s) => new URL(s.url).port).join(", ")}.`,
+          "Start one (e.g. `ollama serve`, or `llama-server -m model.gguf --port 8080`) and restart clawbridge,",
+          "or write a config file (see README, Configuration) and run: clawbridge serve --config clawbridge.yaml",
+        ];
+        for (const h of hints) say(h);
+      }
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`clawbridge: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.host) config.server.host = opts.host;
+  if (opts.port !== undefined) {
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      process.stderr.write(`clawbridge: --port must be a number from 0 to 65535, not '${opts.port}'\n`);
+      return 2;
+    }
+    config.server.port = port;
+  }
+  if (opts.logLevel) config.log.level = opts.logLevel;
+  if (opts.logFile) config.log.file = opts.logFile;
+  const log = createLogger(config.log);
+  for (const w of config.warnings) log.warn(w);
+
+  let gateway: ReturnType<typeof buildGateway>;
+  try {
+    gateway = buildGateway({ config, dispatcher, log, ...(hints ? { hints } : {}) });
+  } catch (e) {
+    if (e instanceof GatewayError) {
+      process.stderr.write(`clawbridge: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  await gateway.router.discover();
+  let address: string;
+  try {
+    address = await gateway.app.listen({ host: config.server.host, port: config.server.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    process.stderr.write(
+      code === "EADDRINUSE"
+        ? `clawbridge: port ${config.server.port} on ${config.server.host} is already in use (another clawbridge?). Use --port.\n`
+        : `clawbridge: cannot listen on ${config.server.host}:${config.server.port}: ${(e as Error).message}\n`,
+    );
+    return 1;
+  }
+  const models = gateway.router.models();
+  say(`clawbridge listening on ${address}  (config: ${config.source})`);
+  for (const b of gateway.router.backends.values()) {
+    const d = gateway.router.discovered.get(b.name);
+    const state = d instanceof GatewayError ? `NOT REACHABLE: ${d.message}` : `${d?.length ?? 0} model(s)`;
+    say(`  backend ${b.name} (${b.kind}) ${b.baseUrl} — ${state}`);
+  }
+  say(`  models: ${models.map((m) => m.id).join(", ") || "none"}`);
+  say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      say(`clawbridge: ${signal}, shutting down`);
+      const force = setTimeout(() => process.exit(1), 10_000);
+      force.unref();
+      gateway.app
+        .close()
+        .then(() => dispatcher.close())
+        .finally(resolve);
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  return 0;
+}

@@ -1,0 +1,131 @@
+import { readFileSync } from "node:fs";
+import { type Document, LineCounter, isNode, parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, type Where, checkReferences } from "./check.js";
+import { importLiteLLM } from "./litellm.js";
+import { type NativeTarget, NativeConfigSchema, LiteLLMConfigSchema } from "./schema.js";
+import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type GatewayConfig, type TargetConfig } from "./types.js";
+
+export { ConfigError };
+
+/** Reads and validates a config file: clawbridge's own format or a LiteLLM config.yaml, unchanged. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read the config file (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const pos = lines.linePos(e.pos[0]);
+    throw new ConfigError(`${file}:${pos.line}:${pos.col}: not valid YAML: ${e.message.split("\n")[0]}`);
+  }
+  const raw = substituteEnv(doc.toJS() ?? {}, file, env);
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(`${file}: the config must be a mapping (key: value) at the top level`);
+  }
+  const where = (path: PropertyKey[]) => locate(doc, lines, file, path);
+  if ("model_list" in raw) {
+    const parsed = validate(LiteLLMConfigSchema, raw, where);
+    return importLiteLLM(parsed, file, where, env);
+  }
+  const c = validate(NativeConfigSchema, raw, where);
+  const backends = Object.entries(c.backends ?? {}).map(([name, b]) => ({
+    name,
+    kind: b.kind,
+    url: b.url,
+    ...(b.api_key ? { apiKey: b.api_key } : {}),
+    ...(b.flavor ? { flavor: b.flavor } : {}),
+    ...(b.headers ? { headers: b.headers } : {}),
+    discover: b.discover ?? true,
+  }));
+  const models = Object.entries(c.models ?? {}).map(([alias, t]) => ({
+    alias,
+    targets: (Array.isArray(t) ? t : [t]).map(targetOf),
+  }));
+  const config: GatewayConfig = {
+    source: file,
+    server: {
+      host: c.server?.host ?? "127.0.0.1",
+      port: c.server?.port ?? DEFAULT_PORT,
+      bodyLimitBytes: c.server?.body_limit_mb ? Math.round(c.server.body_limit_mb * 1024 * 1024) : DEFAULT_BODY_LIMIT,
+    },
+    log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
+    backends,
+    models,
+    fallbacks: c.fallbacks ?? {},
+    warnings: [],
+  };
+  const key = c.server?.master_key ?? env.CLAWBRIDGE_MASTER_KEY;
+  if (key) config.server.masterKey = key;
+  checkReferences(config, (path) => where(path));
+  return config;
+}
+
+function targetOf(t: NativeTarget): TargetConfig {
+  const out: TargetConfig = { backend: t.backend, model: t.model };
+  if (t.context_window !== undefined) out.contextWindow = t.context_window;
+  if (t.max_output_tokens !== undefined) out.maxOutputTokens = t.max_output_tokens;
+  if (t.drop_params !== undefined) out.dropParams = t.drop_params;
+  if (t.supports_tools !== undefined) out.supportsTools = t.supports_tools;
+  if (t.strict_alternation !== undefined) out.strictAlternation = t.strict_alternation;
+  if (t.keep_alive !== undefined) out.keepAlive = t.keep_alive;
+  if (t.num_ctx !== undefined) out.numCtx = t.num_ctx;
+  if (t.temperature !== undefined) out.temperature = t.temperature;
+  if (t.top_p !== undefined) out.topP = t.top_p;
+  if (t.top_k !== undefined) out.topK = t.top_k;
+  if (t.extra_body !== undefined) out.extraBody = t.extra_body;
+  return out;
+}
+
+function validate<S extends z.ZodType>(schema: S, raw: unknown, where: Where): z.output<S> {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path as PropertyKey[];
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") message = `unknown setting(s): ${issue.keys.join(", ")}`;
+  return fail(where(path), path.map(String).join(".") || "(top level)", message);
+}
+
+function fail(at: string, path: string, message: string): never {
+  throw new ConfigError(`${at}: ${path}: ${message}`);
+}
+
+/** "file:line" for a path in the document, or just the file when the node is not there. */
+function locate(doc: Document, lines: LineCounter, file: string, path: PropertyKey[]): string {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) {
+      return `${file}:${lines.linePos(node.range[0]).line}`;
+    }
+  }
+  return file;
+}
+
+/** `${VAR}` anywhere in a string and LiteLLM's `os.environ/VAR` as a whole value. */
+function substituteEnv(v: unknown, file: string, env: NodeJS.ProcessEnv): unknown {
+  if (typeof v === "string") {
+    const m = /^os\.environ\/([A-Za-z_][A-Za-z0-9_]*)$/.exec(v);
+    if (m) return lookup(m[1]!, file, env);
+    return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => lookup(name, file, env));
+  }
+  if (Array.isArray(v)) return v.map((x) => substituteEnv(x, file, env));
+  if (v && typeof v === "object") {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substituteEnv(x, file, env)]));
+  }
+  return v;
+}
+
+function lookup(name: string, file: string, env: NodeJS.ProcessEnv): string {
+  const value = env[name];
+  if (value === undefined) throw new ConfigError(`${file}: environment variable ${name} is not set`);
+  return value;
+}

@@ -1,0 +1,101 @@
+import { GatewayError } from "./errors.js";
+import type { Event, Response, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage } from "./types.js";
+
+/**
+ * Folds an event stream into a whole response: the one code path behind every non-streaming
+ * answer. An `error` event is thrown, so the caller answers with an error in its dialect.
+ */
+export async function collect(events: AsyncIterable<Event>, fallbackModel = ""): Promise<Response> {
+  const content: Array<TextPart | ToolCallPart | ThinkingPart> = [];
+  const usage: Usage = { inputTokens: 0, outputTokens: 0 };
+  let id = "";
+  let model = fallbackModel;
+  let stopReason: StopReason | undefined;
+  let stopSequence: string | undefined;
+  let openTool: { part: ToolCallPart; json: string } | undefined;
+
+  const closeTool = () => {
+    if (!openTool) return;
+    openTool.part.input = parseToolInput(openTool.json);
+    openTool = undefined;
+  };
+
+  for await (const ev of events) {
+    switch (ev.type) {
+      case "start":
+        if (ev.id) id = ev.id;
+        if (ev.model) model = ev.model;
+        break;
+      case "textDelta": {
+        closeTool();
+        const last = content[content.length - 1];
+        if (last?.type === "text") last.text += ev.text;
+        else content.push({ type: "text", text: ev.text });
+        break;
+      }
+      case "thinkingDelta": {
+        closeTool();
+        const last = content[content.length - 1];
+        if (last?.type === "thinking" && last.redacted === undefined && ev.redacted === undefined) {
+          last.text += ev.text;
+          if (ev.signature) last.signature = (last.signature ?? "") + ev.signature;
+        } else {
+          const part: ThinkingPart = { type: "thinking", text: ev.text };
+          if (ev.signature) part.signature = ev.signature;
+          if (ev.redacted !== undefined) part.redacted = ev.redacted;
+          content.push(part);
+        }
+        break;
+      }
+      case "toolCallStart": {
+        closeTool();
+        const part: ToolCallPart = { type: "toolCall", id: ev.id, name: ev.name, input: {} };
+        content.push(part);
+        openTool = { part, json: "" };
+        break;
+      }
+      case "toolCallDelta":
+        if (openTool) openTool.json += ev.json;
+        break;
+      case "toolCallEnd":
+        closeTool();
+        break;
+      case "usage":
+        mergeUsage(usage, ev.usage);
+        break;
+      case "stop":
+        closeTool();
+        stopReason = ev.reason;
+        stopSequence = ev.stopSequence;
+        break;
+      case "error":
+        throw ev.error;
+    }
+  }
+  closeTool();
+  if (!stopReason) {
+    throw new GatewayError("api_error", "the backend's response ended before it finished", { retryable: true });
+  }
+  const res: Response = { id, model, content, stopReason, usage };
+  if (stopSequence !== undefined) res.stopSequence = stopSequence;
+  return res;
+}
+
+export function mergeUsage(into: Usage, u: Partial<Usage>): void {
+  if (u.inputTokens !== undefined) into.inputTokens = u.inputTokens;
+  if (u.outputTokens !== undefined) into.outputTokens = u.outputTokens;
+  if (u.cacheReadTokens !== undefined) into.cacheReadTokens = u.cacheReadTokens;
+  if (u.cacheWriteTokens !== undefined) into.cacheWriteTokens = u.cacheWriteTokens;
+}
+
+/** Tool arguments as an object: `{}` for empty, the parsed object, or `{}` when unparseable. */
+export function parseToolInput(json: string): Record<string, unknown> {
+  if (json.trim() === "") return {};
+  try {
+    const v: unknown = JSON.parse(json);
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+    return { value: v };
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * One error type for the whole gateway. Surfaces turn it into their client's dialect; backends
+ * turn upstream failures into it. `kind` says what went wrong in terms both dialects can express.
+ */
+export type ErrorKind =
+  | "invalid_request"
+  | "context_length"
+  | "authentication"
+  | "permission"
+  | "not_found"
+  | "request_too_large"
+  | "rate_limit"
+  | "api_error"
+  | "overloaded"
+  | "timeout";
+
+const STATUS: Record<ErrorKind, number> = {
+  invalid_request: 400,
+  context_length: 400,
+  authentication: 401,
+  permission: 403,
+  not_found: 404,
+  request_too_large: 413,
+  rate_limit: 429,
+  api_error: 500,
+  overloaded: 529,
+  timeout: 504,
+};
+
+export interface GatewayErrorOptions {
+  /** The request field the error is about (OpenAI's `param`). */
+  param?: string;
+  /** A machine-readable code (OpenAI's `code`, e.g. `model_not_found`). */
+  code?: string;
+  /** Seconds the client should wait before retrying (Retry-After). */
+  retryAfter?: number;
+  /** Whether another attempt (retry, replica, fallback) may succeed. */
+  retryable?: boolean;
+  /** The upstream's status, when the error came from a backend. */
+  upstreamStatus?: number;
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  readonly kind: ErrorKind;
+  readonly param?: string;
+  readonly code?: string;
+  readonly retryAfter?: number;
+  readonly retryable: boolean;
+  readonly upstreamStatus?: number;
+
+  constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "GatewayError";
+    this.kind = kind;
+    this.param = options.param;
+    this.code = options.code;
+    this.retryAfter = options.retryAfter;
+    this.upstreamStatus = options.upstreamStatus;
+    this.retryable =
+      options.retryable ??
+      (kind === "api_error" || kind === "overloaded" || kind === "rate_limit" || kind === "timeout");
+  }
+
+  get status(): number {
+    return STATUS[this.kind];
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError;
+}
+
+/** Any thrown value as a GatewayError; unknown failures become `api_error` with their message. */
+export function toGatewayError(e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new GatewayError("api_error", `internal error: ${message}`, { cause: e, retryable: false });
+}

@@ -1,0 +1,184 @@
+import type { ServerResponse } from "node:http";
+import { collect } from "../ir/collect.js";
+import { GatewayError, toGatewayError } from "../ir/errors.js";
+import { newId } from "../ir/ids.js";
+import type { Event, Request } from "../ir/types.js";
+import type { Logger } from "../log.js";
+import type { Router } from "../routing/router.js";
+import { estimateTokens } from "../stages/count.js";
+import type { ResponseMeta, StreamEncoder, Surface } from "../surfaces/types.js";
+import type { Metrics } from "./metrics.js";
+
+export interface HandlerDeps {
+  router: Router;
+  metrics: Metrics;
+  log: Logger;
+  /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
+  keepAliveAfterMs: number;
+  /** Interval of keep-alive pings while the backend is silent. */
+  pingIntervalMs: number;
+}
+
+/** Writes to the socket, coalescing what is written in one tick into one packet. */
+class Writer {
+  private corked = false;
+  constructor(private readonly res: ServerResponse) {}
+  write(s: string): void {
+    if (!s || this.res.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
+    this.res.write(s);
+  }
+}
+
+/**
+ * Answers one generation request: decoded request in, the client's own wire out. The same path
+ * serves streaming and non-streaming clients; only the encoder differs.
+ */
+export async function handleGeneration(
+  surface: Surface,
+  body: unknown,
+  res: ServerResponse,
+  deps: HandlerDeps,
+): Promise<void> {
+  const started = performance.now();
+  let req: Request;
+  try {
+    req = surface.decode(body);
+  } catch (e) {
+    return sendError(surface, res, toGatewayError(e), deps, "invalid");
+  }
+  const log = deps.log;
+  const meta: ResponseMeta = {
+    id: surface.name === "anthropic" ? newId("msg_") : newId("chatcmpl-"),
+    model: req.model,
+    inputTokensEstimate: estimateTokens(req),
+  };
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.on("close", onClose);
+
+  const observer = {
+    note: (what: string) => deps.metrics.reshaped.inc({ what }),
+    switched: (from: { backend: { name: string } }, err: GatewayError) =>
+      deps.metrics.switched.inc({ from_backend: from.backend.name, kind: err.kind }),
+  };
+  let outcome = "ok";
+  try {
+    const events = deps.router.stream(req, abort.signal, log, observer)[Symbol.asyncIterator]();
+    if (req.stream) outcome = await streamAnswer(surface, req, meta, events, res, deps, abort.signal);
+    else {
+      const answer = await collect(iterable(events), req.model);
+      const body = surface.encodeResponse(answer, req, meta);
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    }
+  } catch (e) {
+    const err = toGatewayError(e);
+    outcome = abort.signal.aborted ? "client_gone" : err.kind;
+    if (!abort.signal.aborted) sendError(surface, res, err, deps, outcome);
+    if (err.kind === "api_error" && !abort.signal.aborted) log.warn({ model: req.model, err: err.message }, "request failed");
+  } finally {
+    res.off("close", onClose);
+    // unknown names stay out of the labels: a client must not be able to grow the metrics without bound
+    const model = outcome === "not_found" ? "(unknown)" : req.model;
+    deps.metrics.requests.inc({ surface: surface.name, model, outcome });
+    deps.metrics.duration.observe({ surface: surface.name }, (performance.now() - started) / 1000);
+  }
+}
+
+function iterable<T>(it: AsyncIterator<T>): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => it };
+}
+
+/**
+ * Streams the answer. Headers wait for the backend's first event, so a failure before it (an
+ * unknown model, a backend that is down) is a real HTTP error; a backend that takes longer than
+ * `keepAliveAfterMs` gets the stream opened and kept alive with pings while it works.
+ */
+async function streamAnswer(
+  surface: Surface,
+  req: Request,
+  meta: ResponseMeta,
+  events: AsyncIterator<Event>,
+  res: ServerResponse,
+  deps: HandlerDeps,
+  signal: AbortSignal,
+): Promise<string> {
+  const encoder: StreamEncoder = surface.streamEncoder(req, meta);
+  const out = new Writer(res);
+  let opened = false;
+  let ping: NodeJS.Timeout | undefined;
+  const open = () => {
+    if (opened) return;
+    opened = true;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
+    out.write(encoder.open());
+  };
+
+  let first: IteratorResult<Event>;
+  const waitOpen = setTimeout(() => {
+    open();
+    ping = setInterval(() => out.write(encoder.ping()), deps.pingIntervalMs);
+  }, deps.keepAliveAfterMs);
+  try {
+    first = await events.next();
+  } catch (e) {
+    clearTimeout(waitOpen);
+    clearInterval(ping);
+    if (!opened) throw e;
+    out.write(encoder.error(toGatewayError(e)));
+    res.end();
+    return toGatewayError(e).kind;
+  }
+  clearTimeout(waitOpen);
+  clearInterval(ping);
+  open();
+
+  try {
+    if (!first.done) out.write(encoder.event(first.value));
+    for (;;) {
+      const r = await events.next();
+      if (r.done) break;
+      out.write(encoder.event(r.value));
+    }
+    if (!encoder.finished) {
+      out.write(encoder.error(new GatewayError("api_error", "the backend's answer ended before it finished")));
+      res.end();
+      return "incomplete";
+    }
+    res.end();
+    return "ok";
+  } catch (e) {
+    if (signal.aborted) return "client_gone";
+    const err = toGatewayError(e);
+    deps.log.warn({ model: req.model, err: err.message }, "stream failed after it started");
+    out.write(encoder.error(err));
+    res.end();
+    return err.kind;
+  }
+}
+
+export function sendError(surface: Surface, res: ServerResponse, err: GatewayError, deps: HandlerDeps, outcome: string): void {
+  if (res.headersSent || res.destroyed) {
+    if (!res.destroyed) res.end();
+    return;
+  }
+  const answer = surface.encodeError(err);
+  res.writeHead(answer.status, { ...answer.headers, "content-length": Buffer.byteLength(answer.body) });
+  res.end(answer.body);
+  if (outcome === "invalid") deps.log.debug({ status: answer.status, err: err.message }, "rejected a request");
+}

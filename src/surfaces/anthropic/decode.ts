@@ -1,0 +1,248 @@
+import { z } from "zod";
+import type {
+  ImagePart,
+  Message,
+  Part,
+  Request,
+  TextPart,
+  Tool,
+  ToolChoice,
+  ToolResultPart,
+} from "../../ir/types.js";
+import { invalid, parseOrThrow } from "../validate.js";
+
+const num = z.number().refine(Number.isFinite, "must be a finite number");
+
+const Text = z.object({ type: z.literal("text"), text: z.string() });
+const ImageSource = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("base64"), media_type: z.string(), data: z.string() }),
+  z.object({ type: z.literal("url"), url: z.string() }),
+]);
+const Image = z.object({ type: z.literal("image"), source: ImageSource });
+const ToolUse = z.object({
+  type: z.literal("tool_use"),
+  id: z.string(),
+  name: z.string(),
+  input: z.unknown(),
+});
+const ToolResult = z.object({
+  type: z.literal("tool_result"),
+  tool_use_id: z.string(),
+  content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).optional(),
+  is_error: z.boolean().optional(),
+});
+const Thinking = z.object({ type: z.literal("thinking"), thinking: z.string(), signature: z.string().optional() });
+const Redacted = z.object({ type: z.literal("redacted_thinking"), data: z.string() });
+
+/** Block types this surface understands; any other is accepted and dropped, and recorded. */
+const BLOCKS: Record<string, z.ZodType> = {
+  text: Text,
+  image: Image,
+  tool_use: ToolUse,
+  tool_result: ToolResult,
+  thinking: Thinking,
+  redacted_thinking: Redacted,
+};
+
+const Block = z.looseObject({ type: z.string() });
+
+const RequestSchema = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(
+    z.looseObject({
+      role: z.enum(["user", "assistant", "system"]),
+      content: z.union([z.string(), z.array(Block)]),
+    }),
+  ),
+  max_tokens: z.number().int().positive(),
+  system: z.union([z.string(), z.array(Block)]).optional(),
+  temperature: num.min(0).max(2).optional(),
+  top_p: num.min(0).max(1).optional(),
+  top_k: z.number().int().nonnegative().optional(),
+  stop_sequences: z.array(z.string()).optional(),
+  stream: z.boolean().optional(),
+  tools: z.array(z.looseObject({ name: z.string().min(1), type: z.string().optional() })).optional(),
+  tool_choice: z
+    .object({
+      type: z.enum(["auto", "any", "tool", "none"]),
+      name: z.string().optional(),
+      disable_parallel_tool_use: z.boolean().optional(),
+    })
+    .optional(),
+  metadata: z.looseObject({}).optional(),
+  thinking: z.looseObject({ type: z.string(), budget_tokens: z.number().optional() }).optional(),
+});
+
+/** Top-level fields that are understood. Others are accepted, recorded and not used. */
+const KNOWN = new Set([
+  "model",
+  "messages",
+  "max_tokens",
+  "system",
+  "temperature",
+  "top_p",
+  "top_k",
+  "stop_sequences",
+  "stream",
+  "tools",
+  "tool_choice",
+  "metadata",
+  "thinking",
+]);
+
+/** Decodes an Anthropic Messages request body into the IR. Throws a 400 GatewayError on bad input. */
+export function decodeAnthropicRequest(body: unknown): Request {
+  const b = parseOrThrow(RequestSchema, body);
+  const ignored: string[] = [];
+  for (const k of Object.keys(b)) if (!KNOWN.has(k)) ignored.push(k);
+
+  let system = "";
+  if (typeof b.system === "string") system = b.system;
+  else if (b.system) {
+    system = b.system
+      .map((blk, i) => {
+        if (blk.type !== "text") {
+          ignored.push(`system.${i}(${blk.type})`);
+          return "";
+        }
+        const t = parseOrThrow(Text, blk, `system.${i}`);
+        if ("cache_control" in blk) noteOnce(ignored, "cache_control");
+        return t.text;
+      })
+      .filter(Boolean)
+      .join("\n\n");
+  }
+
+  const toolNames = new Map<string, string>();
+  const messages: Message[] = b.messages.map((m, mi) => {
+    const path = `messages.${mi}.content`;
+    const parts: Part[] =
+      typeof m.content === "string"
+        ? [{ type: "text", text: m.content }]
+        : m.content.flatMap((blk, bi) => decodeBlock(blk, `${path}.${bi}`, ignored, toolNames));
+    return { role: m.role, parts };
+  });
+
+  const tools: Tool[] = [];
+  for (const [i, t] of (b.tools ?? []).entries()) {
+    if ("cache_control" in t) noteOnce(ignored, "cache_control");
+    const schema = t.input_schema;
+    if (schema === undefined && t.type && t.type !== "custom") {
+      // Anthropic's server-side tools (web search, code execution…) exist only on Anthropic.
+      ignored.push(`tools.${i}(${t.type})`);
+      continue;
+    }
+    if (!schema || typeof schema !== "object" || Array.isArray(schema)) {
+      throw invalid(`tools.${i}.input_schema`, "Field required (a JSON schema object)");
+    }
+    const tool: Tool = { name: t.name, inputSchema: schema as Record<string, unknown> };
+    if (typeof t.description === "string") tool.description = t.description;
+    tools.push(tool);
+  }
+
+  let toolChoice: ToolChoice = { type: "auto" };
+  let parallelToolCalls: boolean | undefined;
+  if (b.tool_choice) {
+    const c = b.tool_choice;
+    if (c.type === "tool") {
+      if (!c.name) throw invalid("tool_choice.name", "Field required when type is 'tool'");
+      toolChoice = { type: "tool", name: c.name };
+    } else toolChoice = { type: c.type };
+    if (c.disable_parallel_tool_use) parallelToolCalls = false;
+  }
+
+  const req: Request = {
+    model: b.model,
+    system,
+    messages,
+    tools,
+    toolChoice,
+    limits: { maxOutputTokens: b.max_tokens },
+    sampling: {},
+    thinking: {},
+    stream: b.stream === true,
+    metadata: b.metadata ?? {},
+    ignored,
+  };
+  if (parallelToolCalls !== undefined) req.parallelToolCalls = parallelToolCalls;
+  if (b.temperature !== undefined) req.sampling.temperature = b.temperature;
+  if (b.top_p !== undefined) req.sampling.topP = b.top_p;
+  if (b.top_k !== undefined) req.sampling.topK = b.top_k;
+  if (b.stop_sequences?.length) req.sampling.stop = b.stop_sequences;
+  if (b.thinking) {
+    if (b.thinking.type === "enabled" || b.thinking.type === "adaptive") {
+      req.thinking.enabled = true;
+      if (typeof b.thinking.budget_tokens === "number") req.thinking.budgetTokens = b.thinking.budget_tokens;
+    } else if (b.thinking.type === "disabled") req.thinking.enabled = false;
+  }
+  return req;
+}
+
+function decodeBlock(
+  raw: { type: string; [k: string]: unknown },
+  path: string,
+  ignored: string[],
+  toolNames: Map<string, string>,
+): Part[] {
+  const schema = BLOCKS[raw.type];
+  if (!schema) {
+    ignored.push(`${path}(${raw.type})`);
+    return [];
+  }
+  if ("cache_control" in raw) noteOnce(ignored, "cache_control");
+  const blk = parseOrThrow(schema, raw, path) as any;
+  switch (raw.type) {
+    case "text":
+      return [{ type: "text", text: blk.text }];
+    case "image":
+      return [decodeImage(blk)];
+    case "tool_use": {
+      toolNames.set(blk.id, blk.name);
+      const input = blk.input;
+      return [
+        {
+          type: "toolCall",
+          id: blk.id,
+          name: blk.name,
+          input:
+            input && typeof input === "object" && !Array.isArray(input)
+              ? (input as Record<string, unknown>)
+              : input === undefined
+                ? {}
+                : { value: input },
+        },
+      ];
+    }
+    case "tool_result": {
+      const content: Array<TextPart | ImagePart> = [];
+      if (typeof blk.content === "string") content.push({ type: "text", text: blk.content });
+      else
+        for (const [i, c] of (blk.content ?? []).entries()) {
+          for (const p of decodeBlock(c, `${path}.content.${i}`, ignored, toolNames)) {
+            if (p.type === "text" || p.type === "image") content.push(p);
+          }
+        }
+      const part: ToolResultPart = { type: "toolResult", toolCallId: blk.tool_use_id, content };
+      const name = toolNames.get(blk.tool_use_id);
+      if (name) part.toolName = name;
+      if (blk.is_error) part.isError = true;
+      return [part];
+    }
+    case "thinking":
+      return [{ type: "thinking", text: blk.thinking, ...(blk.signature ? { signature: blk.signature } : {}) }];
+    case "redacted_thinking":
+      return [{ type: "thinking", text: "", redacted: blk.data }];
+  }
+  return [];
+}
+
+function decodeImage(blk: z.infer<typeof Image>): ImagePart {
+  const s = blk.source;
+  return s.type === "base64"
+    ? { type: "image", source: { kind: "base64", mediaType: s.media_type, data: s.data } }
+    : { type: "image", source: { kind: "url", url: s.url } };
+}
+
+function noteOnce(list: string[], what: string): void {
+  if (!list.includes(what)) list.push(what);
+}

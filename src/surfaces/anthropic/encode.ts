@@ -1,0 +1,184 @@
+import type { GatewayError } from "../../ir/errors.js";
+import type { Event, Request, Response, StopReason, Usage } from "../../ir/types.js";
+import type { ErrorAnswer, ResponseMeta, StreamEncoder } from "../types.js";
+
+const ERROR_TYPES: Record<GatewayError["kind"], string> = {
+  invalid_request: "invalid_request_error",
+  context_length: "invalid_request_error",
+  authentication: "authentication_error",
+  permission: "permission_error",
+  not_found: "not_found_error",
+  request_too_large: "request_too_large",
+  rate_limit: "rate_limit_error",
+  api_error: "api_error",
+  overloaded: "overloaded_error",
+  timeout: "timeout_error",
+};
+
+export function anthropicErrorBody(err: GatewayError): string {
+  return JSON.stringify({ type: "error", error: { type: ERROR_TYPES[err.kind], message: err.message } });
+}
+
+export function encodeAnthropicError(err: GatewayError): ErrorAnswer {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (err.retryAfter !== undefined) headers["retry-after"] = String(err.retryAfter);
+  // Anthropic answers an overload with 529; a timeout of ours reads as 504 in both dialects.
+  return { status: err.status, body: anthropicErrorBody(err), headers };
+}
+
+/** Tool-use ids must match ^[a-zA-Z0-9_-]+$ for Anthropic clients (and Anthropic, on the way back). */
+export function toolUseId(id: string): string {
+  return /^[a-zA-Z0-9_-]+$/.test(id) ? id : id.replace(/[^a-zA-Z0-9_-]/g, "_") || "toolu_";
+}
+
+function sse(name: string, data: unknown): string {
+  return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+function usageJson(u: Usage) {
+  return {
+    input_tokens: u.inputTokens,
+    output_tokens: u.outputTokens,
+    cache_creation_input_tokens: u.cacheWriteTokens ?? 0,
+    cache_read_input_tokens: u.cacheReadTokens ?? 0,
+  };
+}
+
+/** The Messages API event sequence, exactly as Anthropic emits it. */
+export class AnthropicStreamEncoder implements StreamEncoder {
+  private index = -1;
+  private open_: "text" | "thinking" | "tool" | undefined;
+  private usage: Usage;
+  private done = false;
+
+  constructor(private readonly meta: ResponseMeta) {
+    this.usage = { inputTokens: meta.inputTokensEstimate, outputTokens: 0 };
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  open(): string {
+    return sse("message_start", {
+      type: "message_start",
+      message: {
+        id: this.meta.id,
+        type: "message",
+        role: "assistant",
+        model: this.meta.model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: usageJson({ inputTokens: this.usage.inputTokens, outputTokens: 1 }),
+      },
+    });
+  }
+
+  ping(): string {
+    return sse("ping", { type: "ping" });
+  }
+
+  private startBlock(kind: "text" | "thinking" | "tool", block: unknown): string {
+    const close = this.closeBlock();
+    this.index++;
+    this.open_ = kind;
+    return close + sse("content_block_start", { type: "content_block_start", index: this.index, content_block: block });
+  }
+
+  private closeBlock(): string {
+    if (!this.open_) return "";
+    this.open_ = undefined;
+    return sse("content_block_stop", { type: "content_block_stop", index: this.index });
+  }
+
+  private delta(delta: unknown): string {
+    return sse("content_block_delta", { type: "content_block_delta", index: this.index, delta });
+  }
+
+  event(ev: Event): string {
+    if (this.done) return "";
+    switch (ev.type) {
+      case "textDelta": {
+        const start = this.open_ === "text" ? "" : this.startBlock("text", { type: "text", text: "" });
+        return ev.text ? start + this.delta({ type: "text_delta", text: ev.text }) : start;
+      }
+      case "thinkingDelta": {
+        if (ev.redacted !== undefined) {
+          return this.startBlock("thinking", { type: "redacted_thinking", data: ev.redacted }) + this.closeBlock();
+        }
+        let out = "";
+        if (this.open_ !== "thinking") {
+          if (!ev.text && ev.signature) return ""; // a signature with no block to sign
+          out = this.startBlock("thinking", { type: "thinking", thinking: "", signature: "" });
+        }
+        if (ev.text) out += this.delta({ type: "thinking_delta", thinking: ev.text });
+        if (ev.signature) out += this.delta({ type: "signature_delta", signature: ev.signature });
+        return out;
+      }
+      case "toolCallStart":
+        return this.startBlock("tool", { type: "tool_use", id: toolUseId(ev.id), name: ev.name, input: {} });
+      case "toolCallDelta":
+        return this.open_ === "tool" && ev.json ? this.delta({ type: "input_json_delta", partial_json: ev.json }) : "";
+      case "toolCallEnd":
+        return this.open_ === "tool" ? this.closeBlock() : "";
+      case "usage":
+        if (ev.usage.inputTokens !== undefined) this.usage.inputTokens = ev.usage.inputTokens;
+        if (ev.usage.outputTokens !== undefined) this.usage.outputTokens = ev.usage.outputTokens;
+        if (ev.usage.cacheReadTokens !== undefined) this.usage.cacheReadTokens = ev.usage.cacheReadTokens;
+        if (ev.usage.cacheWriteTokens !== undefined) this.usage.cacheWriteTokens = ev.usage.cacheWriteTokens;
+        return "";
+      case "stop": {
+        this.done = true;
+        return (
+          this.closeBlock() +
+          sse("message_delta", {
+            type: "message_delta",
+            delta: { stop_reason: stopReason(ev.reason), stop_sequence: ev.stopSequence ?? null },
+            usage: usageJson(this.usage),
+          }) +
+          sse("message_stop", { type: "message_stop" })
+        );
+      }
+      case "error":
+        return this.error(ev.error);
+      case "start":
+        return "";
+    }
+  }
+
+  error(err: GatewayError): string {
+    if (this.done) return "";
+    this.done = true;
+    return sse("error", JSON.parse(anthropicErrorBody(err)));
+  }
+}
+
+function stopReason(r: StopReason): string {
+  return r === "error" ? "end_turn" : r;
+}
+
+/** A whole Messages API response. */
+export function encodeAnthropicResponse(res: Response, _req: Request, meta: ResponseMeta): string {
+  return JSON.stringify({
+    id: meta.id,
+    type: "message",
+    role: "assistant",
+    model: meta.model,
+    content: res.content.map((p) => {
+      switch (p.type) {
+        case "text":
+          return { type: "text", text: p.text };
+        case "toolCall":
+          return { type: "tool_use", id: toolUseId(p.id), name: p.name, input: p.input };
+        case "thinking":
+          return p.redacted !== undefined
+            ? { type: "redacted_thinking", data: p.redacted }
+            : { type: "thinking", thinking: p.text, signature: p.signature ?? "" };
+      }
+    }),
+    stop_reason: stopReason(res.stopReason),
+    stop_sequence: res.stopSequence ?? null,
+    usage: usageJson(res.usage),
+  });
+}
