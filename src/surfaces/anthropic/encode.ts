@@ -70,6 +70,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
         content: [],
         stop_reason: null,
         stop_sequence: null,
+        stop_details: null,
         usage: usageJson({ inputTokens: this.usage.inputTokens, outputTokens: 1 }),
       },
     });
@@ -134,7 +135,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
           this.closeBlock() +
           sse("message_delta", {
             type: "message_delta",
-            delta: { stop_reason: stopReason(ev.reason), stop_sequence: ev.stopSequence ?? null },
+            delta: { stop_reason: stopReason(ev.reason), stop_sequence: ev.stopSequence ?? null, stop_details: null },
             usage: usageJson(this.usage),
           }) +
           sse("message_stop", { type: "message_stop" })
@@ -179,6 +180,7 @@ export function encodeAnthropicResponse(res: Response, _req: Request, meta: Resp
     }),
     stop_reason: stopReason(res.stopReason),
     stop_sequence: res.stopSequence ?? null,
+    stop_details: null,
     usage: usageJson(res.usage),
   });
 }

@@ -66,7 +66,7 @@ export class OpenAIStreamEncoder implements StreamEncoder {
   ) {
     this.usage = { inputTokens: meta.inputTokensEstimate, outputTokens: 0 };
     // Every chunk shares its head; only the choices differ.
-    this.head = `{"id":${JSON.stringify(meta.id)},"object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"system_fingerprint":null,"choices":`;
+    this.head = `{"id":${JSON.stringify(meta.id)},"object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"choices":`;
   }
 
   get finished(): boolean {
@@ -147,7 +147,6 @@ export function encodeOpenAIResponse(res: Response, _req: Request, meta: Respons
     object: "chat.completion",
     created: Math.floor(Date.now() / 1000),
     model: meta.model,
-    system_fingerprint: null,
     choices: [{ index: 0, message, logprobs: null, finish_reason: FINISH[res.stopReason] }],
     usage: usageJson(res.usage),
   });

@@ -1,0 +1,162 @@
+import type { AddressInfo } from "node:net";
+import { Agent, buildConnector, type Dispatcher } from "undici";
+import { createDispatcher } from "../src/backends/http.js";
+import { parseConfig } from "../src/config/load.js";
+import type { GatewayConfig } from "../src/config/types.js";
+import { silentLogger } from "../src/log.js";
+import { buildGateway, type Gateway } from "../src/server/app.js";
+
+export interface RunningGateway extends Gateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  dispatcher?: Dispatcher;
+  keepAliveAfterMs?: number;
+  pingIntervalMs?: number;
+  discover?: boolean;
+}
+
+/** Starts a gateway in this process on a free loopback port. */
+export async function startGateway(config: GatewayConfig | string, opts: StartOptions = {}): Promise<RunningGateway> {
+  const cfg = typeof config === "string" ? parseConfig(config, "test.yaml", {}) : config;
+  const dispatcher = opts.dispatcher ?? createDispatcher();
+  const gw = buildGateway({
+    config: cfg,
+    dispatcher,
+    log: silentLogger,
+    ...(opts.keepAliveAfterMs !== undefined ? { keepAliveAfterMs: opts.keepAliveAfterMs } : {}),
+    ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
+  });
+  if (opts.discover !== false) await gw.router.discover();
+  await gw.app.listen({ host: "127.0.0.1", port: 0 });
+  const port = (gw.app.server.address() as AddressInfo).port;
+  return {
+    ...gw,
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      await gw.app.close();
+      await dispatcher.close();
+    },
+  };
+}
+
+/** A YAML config with one backend and one model alias. */
+export function oneBackend(kind: string, url: string, model: string, extra = "", alias = "test-model"): string {
+  return `
+backends:
+  b:
+    kind: ${kind}
+    url: "${url}"
+${extra}
+models:
+  ${alias}: { backend: b, model: "${model}" }
+`;
+}
+
+/**
+ * A dispatcher that sends every connection to one loopback port, whatever host the URL names:
+ * lets a config that points at a remote address be tested unchanged, without leaving the machine.
+ */
+export function redirectingDispatcher(port: number): Dispatcher {
+  const connect = buildConnector({});
+  return new Agent({
+    connect: (opts, cb) => connect({ ...opts, hostname: "127.0.0.1", host: `127.0.0.1:${port}`, port: String(port) }, cb),
+  });
+}
+
+/** Parses an SSE body into events (name + parsed data; `[DONE]` kept as a string). */
+export function parseSse(text: string): Array<{ event?: string; data: any; comment?: boolean }> {
+  const out: Array<{ event?: string; data: any }> = [];
+  for (const block of text.split("\n\n")) {
+    if (!block.trim()) continue;
+    let event: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+    }
+    if (!data.length) continue;
+    const joined = data.join("\n");
+    let parsed: unknown = joined;
+    if (joined !== "[DONE]") parsed = JSON.parse(joined);
+    out.push(event === undefined ? { data: parsed } : { event, data: parsed });
+  }
+  return out;
+}
+
+/**
+ * Checks an Anthropic event stream's grammar: message_start first, blocks opened, filled and
+ * closed in index order, one message_delta with a stop reason, message_stop last. Returns the
+ * stop reason. Throws with the offending event on any violation.
+ */
+export function checkAnthropicStream(events: Array<{ event?: string; data: any }>): string {
+  const fail = (msg: string, ev?: unknown) => {
+    throw new Error(`${msg}${ev ? `: ${JSON.stringify(ev)}` : ""}`);
+  };
+  const list = events.filter((e) => e.event !== "ping");
+  if (list[0]?.event !== "message_start") fail("stream does not begin with message_start", list[0]);
+  let open: number | undefined;
+  let next = 0;
+  let stop: string | undefined;
+  for (const [i, e] of list.entries()) {
+    if (e.event !== e.data?.type) fail("event name differs from data.type", e);
+    switch (e.event) {
+      case "message_start":
+        if (i !== 0) fail("second message_start", e);
+        break;
+      case "content_block_start":
+        if (open !== undefined) fail("block opened while another is open", e);
+        if (e.data.index !== next) fail(`expected block index ${next}`, e);
+        open = e.data.index;
+        next++;
+        break;
+      case "content_block_delta":
+        if (e.data.index !== open) fail("delta for a block that is not open", e);
+        break;
+      case "content_block_stop":
+        if (e.data.index !== open) fail("stop for a block that is not open", e);
+        open = undefined;
+        break;
+      case "message_delta":
+        if (open !== undefined) fail("message_delta with a block open", e);
+        stop = e.data.delta?.stop_reason;
+        if (!stop) fail("message_delta without stop_reason", e);
+        break;
+      case "message_stop":
+        if (i !== list.length - 1) fail("events after message_stop", list[i + 1]);
+        if (!stop) fail("message_stop before message_delta", e);
+        break;
+      case "error":
+        fail("stream carried an error", e);
+        break;
+      default:
+        fail("unknown event", e);
+    }
+  }
+  if (list.at(-1)?.event !== "message_stop") fail("stream does not end with message_stop", list.at(-1));
+  return stop!;
+}
+
+/** Checks an OpenAI chunk stream: chunks with one choice, one finish_reason, `[DONE]` last. */
+export function checkOpenAIStream(events: Array<{ data: any }>): string {
+  const fail = (msg: string, ev?: unknown) => {
+    throw new Error(`${msg}${ev ? `: ${JSON.stringify(ev)}` : ""}`);
+  };
+  if (events.at(-1)?.data !== "[DONE]") fail("stream does not end with [DONE]", events.at(-1));
+  let finish: string | undefined;
+  for (const e of events.slice(0, -1)) {
+    const c = e.data;
+    if (c.error) fail("stream carried an error", c);
+    if (c.object !== "chat.completion.chunk") fail("not a chat.completion.chunk", c);
+    if (c.choices.length === 0) {
+      if (!c.usage) fail("chunk with no choice and no usage", c);
+      continue;
+    }
+    if (finish) fail("chunk after the finish_reason", c);
+    if (c.choices[0].finish_reason) finish = c.choices[0].finish_reason;
+  }
+  if (!finish) fail("no finish_reason");
+  return finish!;
+}
