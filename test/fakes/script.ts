@@ -1,0 +1,68 @@
+/**
+ * Shared types for the fake backends (Ollama, OpenAI-compatible servers, Anthropic).
+ * A test scripts what the "model" answers with a ScriptedReply; each fake encodes it in its backend's wire format.
+ */
+
+export interface ScriptedToolCall {
+  id?: string;
+  name: string;
+  /** An object is JSON-encoded by the fake; a raw string is sent verbatim (use it for malformed arguments). */
+  arguments: Record<string, unknown> | string;
+}
+
+export interface ScriptedReply {
+  /** Assistant text content. */
+  text?: string;
+  /** Thinking text (openai-compat: `reasoning_content` delta; ollama: message.thinking; anthropic: thinking block). */
+  reasoning?: string;
+  toolCalls?: ScriptedToolCall[];
+  /**
+   * Default: tool_calls when toolCalls present, else stop.
+   * The anthropic fake maps to end_turn / max_tokens / tool_use; ollama to done_reason "stop" / "length".
+   */
+  finishReason?: "stop" | "length" | "tool_calls";
+  /** Default: prompt = a rough count of the request, completion = chunks sent. */
+  usage?: { prompt: number; completion: number };
+  /** Characters per streamed text chunk (and per tool-argument delta), default 4. */
+  chunkSize?: number;
+  fault?: Fault;
+}
+
+/**
+ * "Chunks" are the units of the stream on the wire: one SSE event (OpenAI-style `data:` frame, or Anthropic
+ * `event:`+`data:` pair) or one NDJSON line (Ollama). The role chunk and the final chunks count too.
+ * For a non-streaming request the body counts as one chunk: `resetAfterChunks`/`hangAfterChunks` with N >= 1
+ * send the headers and the first half of the body; `malformed` truncates the body and appends garbage.
+ */
+export type Fault =
+  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> } // answer with this status and body
+  | { kind: "delayFirstByte"; ms: number } // wait before sending headers (slow model load)
+  | { kind: "delayBetweenChunks"; ms: number }
+  | { kind: "resetBeforeHeaders" } // destroy socket without answering
+  | { kind: "resetAfterChunks"; chunks: number } // stream N chunks then destroy the socket
+  | { kind: "hangBeforeHeaders" } // never answer (until closed)
+  | { kind: "hangAfterChunks"; chunks: number } // stream N chunks then go silent, socket open
+  | { kind: "malformed"; afterChunks?: number } // send a garbage line/event in the stream
+  | { kind: "emptyStream" }; // 200 with headers and then end with no events at all
+
+export type ReplyFn = (req: RecordedRequest) => ScriptedReply | Promise<ScriptedReply>;
+
+export interface RecordedRequest {
+  method: string;
+  /** The request target as sent (path and query string). */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON when the body is JSON, the raw text when it is not, undefined when there is none. */
+  body: any;
+}
+
+export interface FakeServer {
+  /** Base URL without any API prefix, e.g. `http://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** Every request received, in arrival order (all endpoints, including rejected ones). */
+  requests: RecordedRequest[];
+  setReply(fn: ReplyFn | ScriptedReply): void;
+  /** Destroys every open socket and clears every timer; pending hangs end. */
+  close(): Promise<void>;
+}
