@@ -16,7 +16,10 @@ export interface BackendCase {
 export const BACKENDS: BackendCase[] = [
   {
     kind: "ollama",
-    start: () => startOllamaFake({ models: [{ name: "qwen2.5:7b", capabilities: ["completion", "tools", "vision", "thinking"] }] }),
+    start: () =>
+      startOllamaFake({
+        models: [{ name: "qwen2.5:7b", capabilities: ["completion", "tools", "vision", "thinking"] }],
+      }),
     model: "qwen2.5:7b",
     chats: (f) => f.requests.filter((r) => r.path === "/api/chat"),
   },
@@ -41,12 +44,18 @@ export const PNG_1x1 =
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 /** Where the last user turn's tool result sits in a backend's wire format, as text. */
-export function toolResultIn(kind: BackendCase["kind"], body: any): { id?: string; content: string } | undefined {
+export function toolResultIn(
+  kind: BackendCase["kind"],
+  body: any,
+): { id?: string; content: string } | undefined {
   if (kind === "anthropic") {
     for (const m of body.messages)
       for (const b of Array.isArray(m.content) ? m.content : [])
         if (b.type === "tool_result")
-          return { id: b.tool_use_id, content: typeof b.content === "string" ? b.content : b.content.map((c: any) => c.text).join("") };
+          return {
+            id: b.tool_use_id,
+            content: typeof b.content === "string" ? b.content : b.content.map((c: any) => c.text).join(""),
+          };
     return undefined;
   }
   const m = body.messages.find((x: any) => x.role === "tool");

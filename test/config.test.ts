@@ -17,7 +17,9 @@ describe("the seed's LiteLLM config.yaml, unchanged", () => {
     fake = await startOllamaFake({ models: [{ name: "llama3.1:8b" }, { name: "llama3.1:70b" }] });
     // The config points at 100.121.61.16:11434 (a machine on the seed author's network). The
     // test sends every connection to the loopback fake instead, so the file stays as it is.
-    gw = await startGateway(parseConfig(SEED, "config.yaml", {}), { dispatcher: redirectingDispatcher(fake.port) });
+    gw = await startGateway(parseConfig(SEED, "config.yaml", {}), {
+      dispatcher: redirectingDispatcher(fake.port),
+    });
   });
   after(async () => {
     await gw.close();
@@ -59,7 +61,8 @@ describe("the seed's LiteLLM config.yaml, unchanged", () => {
     const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "sk-litellm-local", maxRetries: 0 });
     const models = await openai.models.list();
     const ids = models.data.map((m) => m.id);
-    for (const id of ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"]) assert.ok(ids.includes(id));
+    for (const id of ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"])
+      assert.ok(ids.includes(id));
 
     fake.setReply({ text: "hello" });
     const chat = await openai.chat.completions.create({
@@ -77,7 +80,11 @@ describe("the seed's LiteLLM config.yaml, unchanged", () => {
         {
           name: "get_weather",
           description: "Get weather for a location",
-          input_schema: { type: "object", properties: { location: { type: "string" } }, required: ["location"] },
+          input_schema: {
+            type: "object",
+            properties: { location: { type: "string" } },
+            required: ["location"],
+          },
         },
       ],
       messages: [{ role: "user", content: "What is the weather in Tokyo?" }],
@@ -92,7 +99,11 @@ describe("the seed's LiteLLM config.yaml, unchanged", () => {
   test("a wrong key is refused", async () => {
     const client = new Anthropic({ baseURL: gw.url, apiKey: "sk-wrong", maxRetries: 0 });
     await assert.rejects(
-      client.messages.create({ model: "claude-haiku-4-5", max_tokens: 5, messages: [{ role: "user", content: "x" }] }),
+      client.messages.create({
+        model: "claude-haiku-4-5",
+        max_tokens: 5,
+        messages: [{ role: "user", content: "x" }],
+      }),
       (e: unknown) => e instanceof Anthropic.AuthenticationError && e.status === 401,
     );
   });
@@ -131,9 +142,15 @@ router_settings:
 
   test("an unknown provider names the file, the line and the providers served", () => {
     assert.throws(
-      () => parseConfig("model_list:\n  - model_name: x\n    litellm_params:\n      model: bedrock/claude\n", "c.yaml", {}),
+      () =>
+        parseConfig(
+          "model_list:\n  - model_name: x\n    litellm_params:\n      model: bedrock/claude\n",
+          "c.yaml",
+          {},
+        ),
       (e: unknown) =>
-        e instanceof ConfigError && /^c\.yaml:4: model_list\.0\.litellm_params\.model: 'bedrock\/claude'.*ollama\//.test(e.message),
+        e instanceof ConfigError &&
+        /^c\.yaml:4: model_list\.0\.litellm_params\.model: 'bedrock\/claude'.*ollama\//.test(e.message),
     );
   });
 });
@@ -170,8 +187,16 @@ fallbacks:
   const bad: Array<[string, string, RegExp]> = [
     ["not YAML", "backends: [unclosed", /^clawbridge\.yaml:1:\d+: not valid YAML/],
     ["unknown key", "server:\n  prot: 4000\n", /^clawbridge\.yaml:2: server: unknown setting\(s\): prot/],
-    ["bad kind", "backends:\n  a:\n    kind: llama\n    url: http://x\n", /^clawbridge\.yaml:3: backends\.a\.kind: /],
-    ["bad url", "backends:\n  a: { kind: ollama, url: 'not a url' }\n", /^clawbridge\.yaml:2: backends\.a\.url: /],
+    [
+      "bad kind",
+      "backends:\n  a:\n    kind: llama\n    url: http://x\n",
+      /^clawbridge\.yaml:3: backends\.a\.kind: /,
+    ],
+    [
+      "bad url",
+      "backends:\n  a: { kind: ollama, url: 'not a url' }\n",
+      /^clawbridge\.yaml:2: backends\.a\.url: /,
+    ],
     ["port type", "server:\n  port: four\n", /^clawbridge\.yaml:2: server\.port: .*number/],
     [
       "missing backend",
@@ -183,6 +208,7 @@ fallbacks:
       "backends:\n  a: { kind: ollama, url: 'http://x' }\nmodels:\n  m: { backend: a, model: x }\nfallbacks:\n  m: [n]\n",
       /^clawbridge\.yaml:6: model 'n' is not defined/,
     ],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's own ${VAR} syntax
     ["unset env", "server:\n  master_key: ${NOPE}\n", /environment variable NOPE is not set/],
   ];
   for (const [name, text, re] of bad) {

@@ -19,7 +19,10 @@ export interface StartOptions {
 }
 
 /** Starts a gateway in this process on a free loopback port. */
-export async function startGateway(config: GatewayConfig | string, opts: StartOptions = {}): Promise<RunningGateway> {
+export async function startGateway(
+  config: GatewayConfig | string,
+  opts: StartOptions = {},
+): Promise<RunningGateway> {
   const cfg = typeof config === "string" ? parseConfig(config, "test.yaml", {}) : config;
   const dispatcher = opts.dispatcher ?? createDispatcher();
   const gw = buildGateway({
@@ -43,7 +46,13 @@ export async function startGateway(config: GatewayConfig | string, opts: StartOp
 }
 
 /** A YAML config with one backend and one model alias. */
-export function oneBackend(kind: string, url: string, model: string, extra = "", alias = "test-model"): string {
+export function oneBackend(
+  kind: string,
+  url: string,
+  model: string,
+  extra = "",
+  alias = "test-model",
+): string {
   return `
 backends:
   b:
@@ -62,7 +71,8 @@ models:
 export function redirectingDispatcher(port: number): Dispatcher {
   const connect = buildConnector({});
   return new Agent({
-    connect: (opts, cb) => connect({ ...opts, hostname: "127.0.0.1", host: `127.0.0.1:${port}`, port: String(port) }, cb),
+    connect: (opts, cb) =>
+      connect({ ...opts, hostname: "127.0.0.1", host: `127.0.0.1:${port}`, port: String(port) }, cb),
   });
 }
 

@@ -4,7 +4,13 @@ import { after, before, describe, test } from "node:test";
 import { request } from "undici";
 import { BACKENDS, toolResultIn } from "./backends.js";
 import type { FakeServer } from "./fakes/script.js";
-import { checkAnthropicStream, checkOpenAIStream, parseSse, type RunningGateway, startGateway } from "./helpers.js";
+import {
+  checkAnthropicStream,
+  checkOpenAIStream,
+  parseSse,
+  type RunningGateway,
+  startGateway,
+} from "./helpers.js";
 
 /** Real OpenClaw requests (bodies as captured), replayed unchanged. */
 const CAPTURES = [
@@ -51,7 +57,11 @@ models:
         );
         const res = await request(`${gw.url}${cap.path}`, {
           method: "POST",
-          headers: { "content-type": "application/json", "x-api-key": "sk-ant-whatever", "anthropic-version": "2023-06-01" },
+          headers: {
+            "content-type": "application/json",
+            "x-api-key": "sk-ant-whatever",
+            "anthropic-version": "2023-06-01",
+          },
           body: raw,
         });
         const text = await res.body.text();
@@ -73,11 +83,17 @@ models:
 
         // What the backend received: the whole system prompt, every tool, the history.
         const sent = backend.chats(fake).at(-1)!.body;
-        const systemIn = cap.dialect === "anthropic" ? body.system.map((b: any) => b.text).join("\n\n") : body.messages[0].content;
+        const systemIn =
+          cap.dialect === "anthropic"
+            ? body.system.map((b: any) => b.text).join("\n\n")
+            : body.messages[0].content;
         const systemOut = backend.kind === "anthropic" ? sent.system : sent.messages[0].content;
         assert.equal(systemOut, systemIn);
         assert.equal(sent.tools.length, body.tools.length);
-        assert.ok(!JSON.stringify(sent).includes("cache_control"), "cache_control is not sent to the backend");
+        assert.ok(
+          !JSON.stringify(sent).includes("cache_control"),
+          "cache_control is not sent to the backend",
+        );
         if (afterTool) {
           const result = toolResultIn(backend.kind, sent);
           assert.equal(result?.content.trim(), "The secret word is PAPAYA-42.");

@@ -60,7 +60,10 @@ for (const backend of BACKENDS) {
     });
 
     test("a tool round trip", async () => {
-      fake.setReply({ text: "Let me check.", toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }] });
+      fake.setReply({
+        text: "Let me check.",
+        toolCalls: [{ name: "get_weather", arguments: { city: "Paris" } }],
+      });
       const first = await client.messages.create({
         model: "test-model",
         max_tokens: 200,
@@ -76,7 +79,12 @@ for (const backend of BACKENDS) {
 
       // The same call, streamed, assembles the same blocks.
       const streamed = await client.messages
-        .stream({ model: "test-model", max_tokens: 200, tools: [WEATHER_TOOL], messages: [{ role: "user", content: "Weather in Paris?" }] })
+        .stream({
+          model: "test-model",
+          max_tokens: 200,
+          tools: [WEATHER_TOOL],
+          messages: [{ role: "user", content: "Weather in Paris?" }],
+        })
         .finalMessage();
       assert.deepEqual(
         streamed.content.map((b) => (b.type === "tool_use" ? { ...b, id: "" } : b)),
@@ -127,7 +135,10 @@ for (const backend of BACKENDS) {
       const user = sent.messages.find((m: any) => m.role === "user");
       if (backend.kind === "ollama") assert.deepEqual(user.images, [PNG_1x1]);
       else if (backend.kind === "openai-compat")
-        assert.equal(user.content.find((p: any) => p.type === "image_url").image_url.url, `data:image/png;base64,${PNG_1x1}`);
+        assert.equal(
+          user.content.find((p: any) => p.type === "image_url").image_url.url,
+          `data:image/png;base64,${PNG_1x1}`,
+        );
       else assert.equal(user.content[0].source.data, PNG_1x1);
     });
 
@@ -144,11 +155,13 @@ for (const backend of BACKENDS) {
     if (backend.kind !== "anthropic") {
       test("reasoning arrives as a thinking block", async () => {
         fake.setReply({ reasoning: "The user greets me.", text: "Hi!" });
-        const msg = await client.messages.stream({
-          model: "test-model",
-          max_tokens: 50,
-          messages: [{ role: "user", content: "Hello" }],
-        }).finalMessage();
+        const msg = await client.messages
+          .stream({
+            model: "test-model",
+            max_tokens: 50,
+            messages: [{ role: "user", content: "Hello" }],
+          })
+          .finalMessage();
         assert.equal(msg.content[0]?.type, "thinking");
         assert.equal(msg.content[0]?.type === "thinking" && msg.content[0].thinking, "The user greets me.");
         assert.deepEqual(msg.content[1], { type: "text", text: "Hi!" });

@@ -65,7 +65,11 @@ for (const backend of BACKENDS) {
       let text = "";
       let finish: string | null | undefined;
       let usage: OpenAI.CompletionUsage | undefined | null;
-      const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+      const stream = await client.chat.completions.create({
+        ...params,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       for await (const chunk of stream) {
         if (chunk.usage) usage = chunk.usage;
         const ch = chunk.choices[0];

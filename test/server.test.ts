@@ -19,14 +19,22 @@ import { oneBackend, parseSse, startGateway } from "./helpers.js";
 describe("HTTP surface", () => {
   test("a slow first token opens the stream at once and keeps it alive with pings", async () => {
     const fake = await startOllamaFake({ models: [{ name: "q:latest" }] });
-    const gw = await startGateway(oneBackend("ollama", fake.url, "q"), { keepAliveAfterMs: 50, pingIntervalMs: 60 });
+    const gw = await startGateway(oneBackend("ollama", fake.url, "q"), {
+      keepAliveAfterMs: 50,
+      pingIntervalMs: 60,
+    });
     try {
       fake.setReply({ text: "finally", fault: { kind: "delayFirstByte", ms: 400 } });
       const t0 = performance.now();
       const res = await request(`${gw.url}/v1/messages`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "test-model", max_tokens: 10, stream: true, messages: [{ role: "user", content: "hi" }] }),
+        body: JSON.stringify({
+          model: "test-model",
+          max_tokens: 10,
+          stream: true,
+          messages: [{ role: "user", content: "hi" }],
+        }),
       });
       const headersAt = performance.now() - t0;
       const text = await res.body.text();
@@ -60,15 +68,15 @@ describe("HTTP surface", () => {
       assert.ok(withSystem.input_tokens >= plain.input_tokens + 1000, "system prompt counted");
       assert.ok(withTools.input_tokens >= plain.input_tokens + 100, "tools counted");
 
-      const models = await (await request(`${gw.url}/v1/models`)).body.json() as any;
+      const models = (await (await request(`${gw.url}/v1/models`)).body.json()) as any;
       const ids = models.data.map((m: any) => m.id);
       assert.ok(ids.includes("test-model") && ids.includes("m1"), JSON.stringify(ids));
-      const anthropicModels = await (
+      const anthropicModels = (await (
         await request(`${gw.url}/v1/models`, { headers: { "anthropic-version": "2023-06-01" } })
-      ).body.json() as any;
+      ).body.json()) as any;
       assert.equal(anthropicModels.data[0].type, "model");
 
-      const health = await (await request(`${gw.url}/health`)).body.json() as any;
+      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
       assert.equal(health.status, "ok");
       assert.equal(health.backends[0].status, "ok");
     } finally {
@@ -80,12 +88,17 @@ describe("HTTP surface", () => {
   test("a backend that is down is named in /health and in the error", async () => {
     const gw = await startGateway(oneBackend("ollama", "http://127.0.0.1:9", "q"));
     try {
-      const health = await (await request(`${gw.url}/health`)).body.json() as any;
+      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
       assert.equal(health.backends[0].status, "unreachable");
       const client = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
       await assert.rejects(
-        client.messages.create({ model: "test-model", max_tokens: 5, messages: [{ role: "user", content: "x" }] }),
-        (e: unknown) => e instanceof Anthropic.InternalServerError && /backend b .*connection refused/.test(e.message),
+        client.messages.create({
+          model: "test-model",
+          max_tokens: 5,
+          messages: [{ role: "user", content: "x" }],
+        }),
+        (e: unknown) =>
+          e instanceof Anthropic.InternalServerError && /backend b .*connection refused/.test(e.message),
       );
     } finally {
       await gw.close();
@@ -107,7 +120,11 @@ fallbacks:
     try {
       good.setReply({ text: "from the backup" });
       const client = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
-      const msg = await client.messages.create({ model: "primary", max_tokens: 5, messages: [{ role: "user", content: "x" }] });
+      const msg = await client.messages.create({
+        model: "primary",
+        max_tokens: 5,
+        messages: [{ role: "user", content: "x" }],
+      });
       assert.deepEqual(msg.content, [{ type: "text", text: "from the backup" }]);
       const metrics = await (await request(`${gw.url}/metrics`)).body.text();
       assert.match(metrics, /clawbridge_target_switches_total\{from_backend="down",kind="api_error"\} 1/);
@@ -121,7 +138,9 @@ fallbacks:
 describe("normalize stage", () => {
   test("folds system messages, drops what the wire cannot take, and notes each change", async () => {
     const fake = await startOpenAICompatFake({ flavor: "tinygrad" });
-    const gw = await startGateway(oneBackend("openai-compat", fake.url, "fake-model", "    flavor: tinygrad"));
+    const gw = await startGateway(
+      oneBackend("openai-compat", fake.url, "fake-model", "    flavor: tinygrad"),
+    );
     try {
       const profile = gw.router.resolve("test-model")[0]!.profile;
       const req: Request = {
@@ -130,7 +149,13 @@ describe("normalize stage", () => {
         messages: [
           { role: "user", parts: [{ type: "text", text: "a" }] },
           { role: "system", parts: [{ type: "text", text: "late instruction" }] },
-          { role: "assistant", parts: [{ type: "thinking", text: "t" }, { type: "text", text: "b" }] },
+          {
+            role: "assistant",
+            parts: [
+              { type: "thinking", text: "t" },
+              { type: "text", text: "b" },
+            ],
+          },
         ],
         tools: [{ name: "t", inputSchema: {} }],
         toolChoice: { type: "auto" },
@@ -144,12 +169,18 @@ describe("normalize stage", () => {
       const notes: string[] = [];
       const out = normalize(req, { profile, log: silentLogger, notes });
       assert.equal(out.system, "base\n\nlate instruction");
-      assert.deepEqual(out.messages.map((m) => m.role), ["user", "assistant"]);
+      assert.deepEqual(
+        out.messages.map((m) => m.role),
+        ["user", "assistant"],
+      );
       assert.deepEqual(out.messages[1]?.parts, [{ type: "text", text: "b" }]);
       assert.deepEqual(out.tools, []);
       assert.deepEqual(out.sampling, { temperature: 0.5 });
       for (const what of ["cache_control", "messages.1", "thinking", "tools", "topK"]) {
-        assert.ok(notes.some((n) => n.startsWith(what)), `noted ${what}: ${notes.join(" | ")}`);
+        assert.ok(
+          notes.some((n) => n.startsWith(what)),
+          `noted ${what}: ${notes.join(" | ")}`,
+        );
       }
     } finally {
       await gw.close();
@@ -166,8 +197,20 @@ describe("clawbridge serve", () => {
     try {
       const found = await detectLocalServers(dispatcher, [
         { name: "ollama", kind: "ollama", url: ollama.url, probe: "/api/tags" },
-        { name: "llamacpp", kind: "openai-compat", flavor: "llamacpp", url: `${llama.url}/v1`, probe: "/models" },
-        { name: "vllm", kind: "openai-compat", flavor: "vllm", url: "http://127.0.0.1:9/v1", probe: "/models" },
+        {
+          name: "llamacpp",
+          kind: "openai-compat",
+          flavor: "llamacpp",
+          url: `${llama.url}/v1`,
+          probe: "/models",
+        },
+        {
+          name: "vllm",
+          kind: "openai-compat",
+          flavor: "vllm",
+          url: "http://127.0.0.1:9/v1",
+          probe: "/models",
+        },
       ]);
       assert.deepEqual(
         found.map((f) => [f.backend.name, f.models]),
@@ -188,9 +231,13 @@ describe("clawbridge serve", () => {
     const dir = mkdtempSync(join(tmpdir(), "clawbridge-"));
     const file = join(dir, "clawbridge.yaml");
     writeFileSync(file, oneBackend("ollama", fake.url, "q"));
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", file, "--port", "0"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "serve", "--config", file, "--port", "0"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     try {
       let out = "";
       const url = await new Promise<string>((resolve, reject) => {
@@ -208,7 +255,11 @@ describe("clawbridge serve", () => {
       assert.match(out, /models: test-model, q:latest/);
       fake.setReply({ text: "pong" });
       const client = new Anthropic({ baseURL: url, apiKey: "x", maxRetries: 0 });
-      const msg = await client.messages.create({ model: "test-model", max_tokens: 5, messages: [{ role: "user", content: "ping" }] });
+      const msg = await client.messages.create({
+        model: "test-model",
+        max_tokens: 5,
+        messages: [{ role: "user", content: "ping" }],
+      });
       assert.deepEqual(msg.content, [{ type: "text", text: "pong" }]);
       child.kill("SIGTERM");
       const [code] = await once(child, "exit");

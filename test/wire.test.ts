@@ -33,7 +33,9 @@ describe("openai-compat stream decoding", () => {
   test("tool-call deltas are assembled by index, even with arguments before the name", async () => {
     const events = decodeChunks([
       chunk({ role: "assistant", content: null }),
-      chunk({ tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "read", arguments: "" } }] }),
+      chunk({
+        tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "read", arguments: "" } }],
+      }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: '{"pa' } }] }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: 'th":"a.txt"}' } }] }),
       chunk({ tool_calls: [{ index: 1, id: "call_b", function: { arguments: '{"path":' } }] }),
@@ -57,7 +59,13 @@ describe("openai-compat stream decoding", () => {
         id: "c",
         object: "chat.completion",
         model: "m",
-        choices: [{ index: 0, message: { role: "assistant", content: "hi", reasoning_content: "think" }, finish_reason: "length" }],
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: "hi", reasoning_content: "think" },
+            finish_reason: "length",
+          },
+        ],
         usage: { prompt_tokens: 3, completion_tokens: 1 },
       },
     ]);
@@ -72,21 +80,32 @@ describe("openai-compat stream decoding", () => {
 
   test("llama.cpp timings stand in for usage", async () => {
     const res = await collect(
-      from(decodeChunks([chunk({ content: "a" }), { ...chunk({}, "stop"), timings: { prompt_n: 12, predicted_n: 2 } }])),
+      from(
+        decodeChunks([
+          chunk({ content: "a" }),
+          { ...chunk({}, "stop"), timings: { prompt_n: 12, predicted_n: 2 } },
+        ]),
+      ),
     );
     assert.deepEqual(res.usage, { inputTokens: 12, outputTokens: 2 });
   });
 
   test("malformed chunks, error chunks and streams without a finish are errors", () => {
     const d = new ChatChunkDecoder("llama");
-    assert.throws(() => d.push("{not json", []), (e: unknown) => e instanceof GatewayError && /malformed/.test(e.message));
+    assert.throws(
+      () => d.push("{not json", []),
+      (e: unknown) => e instanceof GatewayError && /malformed/.test(e.message),
+    );
     assert.throws(
       () => new ChatChunkDecoder("llama").push(JSON.stringify({ error: { message: "context full" } }), []),
       (e: unknown) => e instanceof GatewayError && /context full/.test(e.message),
     );
     const e = new ChatChunkDecoder("llama");
     e.push(JSON.stringify(chunk({ content: "half" })), []);
-    assert.throws(() => e.end([]), (x: unknown) => x instanceof GatewayError && /without finishing/.test(x.message));
+    assert.throws(
+      () => e.end([]),
+      (x: unknown) => x instanceof GatewayError && /without finishing/.test(x.message),
+    );
   });
 });
 
@@ -99,10 +118,21 @@ describe("ollama stream decoding", () => {
       { model: "q", message: { role: "assistant", content: "ok" }, done: false },
       {
         model: "q",
-        message: { role: "assistant", content: "", tool_calls: [{ function: { name: "ls", arguments: { dir: "/" } } }] },
+        message: {
+          role: "assistant",
+          content: "",
+          tool_calls: [{ function: { name: "ls", arguments: { dir: "/" } } }],
+        },
         done: false,
       },
-      { model: "q", message: { role: "assistant", content: "" }, done: true, done_reason: "stop", prompt_eval_count: 9, eval_count: 4 },
+      {
+        model: "q",
+        message: { role: "assistant", content: "" },
+        done: true,
+        done_reason: "stop",
+        prompt_eval_count: 9,
+        eval_count: 4,
+      },
     ];
     for (const l of lines) d.push(JSON.stringify(l), out);
     d.end(out);
@@ -127,7 +157,9 @@ describe("server flavors", () => {
   test("a text-only server (TinyGrad's llm.py) receives only what it takes", async () => {
     // The strict fake rejects tools, tool roles, tool_calls, null and non-string content with a 500.
     const fake = await startOpenAICompatFake({ flavor: "tinygrad", models: ["qwen2.5:14b"] });
-    const gw = await startGateway(oneBackend("openai-compat", `${fake.url}/v1`, "qwen2.5:14b", "    flavor: tinygrad"));
+    const gw = await startGateway(
+      oneBackend("openai-compat", `${fake.url}/v1`, "qwen2.5:14b", "    flavor: tinygrad"),
+    );
     try {
       fake.setReply({ text: "The file says PAPAYA-42." });
       const client = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
@@ -138,7 +170,10 @@ describe("server flavors", () => {
         tools: [{ name: "read", input_schema: { type: "object", properties: { path: { type: "string" } } } }],
         messages: [
           { role: "user", content: [{ type: "text", text: "Read hello.txt" }] },
-          { role: "assistant", content: [{ type: "tool_use", id: "toolu_1", name: "read", input: { path: "hello.txt" } }] },
+          {
+            role: "assistant",
+            content: [{ type: "tool_use", id: "toolu_1", name: "read", input: { path: "hello.txt" } }],
+          },
           { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "PAPAYA-42" }] },
         ],
       });
@@ -161,9 +196,15 @@ describe("server flavors", () => {
   for (const flavor of ["vllm", "lmstudio", "generic"] as const) {
     test(`${flavor}: streamed tool calls reach the OpenAI SDK`, async () => {
       const fake = await startOpenAICompatFake({ flavor });
-      const gw = await startGateway(oneBackend("openai-compat", fake.url, "fake-model", `    flavor: ${flavor}`));
+      const gw = await startGateway(
+        oneBackend("openai-compat", fake.url, "fake-model", `    flavor: ${flavor}`),
+      );
       try {
-        fake.setReply({ text: "Checking.", toolCalls: [{ name: "ls", arguments: { dir: "/tmp", all: true } }], chunkSize: 3 });
+        fake.setReply({
+          text: "Checking.",
+          toolCalls: [{ name: "ls", arguments: { dir: "/tmp", all: true } }],
+          chunkSize: 3,
+        });
         const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "x", maxRetries: 0 });
         const final = await client.chat.completions
           .stream({

@@ -59,14 +59,22 @@ export async function fetchJson(
   backend: string,
   url: string,
   dispatcher: Dispatcher,
-  init: { method?: "GET" | "POST"; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  init: {
+    method?: "GET" | "POST";
+    body?: unknown;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<unknown> {
   const signal = AbortSignal.timeout(init.timeoutMs ?? 5000);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, {
       method: init.method ?? "GET",
-      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
+      headers: {
+        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        ...init.headers,
+      },
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
       signal,
       dispatcher,
@@ -75,7 +83,8 @@ export async function fetchJson(
     throw connectionError(backend, url, e);
   }
   const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300) throw upstreamError(backend, res.statusCode, text, res.headers);
+  if (res.statusCode < 200 || res.statusCode >= 300)
+    throw upstreamError(backend, res.statusCode, text, res.headers);
   try {
     return JSON.parse(text);
   } catch {
@@ -87,7 +96,10 @@ export function connectionError(backend: string, url: string, e: unknown): Gatew
   if (e instanceof GatewayError) return e;
   const err = e as { name?: string; code?: string; message?: string; cause?: { code?: string } };
   if (err?.name === "AbortError") {
-    return new GatewayError("api_error", `request to backend ${backend} was aborted`, { cause: e, retryable: false });
+    return new GatewayError("api_error", `request to backend ${backend} was aborted`, {
+      cause: e,
+      retryable: false,
+    });
   }
   const code = err?.code ?? err?.cause?.code ?? "";
   const what =
@@ -130,7 +142,11 @@ export function upstreamMessage(text: string): string {
   }
   const trimmed = text.trim();
   if (!trimmed) return "(empty body)";
-  const lastLine = trimmed.split("\n").filter((l) => l.trim()).pop() ?? trimmed;
+  const lastLine =
+    trimmed
+      .split("\n")
+      .filter((l) => l.trim())
+      .pop() ?? trimmed;
   return lastLine.length > 500 ? `${lastLine.slice(0, 500)}…` : lastLine;
 }
 
@@ -146,16 +162,22 @@ export function upstreamError(
   let kind: ErrorKind;
   let retryable: boolean;
   if (status === 400 || status === 422) {
-    kind = /context|too long|exceed|n_ctx|maximum.*tokens/i.test(message) ? "context_length" : "invalid_request";
+    kind = /context|too long|exceed|n_ctx|maximum.*tokens/i.test(message)
+      ? "context_length"
+      : "invalid_request";
     retryable = false;
   } else if (status === 401 || status === 403) {
     kind = "api_error";
     retryable = true;
-    return new GatewayError(kind, `backend ${backend} refused clawbridge's credentials (${status}): ${message}`, {
-      upstreamStatus: status,
-      retryable,
-      code: "backend_auth",
-    });
+    return new GatewayError(
+      kind,
+      `backend ${backend} refused clawbridge's credentials (${status}): ${message}`,
+      {
+        upstreamStatus: status,
+        retryable,
+        code: "backend_auth",
+      },
+    );
   } else if (status === 404) {
     kind = "not_found";
     retryable = true;

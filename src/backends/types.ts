@@ -23,7 +23,9 @@ export interface WireCaps {
   /** Reasoning from earlier turns can be sent back. */
   thinkingHistory: boolean;
   /** Sampling fields the wire has a place for. */
-  sampling: ReadonlySet<"temperature" | "topP" | "topK" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty">;
+  sampling: ReadonlySet<
+    "temperature" | "topP" | "topK" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty"
+  >;
 }
 
 export interface DiscoveredModel {

@@ -3,11 +3,15 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerServe } from "./serve.js";
 
-const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
 const program = new Command()
   .name("clawbridge")
-  .description("Run Anthropic- and OpenAI-speaking agent clients (OpenClaw, Claude Code, SDKs) on local models.")
+  .description(
+    "Run Anthropic- and OpenAI-speaking agent clients (OpenClaw, Claude Code, SDKs) on local models.",
+  )
   .version(pkg.version)
   .showHelpAfterError();
 

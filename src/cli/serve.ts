@@ -27,7 +27,9 @@ export function findConfigFile(explicit: string | undefined, env = process.env):
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run the gateway (with no config file, serve the local servers found on their default ports)")
+    .description(
+      "run the gateway (with no config file, serve the local servers found on their default ports)",
+    )
     .option("-c, --config <file>", "config file: clawbridge's own YAML or a LiteLLM config.yaml")
     .option("--host <host>", "listen address (default 127.0.0.1)")
     .option("-p, --port <port>", "listen port (default 4000)")
@@ -52,7 +54,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
       config = detectedConfig(found);
       if (found.length) {
         say("No config file: serving the local servers found on their default ports:");
-        for (const f of found) say(`  ${f.backend.name} at ${f.backend.url} (${f.models} model${f.models === 1 ? "" : "s"})`);
+        for (const f of found)
+          say(`  ${f.backend.name} at ${f.backend.url} (${f.models} model${f.models === 1 ? "" : "s"})`);
       } else {
         hints = [
           `No config file, and no local server answered on ${LOCAL_SERVERS.map((s) => new URL(s.url).port).join(", ")}.`,

@@ -18,7 +18,8 @@ export function checkReferences(config: GatewayConfig, where: (path: PropertyKey
   for (const m of config.models) {
     for (const [i, t] of m.targets.entries()) {
       if (!backends.has(t.backend)) {
-        const path = m.targets.length > 1 ? ["models", m.alias, i, "backend"] : ["models", m.alias, "backend"];
+        const path =
+          m.targets.length > 1 ? ["models", m.alias, i, "backend"] : ["models", m.alias, "backend"];
         throw new ConfigError(
           `${where(path)}: backend '${t.backend}' is not defined (defined: ${[...backends].join(", ") || "none"})`,
         );
@@ -33,4 +34,3 @@ export function checkReferences(config: GatewayConfig, where: (path: PropertyKey
     }
   }
 }
-

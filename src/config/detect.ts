@@ -4,10 +4,28 @@ import { fetchJson } from "../backends/http.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type BackendConfig, type GatewayConfig } from "./types.js";
 
 /** Where local servers listen by default, and how to tell one is there. */
-export const LOCAL_SERVERS: Array<{ name: string; kind: BackendKind; flavor?: string; url: string; probe: string }> = [
+export const LOCAL_SERVERS: Array<{
+  name: string;
+  kind: BackendKind;
+  flavor?: string;
+  url: string;
+  probe: string;
+}> = [
   { name: "ollama", kind: "ollama", url: "http://127.0.0.1:11434", probe: "/api/tags" },
-  { name: "llamacpp", kind: "openai-compat", flavor: "llamacpp", url: "http://127.0.0.1:8080/v1", probe: "/models" },
-  { name: "lmstudio", kind: "openai-compat", flavor: "lmstudio", url: "http://127.0.0.1:1234/v1", probe: "/models" },
+  {
+    name: "llamacpp",
+    kind: "openai-compat",
+    flavor: "llamacpp",
+    url: "http://127.0.0.1:8080/v1",
+    probe: "/models",
+  },
+  {
+    name: "lmstudio",
+    kind: "openai-compat",
+    flavor: "lmstudio",
+    url: "http://127.0.0.1:1234/v1",
+    probe: "/models",
+  },
   { name: "vllm", kind: "openai-compat", flavor: "vllm", url: "http://127.0.0.1:8000/v1", probe: "/models" },
 ];
 

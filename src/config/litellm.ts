@@ -1,7 +1,13 @@
 import type { BackendKind } from "../backends/types.js";
 import { ConfigError, type Where, checkReferences } from "./check.js";
 import type { LiteLLMConfig } from "./schema.js";
-import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type BackendConfig, type GatewayConfig, type TargetConfig } from "./types.js";
+import {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_PORT,
+  type BackendConfig,
+  type GatewayConfig,
+  type TargetConfig,
+} from "./types.js";
 
 /** LiteLLM provider prefixes clawbridge serves, and the backend each becomes. */
 const PROVIDERS: Record<string, { kind: BackendKind; flavor?: string; defaultBase: string }> = {
@@ -29,7 +35,12 @@ const USED_PARAMS = new Set([
 ]);
 
 /** A LiteLLM proxy config.yaml, taken unchanged, as clawbridge's own configuration. */
-export function importLiteLLM(c: LiteLLMConfig, file: string, where: Where, env: NodeJS.ProcessEnv): GatewayConfig {
+export function importLiteLLM(
+  c: LiteLLMConfig,
+  file: string,
+  where: Where,
+  env: NodeJS.ProcessEnv,
+): GatewayConfig {
   const warnings: string[] = [];
   const globalDrop = c.litellm_settings?.drop_params ?? c.general_settings?.drop_params;
   const backends = new Map<string, BackendConfig>();
@@ -43,10 +54,15 @@ export function importLiteLLM(c: LiteLLMConfig, file: string, where: Where, env:
     if (!provider) {
       throw new ConfigError(
         `${where(["model_list", i, "litellm_params", "model"])}: model_list.${i}.litellm_params.model: '${p.model}' — ` +
-          `clawbridge serves the providers ${Object.keys(PROVIDERS).map((k) => `${k}/`).join(", ")}`,
+          `clawbridge serves the providers ${Object.keys(PROVIDERS)
+            .map((k) => `${k}/`)
+            .join(", ")}`,
       );
     }
-    const url = p.api_base ?? (provider.kind === "anthropic" ? env.ANTHROPIC_BASE_URL : undefined) ?? provider.defaultBase;
+    const url =
+      p.api_base ??
+      (provider.kind === "anthropic" ? env.ANTHROPIC_BASE_URL : undefined) ??
+      provider.defaultBase;
     const apiKey = p.api_key ?? (provider.kind === "anthropic" ? env.ANTHROPIC_API_KEY : undefined);
     const backendName = nameFor(provider.kind, url);
     const existing = backends.get(backendName);
@@ -57,7 +73,8 @@ export function importLiteLLM(c: LiteLLMConfig, file: string, where: Where, env:
       backends.set(backendName, b);
     }
     for (const k of Object.keys(p)) {
-      if (!USED_PARAMS.has(k)) warnings.push(`${where(["model_list", i, "litellm_params", k])}: litellm_params.${k} is not used`);
+      if (!USED_PARAMS.has(k))
+        warnings.push(`${where(["model_list", i, "litellm_params", k])}: litellm_params.${k} is not used`);
     }
     const t: TargetConfig = { backend: backendName, model: p.model.slice(slash + 1) };
     const drop = p.drop_params ?? globalDrop;

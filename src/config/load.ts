@@ -55,7 +55,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     server: {
       host: c.server?.host ?? "127.0.0.1",
       port: c.server?.port ?? DEFAULT_PORT,
-      bodyLimitBytes: c.server?.body_limit_mb ? Math.round(c.server.body_limit_mb * 1024 * 1024) : DEFAULT_BODY_LIMIT,
+      bodyLimitBytes: c.server?.body_limit_mb
+        ? Math.round(c.server.body_limit_mb * 1024 * 1024)
+        : DEFAULT_BODY_LIMIT,
     },
     log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
     backends,

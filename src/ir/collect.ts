@@ -74,7 +74,9 @@ export async function collect(events: AsyncIterable<Event>, fallbackModel = ""):
   }
   closeTool();
   if (!stopReason) {
-    throw new GatewayError("api_error", "the backend's response ended before it finished", { retryable: true });
+    throw new GatewayError("api_error", "the backend's response ended before it finished", {
+      retryable: true,
+    });
   }
   const res: Response = { id, model, content, stopReason, usage };
   if (stopSequence !== undefined) res.stopSequence = stopSequence;

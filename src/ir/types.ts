@@ -11,9 +11,7 @@ export interface TextPart {
   text: string;
 }
 
-export type ImageSource =
-  | { kind: "base64"; mediaType: string; data: string }
-  | { kind: "url"; url: string };
+export type ImageSource = { kind: "base64"; mediaType: string; data: string } | { kind: "url"; url: string };
 
 export interface ImagePart {
   type: "image";

@@ -124,7 +124,8 @@ export class Router {
             if (t.profile.backend !== backend) continue;
             const d = byName.get(t.profile.model) ?? byName.get(`${t.profile.model}:latest`);
             if (!d) continue;
-            if (t.profile.supportsTools === undefined && d.tools !== undefined) t.profile.supportsTools = d.tools;
+            if (t.profile.supportsTools === undefined && d.tools !== undefined)
+              t.profile.supportsTools = d.tools;
             if (t.profile.contextWindow === undefined && d.contextWindow !== undefined)
               t.profile.contextWindow = d.contextWindow;
           }
@@ -132,10 +133,20 @@ export class Router {
         if (!this.discoverOn.has(backend.name)) return;
         for (const d of models) {
           if (this.entries.has(d.name)) continue;
-          const profile: ModelProfile = { alias: d.name, backend, model: d.name, dropParams: true, defaults: {} };
+          const profile: ModelProfile = {
+            alias: d.name,
+            backend,
+            model: d.name,
+            dropParams: true,
+            defaults: {},
+          };
           if (d.contextWindow !== undefined) profile.contextWindow = d.contextWindow;
           if (d.tools !== undefined) profile.supportsTools = d.tools;
-          this.entries.set(d.name, { alias: d.name, source: "discovered", targets: [{ profile, inFlight: 0 }] });
+          this.entries.set(d.name, {
+            alias: d.name,
+            source: "discovered",
+            targets: [{ profile, inFlight: 0 }],
+          });
         }
       }),
     );
@@ -182,7 +193,12 @@ export class Router {
    * The one path from an IR request to an IR event stream: for each target in turn, the request
    * stages, then the backend. A target that fails before its first event is left for the next.
    */
-  async *stream(req: Request, signal: AbortSignal, log: Logger, observer: RouteObserver = {}): AsyncGenerator<Event> {
+  async *stream(
+    req: Request,
+    signal: AbortSignal,
+    log: Logger,
+    observer: RouteObserver = {},
+  ): AsyncGenerator<Event> {
     const targets = this.resolve(req.model);
     let lastError: GatewayError | undefined;
     for (const [i, target] of targets.entries()) {
@@ -206,7 +222,11 @@ export class Router {
           const next = targets[i + 1];
           if (!err.retryable || !next || signal.aborted) throw err;
           log.warn(
-            { from: `${profile.alias}@${profile.backend.name}`, to: `${next.profile.alias}@${next.profile.backend.name}`, reason: err.message },
+            {
+              from: `${profile.alias}@${profile.backend.name}`,
+              to: `${next.profile.alias}@${next.profile.backend.name}`,
+              reason: err.message,
+            },
             "target failed before answering; trying the next",
           );
           observer.switched?.(profile, err);

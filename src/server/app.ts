@@ -139,10 +139,19 @@ export function buildGateway(opts: AppOptions): Gateway {
         );
         router.resolve(decoded.model);
         const out = JSON.stringify({ input_tokens: estimateTokens(decoded) });
-        reply.raw.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out) });
+        reply.raw.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(out),
+        });
         reply.raw.end(out);
       } catch (e) {
-        sendError(anthropicSurface, reply.raw, e instanceof GatewayError ? e : new GatewayError("api_error", String(e)), deps, "invalid");
+        sendError(
+          anthropicSurface,
+          reply.raw,
+          e instanceof GatewayError ? e : new GatewayError("api_error", String(e)),
+          deps,
+          "invalid",
+        );
       }
     });
   }
@@ -156,7 +165,12 @@ export function buildGateway(opts: AppOptions): Gateway {
         display_name: m.id,
         created_at: "1970-01-01T00:00:00Z",
       }));
-      return reply.send({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+      return reply.send({
+        data,
+        has_more: false,
+        first_id: data[0]?.id ?? null,
+        last_id: data.at(-1)?.id ?? null,
+      });
     }
     return reply.send({
       object: "list",
@@ -202,7 +216,9 @@ export function buildGateway(opts: AppOptions): Gateway {
 }
 
 function bodyErrorMessage(error: Error & { code?: string }): string {
-  if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return "the request body is empty; expected a JSON object";
-  if (error instanceof SyntaxError || /JSON/.test(error.message)) return `the request body is not valid JSON: ${error.message}`;
+  if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY")
+    return "the request body is empty; expected a JSON object";
+  if (error instanceof SyntaxError || /JSON/.test(error.message))
+    return `the request body is not valid JSON: ${error.message}`;
   return error.message;
 }

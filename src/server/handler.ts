@@ -85,7 +85,8 @@ export async function handleGeneration(
     const err = toGatewayError(e);
     outcome = abort.signal.aborted ? "client_gone" : err.kind;
     if (!abort.signal.aborted) sendError(surface, res, err, deps, outcome);
-    if (err.kind === "api_error" && !abort.signal.aborted) log.warn({ model: req.model, err: err.message }, "request failed");
+    if (err.kind === "api_error" && !abort.signal.aborted)
+      log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
     res.off("close", onClose);
     // unknown names stay out of the labels: a client must not be able to grow the metrics without bound
@@ -156,7 +157,9 @@ async function streamAnswer(
       out.write(encoder.event(r.value));
     }
     if (!encoder.finished) {
-      out.write(encoder.error(new GatewayError("api_error", "the backend's answer ended before it finished")));
+      out.write(
+        encoder.error(new GatewayError("api_error", "the backend's answer ended before it finished")),
+      );
       res.end();
       return "incomplete";
     }
@@ -172,7 +175,13 @@ async function streamAnswer(
   }
 }
 
-export function sendError(surface: Surface, res: ServerResponse, err: GatewayError, deps: HandlerDeps, outcome: string): void {
+export function sendError(
+  surface: Surface,
+  res: ServerResponse,
+  err: GatewayError,
+  deps: HandlerDeps,
+  outcome: string,
+): void {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.end();
     return;
@@ -180,5 +189,6 @@ export function sendError(surface: Surface, res: ServerResponse, err: GatewayErr
   const answer = surface.encodeError(err);
   res.writeHead(answer.status, { ...answer.headers, "content-length": Buffer.byteLength(answer.body) });
   res.end(answer.body);
-  if (outcome === "invalid") deps.log.debug({ status: answer.status, err: err.message }, "rejected a request");
+  if (outcome === "invalid")
+    deps.log.debug({ status: answer.status, err: err.message }, "rejected a request");
 }

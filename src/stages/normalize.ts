@@ -31,7 +31,8 @@ export function normalize(req: Request, ctx: StageContext): Request {
     const parts: Part[] = [];
     for (const p of m.parts) {
       if (p.type === "thinking") {
-        const keep = caps.thinkingHistory && (profile.backend.kind !== "anthropic" || p.signature || p.redacted);
+        const keep =
+          caps.thinkingHistory && (profile.backend.kind !== "anthropic" || p.signature || p.redacted);
         if (keep) parts.push(p);
         else droppedThinking++;
       } else if (p.type === "image") {
@@ -50,13 +51,15 @@ export function normalize(req: Request, ctx: StageContext): Request {
     return { role: m.role, parts };
   });
   if (droppedThinking) notes.push(`thinking: ${droppedThinking} earlier reasoning block(s) not sent back`);
-  if (droppedImages) notes.push(`images: ${droppedImages} image(s) replaced by a note (the server takes none)`);
+  if (droppedImages)
+    notes.push(`images: ${droppedImages} image(s) replaced by a note (the server takes none)`);
   if (flattenedTools) notes.push(`tool history: ${flattenedTools} tool call/result part(s) sent as text`);
 
   messages = messages.filter((m) => m.parts.length > 0);
   if (caps.strictAlternation || profile.strictAlternation) {
     const merged = mergeSameRole(messages);
-    if (merged.length !== messages.length) notes.push(`messages: ${messages.length - merged.length} same-role turn(s) merged`);
+    if (merged.length !== messages.length)
+      notes.push(`messages: ${messages.length - merged.length} same-role turn(s) merged`);
     messages = merged;
   }
 

@@ -14,4 +14,8 @@ export interface StageContext {
 export type RequestStage = (req: Request, ctx: StageContext) => Request;
 
 /** A response stage transforms the event stream. */
-export type ResponseStage = (events: AsyncIterable<Event>, req: Request, ctx: StageContext) => AsyncIterable<Event>;
+export type ResponseStage = (
+  events: AsyncIterable<Event>,
+  req: Request,
+  ctx: StageContext,
+) => AsyncIterable<Event>;

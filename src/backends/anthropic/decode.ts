@@ -35,10 +35,14 @@ export class AnthropicEventDecoder {
     try {
       ev = JSON.parse(data);
     } catch {
-      throw new GatewayError("api_error", `backend ${this.backend} sent a malformed event: ${data.slice(0, 200)}`, {
-        code: "backend_malformed",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} sent a malformed event: ${data.slice(0, 200)}`,
+        {
+          code: "backend_malformed",
+          retryable: true,
+        },
+      );
     }
     switch (ev?.type) {
       case "message_start": {
@@ -53,26 +57,34 @@ export class AnthropicEventDecoder {
         if (b.type === "text" && b.text) out.push({ type: "textDelta", text: b.text });
         else if (b.type === "tool_use" || b.type === "server_tool_use") {
           out.push({ type: "toolCallStart", id: b.id, name: b.name });
-          if (b.input && Object.keys(b.input).length) out.push({ type: "toolCallDelta", json: JSON.stringify(b.input) });
+          if (b.input && Object.keys(b.input).length)
+            out.push({ type: "toolCallDelta", json: JSON.stringify(b.input) });
         } else if (b.type === "thinking" && b.thinking) out.push({ type: "thinkingDelta", text: b.thinking });
-        else if (b.type === "redacted_thinking") out.push({ type: "thinkingDelta", text: "", redacted: b.data ?? "" });
+        else if (b.type === "redacted_thinking")
+          out.push({ type: "thinkingDelta", text: "", redacted: b.data ?? "" });
         break;
       }
       case "content_block_delta": {
         const d = ev.delta ?? {};
         if (d.type === "text_delta") out.push({ type: "textDelta", text: d.text ?? "" });
-        else if (d.type === "input_json_delta") out.push({ type: "toolCallDelta", json: d.partial_json ?? "" });
+        else if (d.type === "input_json_delta")
+          out.push({ type: "toolCallDelta", json: d.partial_json ?? "" });
         else if (d.type === "thinking_delta") out.push({ type: "thinkingDelta", text: d.thinking ?? "" });
-        else if (d.type === "signature_delta") out.push({ type: "thinkingDelta", text: "", signature: d.signature ?? "" });
+        else if (d.type === "signature_delta")
+          out.push({ type: "thinkingDelta", text: "", signature: d.signature ?? "" });
         break;
       }
       case "content_block_stop":
-        if (this.blockType === "tool_use" || this.blockType === "server_tool_use") out.push({ type: "toolCallEnd" });
+        if (this.blockType === "tool_use" || this.blockType === "server_tool_use")
+          out.push({ type: "toolCallEnd" });
         this.blockType = undefined;
         break;
       case "message_delta":
         if (ev.delta?.stop_reason) {
-          this.stop = { reason: STOP[ev.delta.stop_reason] ?? "end_turn", seq: ev.delta.stop_sequence ?? undefined };
+          this.stop = {
+            reason: STOP[ev.delta.stop_reason] ?? "end_turn",
+            seq: ev.delta.stop_sequence ?? undefined,
+          };
         }
         if (ev.usage) out.push({ type: "usage", usage: usageOf(ev.usage) });
         break;
@@ -81,9 +93,13 @@ export class AnthropicEventDecoder {
         return true;
       case "error": {
         const kind = ERROR_KINDS[ev.error?.type] ?? "api_error";
-        throw new GatewayError(kind, `backend ${this.backend} failed mid-answer: ${ev.error?.message ?? "unknown error"}`, {
-          retryable: true,
-        });
+        throw new GatewayError(
+          kind,
+          `backend ${this.backend} failed mid-answer: ${ev.error?.message ?? "unknown error"}`,
+          {
+            retryable: true,
+          },
+        );
       }
       default:
         break; // ping and future event types
@@ -93,20 +109,34 @@ export class AnthropicEventDecoder {
 
   end(out: Event[]): void {
     if (!this.finished || !this.stop) {
-      throw new GatewayError("api_error", `backend ${this.backend} ended its stream without finishing the answer`, {
-        code: "backend_stream_incomplete",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} ended its stream without finishing the answer`,
+        {
+          code: "backend_stream_incomplete",
+          retryable: true,
+        },
+      );
     }
-    out.push({ type: "stop", reason: this.stop.reason, ...(this.stop.seq ? { stopSequence: this.stop.seq } : {}) });
+    out.push({
+      type: "stop",
+      reason: this.stop.reason,
+      ...(this.stop.seq ? { stopSequence: this.stop.seq } : {}),
+    });
   }
 }
 
 function usageOf(u: any) {
-  const usage: { inputTokens?: number; outputTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } = {};
+  const usage: {
+    inputTokens?: number;
+    outputTokens?: number;
+    cacheReadTokens?: number;
+    cacheWriteTokens?: number;
+  } = {};
   if (typeof u.input_tokens === "number") usage.inputTokens = u.input_tokens;
   if (typeof u.output_tokens === "number") usage.outputTokens = u.output_tokens;
   if (typeof u.cache_read_input_tokens === "number") usage.cacheReadTokens = u.cache_read_input_tokens;
-  if (typeof u.cache_creation_input_tokens === "number") usage.cacheWriteTokens = u.cache_creation_input_tokens;
+  if (typeof u.cache_creation_input_tokens === "number")
+    usage.cacheWriteTokens = u.cache_creation_input_tokens;
   return usage;
 }

@@ -1,4 +1,4 @@
-import type { Message, Part, Request } from "../../ir/types.js";
+import type { Part, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../routing/profile.js";
 
 /** The body for an Anthropic-compatible POST /v1/messages. */
@@ -28,7 +28,11 @@ export function encodeAnthropicRequest(req: Request, profile: ModelProfile) {
     }));
     const c = req.toolChoice;
     body.tool_choice =
-      c.type === "tool" ? { type: "tool", name: c.name } : c.type === "any" ? { type: "any" } : { type: c.type };
+      c.type === "tool"
+        ? { type: "tool", name: c.name }
+        : c.type === "any"
+          ? { type: "any" }
+          : { type: c.type };
     if (req.parallelToolCalls === false && c.type !== "none") {
       (body.tool_choice as Record<string, unknown>).disable_parallel_tool_use = true;
     }
@@ -72,5 +76,3 @@ function encodePart(p: Part): unknown[] {
       return p.signature ? [{ type: "thinking", thinking: p.text, signature: p.signature }] : [];
   }
 }
-
-export type { Message };

@@ -16,13 +16,19 @@ export class OllamaLineDecoder {
     try {
       j = JSON.parse(line);
     } catch {
-      throw new GatewayError("api_error", `backend ${this.backend} sent a malformed stream line: ${line.slice(0, 200)}`, {
-        code: "backend_malformed",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} sent a malformed stream line: ${line.slice(0, 200)}`,
+        {
+          code: "backend_malformed",
+          retryable: true,
+        },
+      );
     }
     if (typeof j?.error === "string") {
-      throw new GatewayError("api_error", `backend ${this.backend} failed mid-answer: ${j.error}`, { retryable: true });
+      throw new GatewayError("api_error", `backend ${this.backend} failed mid-answer: ${j.error}`, {
+        retryable: true,
+      });
     }
     if (!this.started) {
       this.started = true;
@@ -30,15 +36,23 @@ export class OllamaLineDecoder {
     }
     const msg = j.message;
     if (msg) {
-      if (typeof msg.thinking === "string" && msg.thinking) out.push({ type: "thinkingDelta", text: msg.thinking });
+      if (typeof msg.thinking === "string" && msg.thinking)
+        out.push({ type: "thinkingDelta", text: msg.thinking });
       if (typeof msg.content === "string" && msg.content) out.push({ type: "textDelta", text: msg.content });
       if (Array.isArray(msg.tool_calls)) {
         for (const tc of msg.tool_calls) {
           const fn = tc?.function ?? {};
           const args = fn.arguments;
           this.sawToolCall = true;
-          out.push({ type: "toolCallStart", id: typeof tc.id === "string" && tc.id ? tc.id : newId("call_"), name: String(fn.name ?? "") });
-          out.push({ type: "toolCallDelta", json: typeof args === "string" ? args : JSON.stringify(args ?? {}) });
+          out.push({
+            type: "toolCallStart",
+            id: typeof tc.id === "string" && tc.id ? tc.id : newId("call_"),
+            name: String(fn.name ?? ""),
+          });
+          out.push({
+            type: "toolCallDelta",
+            json: typeof args === "string" ? args : JSON.stringify(args ?? {}),
+          });
           out.push({ type: "toolCallEnd" });
         }
       }
@@ -59,10 +73,14 @@ export class OllamaLineDecoder {
 
   end(out: Event[]): void {
     if (this.doneReason === undefined) {
-      throw new GatewayError("api_error", `backend ${this.backend} ended its stream without finishing the answer`, {
-        code: "backend_stream_incomplete",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} ended its stream without finishing the answer`,
+        {
+          code: "backend_stream_incomplete",
+          retryable: true,
+        },
+      );
     }
     const reason = this.doneReason === "length" ? "max_tokens" : this.sawToolCall ? "tool_use" : "end_turn";
     out.push({ type: "stop", reason });

@@ -67,7 +67,10 @@ function encodeMessage(m: Message, out: Record<string, unknown>[]): void {
     if (p.type === "toolResult") {
       flush();
       const content = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
-      const msg: Record<string, unknown> = { role: "tool", content: p.isError ? `Error: ${content}` : content };
+      const msg: Record<string, unknown> = {
+        role: "tool",
+        content: p.isError ? `Error: ${content}` : content,
+      };
       if (p.toolName) msg.tool_name = p.toolName;
       out.push(msg);
     } else if (p.type === "text") {

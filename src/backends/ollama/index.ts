@@ -12,7 +12,15 @@ const CAPS: WireCaps = {
   stringContentOnly: false,
   strictAlternation: false,
   thinkingHistory: true,
-  sampling: new Set(["temperature", "topP", "topK", "stop", "seed", "presencePenalty", "frequencyPenalty"] as const),
+  sampling: new Set([
+    "temperature",
+    "topP",
+    "topK",
+    "stop",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+  ] as const),
 };
 
 /** `http://host:11434` (a trailing `/v1` or `/api` is the user pasting the wrong root: dropped). */
@@ -67,7 +75,9 @@ export class OllamaBackend implements Backend {
     const tags = (await fetchJson(this.name, `${this.baseUrl}/api/tags`, this.opts.dispatcher, {
       headers: this.headers,
     })) as { models?: Array<{ name?: string; model?: string }> };
-    const names = (tags.models ?? []).map((m) => m.name ?? m.model).filter((n): n is string => typeof n === "string");
+    const names = (tags.models ?? [])
+      .map((m) => m.name ?? m.model)
+      .filter((n): n is string => typeof n === "string");
     return Promise.all(names.map((name) => this.show(name)));
   }
 

@@ -36,19 +36,31 @@ export class ChatChunkDecoder {
     try {
       chunk = JSON.parse(data);
     } catch {
-      throw new GatewayError("api_error", `backend ${this.backend} sent a malformed stream chunk: ${data.slice(0, 200)}`, {
-        code: "backend_malformed",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} sent a malformed stream chunk: ${data.slice(0, 200)}`,
+        {
+          code: "backend_malformed",
+          retryable: true,
+        },
+      );
     }
     if (chunk?.error) {
-      throw new GatewayError("api_error", `backend ${this.backend} failed mid-answer: ${upstreamMessage(data)}`, {
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} failed mid-answer: ${upstreamMessage(data)}`,
+        {
+          retryable: true,
+        },
+      );
     }
     if (!this.started) {
       this.started = true;
-      out.push({ type: "start", id: typeof chunk.id === "string" ? chunk.id : undefined, model: chunk.model });
+      out.push({
+        type: "start",
+        id: typeof chunk.id === "string" ? chunk.id : undefined,
+        model: chunk.model,
+      });
     }
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
     const delta = choice?.delta ?? choice?.message;
@@ -61,7 +73,9 @@ export class ChatChunkDecoder {
         usage: {
           inputTokens: num(u.prompt_tokens),
           outputTokens: num(u.completion_tokens),
-          ...(u.prompt_tokens_details?.cached_tokens ? { cacheReadTokens: u.prompt_tokens_details.cached_tokens } : {}),
+          ...(u.prompt_tokens_details?.cached_tokens
+            ? { cacheReadTokens: u.prompt_tokens_details.cached_tokens }
+            : {}),
         },
       });
       this.usageSent = true;
@@ -93,7 +107,12 @@ export class ChatChunkDecoder {
   private toolDelta(tc: any, out: Event[]): void {
     const index: number = typeof tc.index === "number" ? tc.index : this.seenIndexes.size;
     const name = tc.function?.name;
-    const args = typeof tc.function?.arguments === "string" ? tc.function.arguments : tc.function?.arguments ? JSON.stringify(tc.function.arguments) : "";
+    const args =
+      typeof tc.function?.arguments === "string"
+        ? tc.function.arguments
+        : tc.function?.arguments
+          ? JSON.stringify(tc.function.arguments)
+          : "";
     if (index !== this.openIndex) {
       if (!name && !this.seenIndexes.has(index)) {
         // Fragments before the name: hold them until it comes.
@@ -131,10 +150,14 @@ export class ChatChunkDecoder {
   end(out: Event[]): void {
     this.closeTool(out);
     if (!this.finish) {
-      throw new GatewayError("api_error", `backend ${this.backend} ended its stream without finishing the answer`, {
-        code: "backend_stream_incomplete",
-        retryable: true,
-      });
+      throw new GatewayError(
+        "api_error",
+        `backend ${this.backend} ended its stream without finishing the answer`,
+        {
+          code: "backend_stream_incomplete",
+          retryable: true,
+        },
+      );
     }
     let reason = FINISH[this.finish] ?? "end_turn";
     // Several servers say "stop" after a tool call; what was sent is what counts.

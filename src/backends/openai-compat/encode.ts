@@ -88,7 +88,8 @@ function userContent(parts: Array<TextPart | ImagePart>, caps: WireCaps): unknow
       : {
           type: "image_url",
           image_url: {
-            url: p.source.kind === "url" ? p.source.url : `data:${p.source.mediaType};base64,${p.source.data}`,
+            url:
+              p.source.kind === "url" ? p.source.url : `data:${p.source.mediaType};base64,${p.source.data}`,
           },
         },
   );

@@ -63,7 +63,9 @@ export class OpenAICompatBackend implements Backend {
   constructor(private readonly opts: BackendOptions) {
     this.name = opts.name;
     this.baseUrl = openaiRoot(opts.baseUrl);
-    this.flavor = (FLAVORS as readonly string[]).includes(opts.flavor ?? "") ? (opts.flavor as Flavor) : "generic";
+    this.flavor = (FLAVORS as readonly string[]).includes(opts.flavor ?? "")
+      ? (opts.flavor as Flavor)
+      : "generic";
     this.caps = CAPS[this.flavor];
     this.headers = { ...opts.headers };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;

@@ -31,7 +31,11 @@ const ToolResult = z.object({
   content: z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).optional(),
   is_error: z.boolean().optional(),
 });
-const Thinking = z.object({ type: z.literal("thinking"), thinking: z.string(), signature: z.string().optional() });
+const Thinking = z.object({
+  type: z.literal("thinking"),
+  thinking: z.string(),
+  signature: z.string().optional(),
+});
 const Redacted = z.object({ type: z.literal("redacted_thinking"), data: z.string() });
 
 /** Block types this surface understands; any other is accepted and dropped, and recorded. */
@@ -229,7 +233,9 @@ function decodeBlock(
       return [part];
     }
     case "thinking":
-      return [{ type: "thinking", text: blk.thinking, ...(blk.signature ? { signature: blk.signature } : {}) }];
+      return [
+        { type: "thinking", text: blk.thinking, ...(blk.signature ? { signature: blk.signature } : {}) },
+      ];
     case "redacted_thinking":
       return [{ type: "thinking", text: "", redacted: blk.data }];
   }

@@ -84,7 +84,10 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     const close = this.closeBlock();
     this.index++;
     this.open_ = kind;
-    return close + sse("content_block_start", { type: "content_block_start", index: this.index, content_block: block });
+    return (
+      close +
+      sse("content_block_start", { type: "content_block_start", index: this.index, content_block: block })
+    );
   }
 
   private closeBlock(): string {
@@ -106,7 +109,9 @@ export class AnthropicStreamEncoder implements StreamEncoder {
       }
       case "thinkingDelta": {
         if (ev.redacted !== undefined) {
-          return this.startBlock("thinking", { type: "redacted_thinking", data: ev.redacted }) + this.closeBlock();
+          return (
+            this.startBlock("thinking", { type: "redacted_thinking", data: ev.redacted }) + this.closeBlock()
+          );
         }
         let out = "";
         if (this.open_ !== "thinking") {
@@ -120,7 +125,9 @@ export class AnthropicStreamEncoder implements StreamEncoder {
       case "toolCallStart":
         return this.startBlock("tool", { type: "tool_use", id: toolUseId(ev.id), name: ev.name, input: {} });
       case "toolCallDelta":
-        return this.open_ === "tool" && ev.json ? this.delta({ type: "input_json_delta", partial_json: ev.json }) : "";
+        return this.open_ === "tool" && ev.json
+          ? this.delta({ type: "input_json_delta", partial_json: ev.json })
+          : "";
       case "toolCallEnd":
         return this.open_ === "tool" ? this.closeBlock() : "";
       case "usage":
@@ -135,7 +142,11 @@ export class AnthropicStreamEncoder implements StreamEncoder {
           this.closeBlock() +
           sse("message_delta", {
             type: "message_delta",
-            delta: { stop_reason: stopReason(ev.reason), stop_sequence: ev.stopSequence ?? null, stop_details: null },
+            delta: {
+              stop_reason: stopReason(ev.reason),
+              stop_sequence: ev.stopSequence ?? null,
+              stop_details: null,
+            },
             usage: usageJson(this.usage),
           }) +
           sse("message_stop", { type: "message_stop" })
@@ -167,16 +178,12 @@ export function encodeAnthropicResponse(res: Response, _req: Request, meta: Resp
     role: "assistant",
     model: meta.model,
     content: res.content.map((p) => {
-      switch (p.type) {
-        case "text":
-          return { type: "text", text: p.text };
-        case "toolCall":
-          return { type: "tool_use", id: toolUseId(p.id), name: p.name, input: p.input };
-        case "thinking":
-          return p.redacted !== undefined
-            ? { type: "redacted_thinking", data: p.redacted }
-            : { type: "thinking", thinking: p.text, signature: p.signature ?? "" };
-      }
+      if (p.type === "text") return { type: "text", text: p.text };
+      if (p.type === "toolCall")
+        return { type: "tool_use", id: toolUseId(p.id), name: p.name, input: p.input };
+      return p.redacted !== undefined
+        ? { type: "redacted_thinking", data: p.redacted }
+        : { type: "thinking", thinking: p.text, signature: p.signature ?? "" };
     }),
     stop_reason: stopReason(res.stopReason),
     stop_sequence: res.stopSequence ?? null,

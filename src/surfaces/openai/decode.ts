@@ -22,7 +22,10 @@ const MessageSchema = z.discriminatedUnion("role", [
     content: Content.optional(),
     tool_calls: z.array(ToolCall).optional().nullable(),
     reasoning_content: z.string().optional().nullable(),
-    function_call: z.looseObject({ name: z.string(), arguments: z.string().optional() }).optional().nullable(),
+    function_call: z
+      .looseObject({ name: z.string(), arguments: z.string().optional() })
+      .optional()
+      .nullable(),
   }),
   z.looseObject({ role: z.literal("tool"), tool_call_id: z.string(), content: Content }),
   z.looseObject({ role: z.literal("function"), name: z.string(), content: Content }),
@@ -42,7 +45,10 @@ const RequestSchema = z.looseObject({
   temperature: num.min(0).max(2).optional().nullable(),
   top_p: num.min(0).max(1).optional().nullable(),
   top_k: z.number().int().nonnegative().optional().nullable(),
-  stop: z.union([z.string(), z.array(z.string())]).optional().nullable(),
+  stop: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .nullable(),
   stream: z.boolean().optional().nullable(),
   stream_options: z.looseObject({ include_usage: z.boolean().optional() }).optional().nullable(),
   n: z.number().int().optional().nullable(),
@@ -50,7 +56,10 @@ const RequestSchema = z.looseObject({
   presence_penalty: num.optional().nullable(),
   frequency_penalty: num.optional().nullable(),
   user: z.string().optional(),
-  tools: z.array(z.looseObject({ type: z.string(), function: FunctionDef.optional() })).optional().nullable(),
+  tools: z
+    .array(z.looseObject({ type: z.string(), function: FunctionDef.optional() }))
+    .optional()
+    .nullable(),
   functions: z.array(FunctionDef).optional().nullable(),
   tool_choice: z
     .union([
@@ -94,8 +103,10 @@ export interface OpenAIRequestExtras {
 export function decodeOpenAIRequest(body: unknown): Request & { openai: OpenAIRequestExtras } {
   const b = parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
-  for (const k of Object.keys(b)) if (!KNOWN.has(k) && (b as Record<string, unknown>)[k] != null) ignored.push(k);
-  if (b.n != null && b.n !== 1) throw invalid("n", "only n=1 is supported: local backends produce one choice");
+  for (const k of Object.keys(b))
+    if (!KNOWN.has(k) && (b as Record<string, unknown>)[k] != null) ignored.push(k);
+  if (b.n != null && b.n !== 1)
+    throw invalid("n", "only n=1 is supported: local backends produce one choice");
 
   const system: string[] = [];
   const messages: Message[] = [];
@@ -104,7 +115,12 @@ export function decodeOpenAIRequest(body: unknown): Request & { openai: OpenAIRe
   const push = (role: Message["role"], parts: Part[]) => {
     const last = messages[messages.length - 1];
     // consecutive tool results belong to one user turn
-    if (role === "user" && last?.role === "user" && parts[0]?.type === "toolResult" && last.parts.at(-1)?.type === "toolResult") {
+    if (
+      role === "user" &&
+      last?.role === "user" &&
+      parts[0]?.type === "toolResult" &&
+      last.parts.at(-1)?.type === "toolResult"
+    ) {
       last.parts.push(...parts);
     } else messages.push({ role, parts });
   };
@@ -218,7 +234,10 @@ function toolOf(f: z.infer<typeof FunctionDef>): Tool {
   return tool;
 }
 
-function parseArguments(args: string | Record<string, unknown> | undefined, path: string): Record<string, unknown> {
+function parseArguments(
+  args: string | Record<string, unknown> | undefined,
+  path: string,
+): Record<string, unknown> {
   if (args === undefined) return {};
   if (typeof args === "object") return args;
   if (args.trim() === "") return {};
@@ -253,7 +272,8 @@ function userParts(content: z.infer<typeof Content>, path: string, ignored: stri
       if (typeof p.text !== "string") throw invalid(`${path}.${i}.text`, "expected string");
       parts.push({ type: "text", text: p.text });
     } else if (p.type === "image_url") {
-      const url = typeof p.image_url === "string" ? p.image_url : (p.image_url as { url?: unknown } | undefined)?.url;
+      const url =
+        typeof p.image_url === "string" ? p.image_url : (p.image_url as { url?: unknown } | undefined)?.url;
       if (typeof url !== "string") throw invalid(`${path}.${i}.image_url.url`, "expected string");
       parts.push(imageFromUrl(url));
     } else {

@@ -61,7 +61,7 @@ export class OpenAIStreamEncoder implements StreamEncoder {
   private done = false;
 
   constructor(
-    private readonly meta: ResponseMeta,
+    meta: ResponseMeta,
     private readonly includeUsage: boolean,
   ) {
     this.usage = { inputTokens: meta.inputTokensEstimate, outputTokens: 0 };
@@ -95,7 +95,14 @@ export class OpenAIStreamEncoder implements StreamEncoder {
       case "toolCallStart":
         this.toolIndex++;
         return this.chunk({
-          tool_calls: [{ index: this.toolIndex, id: ev.id, type: "function", function: { name: ev.name, arguments: "" } }],
+          tool_calls: [
+            {
+              index: this.toolIndex,
+              id: ev.id,
+              type: "function",
+              function: { name: ev.name, arguments: "" },
+            },
+          ],
         });
       case "toolCallDelta":
         return ev.json && this.toolIndex >= 0
@@ -112,7 +119,8 @@ export class OpenAIStreamEncoder implements StreamEncoder {
       case "stop": {
         this.done = true;
         let out = this.chunk({}, FINISH[ev.reason]);
-        if (this.includeUsage) out += `data: ${this.head}[],"usage":${JSON.stringify(usageJson(this.usage))}}\n\n`;
+        if (this.includeUsage)
+          out += `data: ${this.head}[],"usage":${JSON.stringify(usageJson(this.usage))}}\n\n`;
         return `${out}data: [DONE]\n\n`;
       }
       case "error":
@@ -136,9 +144,17 @@ export function encodeOpenAIResponse(res: Response, _req: Request, meta: Respons
   for (const p of res.content) {
     if (p.type === "text") text += p.text;
     else if (p.type === "thinking") reasoning += p.text;
-    else toolCalls.push({ id: p.id, type: "function", function: { name: p.name, arguments: JSON.stringify(p.input) } });
+    else
+      toolCalls.push({
+        id: p.id,
+        type: "function",
+        function: { name: p.name, arguments: JSON.stringify(p.input) },
+      });
   }
-  const message: Record<string, unknown> = { role: "assistant", content: text || (toolCalls.length ? null : "") };
+  const message: Record<string, unknown> = {
+    role: "assistant",
+    content: text || (toolCalls.length ? null : ""),
+  };
   if (reasoning) message.reasoning_content = reasoning;
   if (toolCalls.length) message.tool_calls = toolCalls;
   message.refusal = null;

@@ -7,7 +7,10 @@ export const openaiSurface: Surface = {
   name: "openai",
   decode: decodeOpenAIRequest,
   streamEncoder: (req, meta) =>
-    new OpenAIStreamEncoder(meta, (req as Request & { openai?: OpenAIRequestExtras }).openai?.includeUsage === true),
+    new OpenAIStreamEncoder(
+      meta,
+      (req as Request & { openai?: OpenAIRequestExtras }).openai?.includeUsage === true,
+    ),
   encodeResponse: encodeOpenAIResponse,
   encodeError: encodeOpenAIError,
 };
