@@ -63,6 +63,8 @@ export class FakeHost implements FakeServer {
   ) {
     this.replySource = reply ?? DEFAULT_REPLY;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
+    // A hang must stay a hang: no 408 from node:http after its default 300 s request timeout.
+    this.server.requestTimeout = 0;
     this.server.on("connection", (socket: Socket) => {
       if (this.closing) {
         socket.destroy();
