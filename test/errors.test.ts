@@ -60,13 +60,18 @@ interface Answer {
 
 async function send(
   url: string,
-  init: { method?: string; body?: string | Uint8Array; headers?: Record<string, string> } = {},
+  init: {
+    method?: string;
+    body?: string | Uint8Array;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<Answer> {
   const res = await fetch(url, {
     method: init.method ?? "POST",
     headers: init.body === undefined ? init.headers : { "content-type": "application/json", ...init.headers },
     body: init.body,
-    signal: AbortSignal.timeout(TIMEOUT_MS),
+    signal: AbortSignal.timeout(init.timeoutMs ?? TIMEOUT_MS),
   });
   return { status: res.status, contentType: res.headers.get("content-type") ?? "", text: await res.text() };
 }
@@ -124,7 +129,10 @@ const openai: Surface = {
     assert.ok(e.message.length > 0, `${what}: empty message`);
     assert.equal(e.type, want.type, `${what}: error.type`);
     assert.ok(e.param === null || typeof e.param === "string", `${what}: param`);
-    if (kind !== "not_found") assert.equal(e.code, want.code, `${what}: error.code`);
+    // not_found: model_not_found for models, a route has its own; api: the gateway may say more (backend_unreachable)
+    if (kind === "not_found" || kind === "api")
+      assert.ok(e.code === null || typeof e.code === "string", `${what}: code`);
+    else assert.equal(e.code, want.code, `${what}: error.code`);
     return e;
   },
 };
@@ -154,16 +162,21 @@ let fake: FakeServer;
 let gw: RunningGateway;
 let keyed: RunningGateway;
 let down: RunningGateway;
+/** Gateways with a 1 MB and a 0.5 MB body limit. */
+let small: RunningGateway;
+let half: RunningGateway;
 
 before(async () => {
   fake = await startOpenAICompatFake({ flavor: "llamacpp" });
   gw = await startGateway(config(fake.url));
   keyed = await startGateway(config(fake.url, `server:\n  master_key: "${MASTER_KEY}"`));
   down = await startGateway(config(`http://127.0.0.1:${await closedPort()}`), { discover: false });
+  small = await startGateway(config(fake.url, "server:\n  body_limit_mb: 1"));
+  half = await startGateway(config(fake.url, "server:\n  body_limit_mb: 0.5"));
 });
 
 after(async () => {
-  await Promise.all([gw?.close(), keyed?.close(), down?.close()]);
+  await Promise.all([gw?.close(), keyed?.close(), down?.close(), small?.close(), half?.close()]);
   await fake?.close();
 });
 
@@ -182,12 +195,20 @@ for (const s of SURFACES) {
     });
 
     test("malformed JSON is a 400", async () => {
-      for (const body of ['{"model": "test-model", "messages": [', "{model: 'test-model'}", "not json", "{}}"]) {
+      for (const body of [
+        '{"model": "test-model", "messages": [',
+        "{model: 'test-model'}",
+        "not json",
+        "{}}",
+      ]) {
         const e = s.expectError(await post(body), "invalid", `body ${body}`);
         assert.match(e.message, /JSON/, `the message says the body is not JSON: ${e.message}`);
       }
       // the same without a content type, and an empty body
-      const noType = await send(`${gw.url}${s.path}`, { body: "{", headers: { ...s.headers, "content-type": "" } });
+      const noType = await send(`${gw.url}${s.path}`, {
+        body: "{",
+        headers: { ...s.headers, "content-type": "" },
+      });
       s.expectError(noType, "invalid", "malformed body without a content type");
       const e = s.expectError(await post(""), "invalid", "empty body");
       assert.match(e.message, /empty|JSON/);
@@ -212,7 +233,11 @@ for (const s of SURFACES) {
           { ...s.valid(), messages: [{ role: "user", content: [{ type: "text", text: 5 }] }] },
           /messages\.0\.content\.0/,
         ],
-        ["a role that does not exist", { ...s.valid(), messages: [{ role: "wizard", content: "Hi" }] }, /role|messages/],
+        [
+          "a role that does not exist",
+          { ...s.valid(), messages: [{ role: "wizard", content: "Hi" }] },
+          /role|messages/,
+        ],
       ];
       for (const [what, body, names] of cases) {
         const e = s.expectError(await post(body), "invalid", what);
@@ -252,7 +277,7 @@ for (const s of SURFACES) {
       const started = performance.now();
       // with a content-length: refused before it is read
       let body: Buffer | undefined = bodyOfSize(s, 33 * 1024 * 1024);
-      assert.equal(body.subarray(-3).toString(), '"}]', "the body ends as JSON: ...\"}]...");
+      assert.equal(body.subarray(-4).toString(), '"}]}', "the body ends as JSON");
       const e = s.expectError(await post(body), "too_large", "33 MB body");
       body = undefined;
       assert.match(e.message, /32 MB/, e.message);
@@ -280,9 +305,53 @@ for (const s of SURFACES) {
         "33 MB streamed body",
       );
       assert.ok(performance.now() - started < 4000, "413s come back fast");
-      // a body just under the limit is not refused for its size
-      const under = await post(bodyOfSize(s, 31 * 1024 * 1024));
+    });
+
+    test("server.body_limit_mb sets the limit: just under passes, just over is a 413", async () => {
+      fake.setReply({ text: "Hi." });
+      const url = `${small.url}${s.path}`;
+      const under = await send(url, { body: bodyOfSize(s, 1024 * 1024 - 1024), headers: s.headers });
       assert.equal(under.status, 200, under.text.slice(0, 300));
+      const over = await send(url, { body: bodyOfSize(s, 1024 * 1024 + 1), headers: s.headers });
+      const e = s.expectError(over, "too_large", "1 MB + 1 byte");
+      assert.match(e.message, /1 MB/, e.message);
+    });
+
+    test("the 413 message states a fractional limit as configured", async () => {
+      // body_limit_mb: 0.5 — the message must not round it to "1 MB" (nor a smaller one to "0 MB")
+      const over = await send(`${half.url}${s.path}`, {
+        body: bodyOfSize(s, 600 * 1024),
+        headers: s.headers,
+      });
+      const e = s.expectError(over, "too_large", "600 KB body over a 0.5 MB limit");
+      assert.match(e.message, /0\.5 MB|512 KB|524288 bytes/, e.message);
+    });
+
+    test("deeply nested JSON is a 400, not a hang or a 500", async () => {
+      // 10 000 levels in a tool's schema: 20 KB of JSON that recursion-based code cannot stringify
+      const deep = "[".repeat(10_000) + "]".repeat(10_000);
+      const tools =
+        s.name === "anthropic"
+          ? `[{"name":"t","input_schema":{"type":"object","x":${deep}}}]`
+          : `[{"type":"function","function":{"name":"t","parameters":{"type":"object","x":${deep}}}}]`;
+      const body = JSON.stringify(s.valid()).replace(/}$/, `,"tools":${tools}}`);
+      const paths = s.name === "anthropic" ? [s.path, "/v1/messages/count_tokens"] : [s.path];
+      const problems: string[] = [];
+      for (const path of paths) {
+        try {
+          // the answer is immediate; a gateway that never answers fails here after 2 s
+          const a = await send(`${gw.url}${path}`, { body, headers: s.headers, timeoutMs: 2000 });
+          s.expectError(a, "invalid", `${path} with a 10 000-level tool schema`);
+        } catch (e) {
+          const err = e as Error;
+          problems.push(
+            err.name === "TimeoutError" ? `${path}: no answer within 2 s` : err.message.split("\n")[0]!,
+          );
+        }
+      }
+      assert.deepEqual(problems, [], "every path answers a 400");
+      // and the gateway still answers
+      assert.equal((await post(s.valid())).status, 200);
     });
 
     test("an unknown route is a 404 in the dialect", async () => {
@@ -313,7 +382,9 @@ for (const s of SURFACES) {
 
     if (s.name === "openai") {
       test("an unknown route's 404 does not claim code model_not_found", async () => {
-        const a = await send(`${gw.url}/v1/embeddings`, { body: JSON.stringify({ model: "test-model", input: "x" }) });
+        const a = await send(`${gw.url}/v1/embeddings`, {
+          body: JSON.stringify({ model: "test-model", input: "x" }),
+        });
         const e = s.expectError(a, "not_found", "POST /v1/embeddings");
         // OpenAI answers an unknown URL with code null; model_not_found sends clients looking for a model.
         assert.equal(e.code, null, `code of a route 404: ${JSON.stringify(e)}`);
@@ -328,14 +399,22 @@ for (const s of SURFACES) {
     } else {
       test("count_tokens answers errors in the Anthropic dialect", async () => {
         const url = `${gw.url}/v1/messages/count_tokens`;
-        const ok = await send(url, { body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "Hi" }] }) });
+        const ok = await send(url, {
+          body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "Hi" }] }),
+        });
         assert.equal(ok.status, 200, ok.text);
         assert.equal(typeof JSON.parse(ok.text).input_tokens, "number");
         s.expectError(await send(url, { body: "{nope" }), "invalid", "count_tokens malformed");
         s.expectError(await send(url, { body: "[1,2]" }), "invalid", "count_tokens array");
-        s.expectError(await send(url, { body: JSON.stringify({ model: "test-model", messages: "x" }) }), "invalid", "count_tokens wrong type");
+        s.expectError(
+          await send(url, { body: JSON.stringify({ model: "test-model", messages: "x" }) }),
+          "invalid",
+          "count_tokens wrong type",
+        );
         const e = s.expectError(
-          await send(url, { body: JSON.stringify({ model: "ghost-model", messages: [{ role: "user", content: "Hi" }] }) }),
+          await send(url, {
+            body: JSON.stringify({ model: "ghost-model", messages: [{ role: "user", content: "Hi" }] }),
+          }),
           "not_found",
           "count_tokens unknown model",
         );
@@ -362,7 +441,11 @@ for (const s of SURFACES) {
 
     test("the right key is accepted as x-api-key and as Authorization: Bearer", async () => {
       fake.setReply({ text: "Hi." });
-      for (const headers of [{ "x-api-key": MASTER_KEY }, { authorization: `Bearer ${MASTER_KEY}` }]) {
+      const right: Array<Record<string, string>> = [
+        { "x-api-key": MASTER_KEY },
+        { authorization: `Bearer ${MASTER_KEY}` },
+      ];
+      for (const headers of right) {
         const a = await postKeyed(headers);
         assert.equal(a.status, 200, `${JSON.stringify(headers)}: ${a.text}`);
       }
@@ -422,7 +505,10 @@ for (const s of SURFACES) {
 
     test("an upstream that breaks off mid-stream gives an in-stream error event", async () => {
       const a = await withFault(
-        { text: "The quick brown fox jumps over the lazy dog. ".repeat(8), fault: { kind: "resetAfterChunks", chunks: 5 } },
+        {
+          text: "The quick brown fox jumps over the lazy dog. ".repeat(8),
+          fault: { kind: "resetAfterChunks", chunks: 5 },
+        },
         { ...s.valid(), stream: true },
       );
       assert.equal(a.status, 200, "the stream had started");
@@ -431,7 +517,10 @@ for (const s of SURFACES) {
       const last = events.at(-1)!;
       if (s.name === "anthropic") {
         assert.equal(events[0]?.event, "message_start");
-        assert.ok(events.some((e) => e.event === "content_block_delta"), "some text arrived first");
+        assert.ok(
+          events.some((e) => e.event === "content_block_delta"),
+          "some text arrived first",
+        );
         assert.equal(last.event, "error");
         assert.deepEqual(Object.keys(last.data).sort(), ["error", "type"]);
         assert.equal(last.data.type, "error");
@@ -440,7 +529,10 @@ for (const s of SURFACES) {
         assert.ok(!events.some((e) => e.event === "message_stop"), "no message_stop after a failure");
       } else {
         assert.equal(events[0]?.data.object, "chat.completion.chunk");
-        assert.ok(events.some((e) => e.data?.choices?.[0]?.delta?.content), "some text arrived first");
+        assert.ok(
+          events.some((e) => e.data?.choices?.[0]?.delta?.content),
+          "some text arrived first",
+        );
         assert.deepEqual(Object.keys(last.data), ["error"]);
         assert.equal(last.data.error.type, "server_error");
         assert.ok(last.data.error.message.includes(BACKEND), last.data.error.message);
@@ -450,7 +542,10 @@ for (const s of SURFACES) {
 
     test("an upstream that breaks off a non-streamed answer is a 5xx", async () => {
       const a = await withFault(
-        { text: "The quick brown fox jumps over the lazy dog. ".repeat(8), fault: { kind: "resetAfterChunks", chunks: 5 } },
+        {
+          text: "The quick brown fox jumps over the lazy dog. ".repeat(8),
+          fault: { kind: "resetAfterChunks", chunks: 5 },
+        },
         s.valid(),
       );
       const e = s.expectError(a, "api", "mid-answer reset");
@@ -471,7 +566,11 @@ describe("Anthropic SDK errors", () => {
   before(() => {
     client = new Anthropic({ baseURL: gw.url, apiKey: "unused", maxRetries: 0, timeout: TIMEOUT_MS });
   });
-  const params = { model: "test-model", max_tokens: 64, messages: [{ role: "user" as const, content: "Hello" }] };
+  const params = {
+    model: "test-model",
+    max_tokens: 64,
+    messages: [{ role: "user" as const, content: "Hello" }],
+  };
 
   test("an unknown model raises NotFoundError", async () => {
     await assert.rejects(client.messages.create({ ...params, model: "ghost-model" }), (e: unknown) => {
@@ -489,10 +588,18 @@ describe("Anthropic SDK errors", () => {
     await assert.rejects(bad.messages.create(params), (e: unknown) => {
       assert.ok(e instanceof Anthropic.AuthenticationError, String(e));
       assert.equal(e.status, 401);
-      assert.deepEqual(e.error, { type: "error", error: { type: "authentication_error", message: "invalid API key" } });
+      assert.deepEqual(e.error, {
+        type: "error",
+        error: { type: "authentication_error", message: "invalid API key" },
+      });
       return true;
     });
-    const good = new Anthropic({ baseURL: keyed.url, apiKey: MASTER_KEY, maxRetries: 0, timeout: TIMEOUT_MS });
+    const good = new Anthropic({
+      baseURL: keyed.url,
+      apiKey: MASTER_KEY,
+      maxRetries: 0,
+      timeout: TIMEOUT_MS,
+    });
     fake.setReply({ text: "Hi." });
     assert.equal((await good.messages.create(params)).type, "message");
   });
@@ -562,28 +669,46 @@ describe("OpenAI SDK errors", () => {
   const params = { model: "test-model", messages: [{ role: "user" as const, content: "Hello" }] };
 
   test("an unknown model raises NotFoundError", async () => {
-    await assert.rejects(client.chat.completions.create({ ...params, model: "ghost-model" }), (e: unknown) => {
-      assert.ok(e instanceof OpenAI.NotFoundError, String(e));
-      assert.equal(e.status, 404);
-      assert.equal(e.code, "model_not_found");
-      assert.equal(e.param, "model");
-      assert.equal(e.type, "invalid_request_error");
-      assert.match((e.error as any).message, /ghost-model/);
-      return true;
-    });
+    await assert.rejects(
+      client.chat.completions.create({ ...params, model: "ghost-model" }),
+      (e: unknown) => {
+        assert.ok(e instanceof OpenAI.NotFoundError, String(e));
+        assert.equal(e.status, 404);
+        assert.equal(e.code, "model_not_found");
+        assert.equal(e.param, "model");
+        assert.equal(e.type, "invalid_request_error");
+        assert.match((e.error as any).message, /ghost-model/);
+        return true;
+      },
+    );
   });
 
   test("a wrong key raises AuthenticationError", async () => {
-    const bad = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: "sk-wrong", maxRetries: 0, timeout: TIMEOUT_MS });
+    const bad = new OpenAI({
+      baseURL: `${keyed.url}/v1`,
+      apiKey: "sk-wrong",
+      maxRetries: 0,
+      timeout: TIMEOUT_MS,
+    });
     await assert.rejects(bad.chat.completions.create(params), (e: unknown) => {
       assert.ok(e instanceof OpenAI.AuthenticationError, String(e));
       assert.equal(e.status, 401);
       assert.equal(e.code, "invalid_api_key");
-      assert.deepEqual(e.error, { message: "invalid API key", type: "invalid_request_error", param: null, code: "invalid_api_key" });
+      assert.deepEqual(e.error, {
+        message: "invalid API key",
+        type: "invalid_request_error",
+        param: null,
+        code: "invalid_api_key",
+      });
       return true;
     });
     await assert.rejects(bad.models.list(), OpenAI.AuthenticationError);
-    const good = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: MASTER_KEY, maxRetries: 0, timeout: TIMEOUT_MS });
+    const good = new OpenAI({
+      baseURL: `${keyed.url}/v1`,
+      apiKey: MASTER_KEY,
+      maxRetries: 0,
+      timeout: TIMEOUT_MS,
+    });
     fake.setReply({ text: "Hi." });
     assert.equal((await good.chat.completions.create(params)).object, "chat.completion");
   });

@@ -1,6 +1,6 @@
-import type { AddressInfo } from "node:net";
-import { Agent, buildConnector, type Dispatcher } from "undici";
-import { createDispatcher } from "../src/backends/http.js";
+import http from "node:http";
+import { createConnection } from "node:net";
+import { createDispatcher, type Dispatcher } from "../src/backends/http.js";
 import { parseConfig } from "../src/config/load.js";
 import type { GatewayConfig } from "../src/config/types.js";
 import { silentLogger } from "../src/log.js";
@@ -33,13 +33,12 @@ export async function startGateway(
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
   if (opts.discover !== false) await gw.router.discover();
-  await gw.app.listen({ host: "127.0.0.1", port: 0 });
-  const port = (gw.app.server.address() as AddressInfo).port;
+  const url = await gw.listen("127.0.0.1", 0);
   return {
     ...gw,
-    url: `http://127.0.0.1:${port}`,
+    url,
     close: async () => {
-      await gw.app.close();
+      await gw.close();
       await dispatcher.close();
     },
   };
@@ -69,11 +68,12 @@ models:
  * lets a config that points at a remote address be tested unchanged, without leaving the machine.
  */
 export function redirectingDispatcher(port: number): Dispatcher {
-  const connect = buildConnector({});
-  return new Agent({
-    connect: (opts, cb) =>
-      connect({ ...opts, hostname: "127.0.0.1", host: `127.0.0.1:${port}`, port: String(port) }, cb),
-  });
+  class LoopbackAgent extends http.Agent {
+    override createConnection(): ReturnType<typeof createConnection> {
+      return createConnection({ host: "127.0.0.1", port });
+    }
+  }
+  return createDispatcher({ http: new LoopbackAgent({ keepAlive: true }) });
 }
 
 /** Parses an SSE body into events (name + parsed data; `[DONE]` kept as a string). */

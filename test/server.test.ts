@@ -241,10 +241,11 @@ describe("clawbridge serve", () => {
     try {
       let out = "";
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listen line: ${out}`)), 15_000);
+        const timer = setTimeout(() => reject(new Error(`no listen line: ${out}`)), 30_000);
         child.stdout.on("data", (d: Buffer) => {
           out += d;
-          const m = /listening on (http:\/\/\S+)/.exec(out);
+          // the start-up report ends with the line telling clients where to point
+          const m = /listening on (http:\/\/\S+)[\s\S]*OpenAI clients/.exec(out);
           if (m) {
             clearTimeout(timer);
             resolve(m[1]!);

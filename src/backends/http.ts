@@ -1,24 +1,75 @@
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { Agent, type Dispatcher, request } from "undici";
-import { GatewayError, type ErrorKind } from "../ir/errors.js";
+import { type ErrorKind, GatewayError } from "../ir/errors.js";
 
-/** One connection pool for all backends: keep-alive, and no undici time limits of its own. */
-export function createDispatcher(): Dispatcher {
-  return new Agent({
-    keepAliveTimeout: 30_000,
-    connections: 64,
-    // Local servers may take minutes to load a model before the first byte: undici must not
-    // give up first. Time limits belong to the resilience layer, per model profile.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    connect: { timeout: 10_000 },
-  });
+/**
+ * The connection pools every backend request goes through: keep-alive, and no time limits of
+ * their own (local servers may take minutes to load a model before the first byte; time limits
+ * belong to the resilience layer, per model profile). Node's own http client: it costs no
+ * memory beyond what the server side already loaded.
+ */
+export interface Dispatcher {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+  close(): Promise<void>;
+}
+
+export function createDispatcher(agents: { http?: http.Agent; https?: https.Agent } = {}): Dispatcher {
+  const h = agents.http ?? new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
+  const s = agents.https ?? new https.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
+  return {
+    http: h,
+    https: s,
+    close: async () => {
+      h.destroy();
+      s.destroy();
+    },
+  };
 }
 
 export interface UpstreamResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData["body"];
+  headers: http.IncomingHttpHeaders;
+  body: IncomingMessage;
+}
+
+interface SendOptions {
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+  dispatcher: Dispatcher;
+}
+
+/** One HTTP exchange; resolves with the response head, the body left to stream. */
+function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const secure = u.protocol === "https:";
+    const headers: Record<string, string | number> = { ...opts.headers };
+    if (opts.body !== undefined) headers["content-length"] = Buffer.byteLength(opts.body);
+    const req = (secure ? https : http).request(
+      u,
+      { method: opts.method, headers, agent: secure ? opts.dispatcher.https : opts.dispatcher.http, signal: opts.signal },
+      resolve,
+    );
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+async function bodyText(res: IncomingMessage): Promise<string> {
+  let s = "";
+  res.setEncoding("utf8");
+  for await (const chunk of res) s += chunk;
+  return s;
 }
 
 export interface PostOptions {
@@ -35,9 +86,9 @@ export interface PostOptions {
  * error as a GatewayError, with the server's own message.
  */
 export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
-  let res: Dispatcher.ResponseData;
+  let res: IncomingMessage;
   try {
-    res = await request(opts.url, {
+    res = await send(opts.url, {
       method: "POST",
       headers: { "content-type": "application/json", ...opts.headers },
       body: JSON.stringify(opts.body),
@@ -47,11 +98,10 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
   } catch (e) {
     throw connectionError(opts.backend, opts.url, e);
   }
-  if (res.statusCode >= 200 && res.statusCode < 300) {
-    return { status: res.statusCode, headers: res.headers, body: res.body };
-  }
-  const text = await res.body.text().catch(() => "");
-  throw upstreamError(opts.backend, res.statusCode, text, res.headers);
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return { status, headers: res.headers, body: res };
+  const text = await bodyText(res).catch(() => "");
+  throw upstreamError(opts.backend, status, text, res.headers);
 }
 
 /** GETs (or POSTs) JSON for discovery; throws GatewayError on failure. */
@@ -59,32 +109,24 @@ export async function fetchJson(
   backend: string,
   url: string,
   dispatcher: Dispatcher,
-  init: {
-    method?: "GET" | "POST";
-    body?: unknown;
-    headers?: Record<string, string>;
-    timeoutMs?: number;
-  } = {},
+  init: { method?: "GET" | "POST"; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<unknown> {
-  const signal = AbortSignal.timeout(init.timeoutMs ?? 5000);
-  let res: Dispatcher.ResponseData;
+  let text: string;
+  let res: IncomingMessage;
   try {
-    res = await request(url, {
+    res = await send(url, {
       method: init.method ?? "GET",
-      headers: {
-        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-        ...init.headers,
-      },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      signal,
+      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+      signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
       dispatcher,
     });
+    text = await bodyText(res);
   } catch (e) {
     throw connectionError(backend, url, e);
   }
-  const text = await res.body.text();
-  if (res.statusCode < 200 || res.statusCode >= 300)
-    throw upstreamError(backend, res.statusCode, text, res.headers);
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) throw upstreamError(backend, status, text, res.headers);
   try {
     return JSON.parse(text);
   } catch {
@@ -109,7 +151,7 @@ export function connectionError(backend: string, url: string, e: unknown): Gatew
         ? "connection timed out"
         : code === "ENOTFOUND"
           ? "host not found"
-          : code === "ECONNRESET" || code === "UND_ERR_SOCKET"
+          : code === "ECONNRESET" || code === "EPIPE"
             ? "the connection was reset"
             : (err?.message ?? String(e));
   return new GatewayError("api_error", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
@@ -154,7 +196,7 @@ export function upstreamError(
   backend: string,
   status: number,
   text: string,
-  headers: Record<string, string | string[] | undefined> = {},
+  headers: http.IncomingHttpHeaders = {},
 ): GatewayError {
   const message = upstreamMessage(text);
   const retryAfterHeader = headers["retry-after"];
@@ -248,7 +290,7 @@ export function midStreamError(backend: string, e: unknown): GatewayError {
   }
   return new GatewayError(
     "api_error",
-    `backend ${backend} broke off its answer: ${err?.code === "UND_ERR_SOCKET" || err?.code === "ECONNRESET" ? "connection reset" : (err?.message ?? String(e))}`,
+    `backend ${backend} broke off its answer: ${err?.code === "ECONNRESET" || err?.message === "aborted" ? "connection reset" : (err?.message ?? String(e))}`,
     { cause: e, retryable: true, code: "backend_stream_broken" },
   );
 }

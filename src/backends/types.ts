@@ -1,4 +1,4 @@
-import type { Dispatcher } from "undici";
+import type { Dispatcher } from "./http.js";
 import type { Logger } from "../log.js";
 import type { Event, Request } from "../ir/types.js";
 import type { ModelProfile } from "../routing/profile.js";

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerServe } from "./serve.js";

@@ -99,7 +99,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   await gateway.router.discover();
   let address: string;
   try {
-    address = await gateway.app.listen({ host: config.server.host, port: config.server.port });
+    address = await gateway.listen(config.server.host, config.server.port);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     process.stderr.write(
@@ -125,8 +125,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
       say(`clawbridge: ${signal}, shutting down`);
       const force = setTimeout(() => process.exit(1), 10_000);
       force.unref();
-      gateway.app
-        .close()
+      gateway
+        .close(5000)
         .then(() => dispatcher.close())
         .finally(resolve);
     };

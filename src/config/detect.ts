@@ -1,4 +1,4 @@
-import type { Dispatcher } from "undici";
+import type { Dispatcher } from "../backends/http.js";
 import type { BackendKind } from "../backends/types.js";
 import { fetchJson } from "../backends/http.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type BackendConfig, type GatewayConfig } from "./types.js";

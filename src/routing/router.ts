@@ -1,4 +1,4 @@
-import type { Dispatcher } from "undici";
+import type { Dispatcher } from "../backends/http.js";
 import { createBackend } from "../backends/index.js";
 import type { Backend, DiscoveredModel } from "../backends/types.js";
 import type { GatewayConfig, TargetConfig } from "../config/types.js";

@@ -1,5 +1,6 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import type { Dispatcher } from "undici";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Dispatcher } from "../backends/http.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
@@ -23,19 +24,41 @@ export interface AppOptions {
 }
 
 export interface Gateway {
-  app: FastifyInstance;
+  server: http.Server;
   router: Router;
   metrics: Metrics;
+  /** Listens; resolves with the base URL. */
+  listen(host: string, port: number): Promise<string>;
+  /** Stops accepting; answers in flight get `graceMs` to finish before their sockets are closed. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: unknown) => void | Promise<void>;
+
+interface Route {
+  handler: Handler;
+  /** Whether the route reads a JSON body. */
+  body: boolean;
 }
 
 /** Which dialect an error on this request should be in. */
-function surfaceFor(req: FastifyRequest): Surface {
-  const url = req.url;
+function surfaceFor(req: IncomingMessage): Surface {
+  const url = req.url ?? "";
   if (url.startsWith("/v1/messages") || url.startsWith("/messages")) return anthropicSurface;
   if (url.startsWith("/v1/chat") || url.startsWith("/chat")) return openaiSurface;
   return req.headers["anthropic-version"] ? anthropicSurface : openaiSurface;
 }
 
+function sendJson(res: ServerResponse, status: number, value: unknown, contentType = "application/json"): void {
+  const body = typeof value === "string" ? value : JSON.stringify(value);
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/**
+ * The HTTP server: Node's own. The gateway has a handful of routes, and every one of them
+ * streams; a framework would add memory and a layer between us and the socket for nothing.
+ */
 export function buildGateway(opts: AppOptions): Gateway {
   const { config, log } = opts;
   if (!config.server.masterKey && !isLoopback(config.server.host)) {
@@ -53,128 +76,32 @@ export function buildGateway(opts: AppOptions): Gateway {
     keepAliveAfterMs: opts.keepAliveAfterMs ?? 2000,
     pingIntervalMs: opts.pingIntervalMs ?? 10_000,
   };
-  const app = Fastify({
-    logger: false,
-    bodyLimit: config.server.bodyLimitBytes,
-    // Local generations run for minutes: no server-side request timeout of our own.
-    requestTimeout: 0,
-    keepAliveTimeout: 65_000,
-    return503OnClosing: true,
-  });
-
-  // Clients that forget the content type still mean JSON.
-  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
-    try {
-      done(null, JSON.parse(body as string));
-    } catch (e) {
-      const err = e as Error & { statusCode?: number };
-      err.statusCode = 400;
-      done(err, undefined);
-    }
-  });
-
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, req, reply) => {
-    const status = error.statusCode ?? 500;
-    const err =
-      status === 413
-        ? new GatewayError(
-            "request_too_large",
-            `request body is larger than the limit of ${Math.round(config.server.bodyLimitBytes / 1024 / 1024)} MB`,
-          )
-        : status < 500
-          ? new GatewayError("invalid_request", bodyErrorMessage(error))
-          : new GatewayError("api_error", `internal error: ${error.message}`);
-    if (status >= 500) log.error({ err: error }, "unhandled error");
-    reply.hijack();
-    sendError(surfaceFor(req), reply.raw, err, deps, "invalid");
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    reply.hijack();
-    sendError(
-      surfaceFor(req),
-      reply.raw,
-      new GatewayError("not_found", `no route for ${req.method} ${req.url.split("?")[0]}`),
-      deps,
-      "invalid",
-    );
-  });
-
+  const limit = config.server.bodyLimitBytes;
   const key = config.server.masterKey;
-  if (key) {
-    app.addHook("onRequest", (req, reply, done) => {
-      if (req.url === "/health" || req.url === "/") return done();
-      const presented = presentedKey(req.headers);
-      if (keyMatches(presented, key)) return done();
-      reply.hijack();
-      sendError(
-        surfaceFor(req),
-        reply.raw,
-        new GatewayError(
-          "authentication",
-          presented === undefined
-            ? "no API key: send the clawbridge master key as x-api-key or Authorization: Bearer"
-            : "invalid API key",
-        ),
-        deps,
-        "invalid",
-      );
-    });
-  }
 
-  const generation = (surface: Surface) => (req: FastifyRequest, reply: FastifyReply) => {
-    reply.hijack();
-    return handleGeneration(surface, req.body, reply.raw, deps);
+  const generation =
+    (surface: Surface): Handler =>
+    (_req, res, body) =>
+      handleGeneration(surface, body, res, deps);
+
+  const countTokens: Handler = (_req, res, body) => {
+    // count_tokens takes a Messages request without max_tokens
+    const decoded = anthropicSurface.decode(
+      body && typeof body === "object" && !Array.isArray(body) ? { max_tokens: 1, ...body } : body,
+    );
+    router.resolve(decoded.model);
+    sendJson(res, 200, { input_tokens: estimateTokens(decoded) });
   };
-  for (const prefix of ["/v1", ""]) {
-    app.post(`${prefix}/messages`, generation(anthropicSurface));
-    app.post(`${prefix}/chat/completions`, generation(openaiSurface));
-    app.post(`${prefix}/messages/count_tokens`, (req, reply) => {
-      reply.hijack();
-      try {
-        const body = req.body as Record<string, unknown> | null;
-        // count_tokens takes a Messages request without max_tokens
-        const decoded = anthropicSurface.decode(
-          body && typeof body === "object" && !Array.isArray(body) ? { max_tokens: 1, ...body } : body,
-        );
-        router.resolve(decoded.model);
-        const out = JSON.stringify({ input_tokens: estimateTokens(decoded) });
-        reply.raw.writeHead(200, {
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(out),
-        });
-        reply.raw.end(out);
-      } catch (e) {
-        sendError(
-          anthropicSurface,
-          reply.raw,
-          e instanceof GatewayError ? e : new GatewayError("api_error", String(e)),
-          deps,
-          "invalid",
-        );
-      }
-    });
-  }
 
-  app.get("/v1/models", async (req, reply) => {
-    const models = router.models();
+  const models: Handler = (req, res) => {
+    const served = router.models();
     if (req.headers["anthropic-version"]) {
-      const data = models.map((m) => ({
-        type: "model",
-        id: m.id,
-        display_name: m.id,
-        created_at: "1970-01-01T00:00:00Z",
-      }));
-      return reply.send({
-        data,
-        has_more: false,
-        first_id: data[0]?.id ?? null,
-        last_id: data.at(-1)?.id ?? null,
-      });
+      const data = served.map((m) => ({ type: "model", id: m.id, display_name: m.id, created_at: "1970-01-01T00:00:00Z" }));
+      return sendJson(res, 200, { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
     }
-    return reply.send({
+    sendJson(res, 200, {
       object: "list",
-      data: models.map((m) => ({
+      data: served.map((m) => ({
         id: m.id,
         object: "model",
         created: 0,
@@ -182,9 +109,9 @@ export function buildGateway(opts: AppOptions): Gateway {
         ...(m.contextWindow ? { context_window: m.contextWindow } : {}),
       })),
     });
-  });
+  };
 
-  app.get("/health", async (_req, reply) => {
+  const health: Handler = (_req, res) => {
     const backends = [...router.backends.values()].map((b) => {
       const d = router.discovered.get(b.name);
       return {
@@ -195,30 +122,170 @@ export function buildGateway(opts: AppOptions): Gateway {
         ...(d instanceof GatewayError ? { error: d.message } : {}),
       };
     });
-    const models = router.models().map((m) => m.id);
-    const body: Record<string, unknown> = { status: "ok", config: config.source, backends, models };
+    const body: Record<string, unknown> = {
+      status: backends.length ? "ok" : "no_backends",
+      config: config.source,
+      backends,
+      models: router.models().map((m) => m.id),
+    };
     if (!backends.length) {
-      body.status = "no_backends";
       body.hint = opts.hints ?? [
         "No backend is configured and none was found on the default local ports.",
         "Start Ollama (ollama serve) or llama.cpp (llama-server), or write a config file and run clawbridge serve --config FILE.",
       ];
     }
-    return reply.send(body);
-  });
+    sendJson(res, 200, body);
+  };
 
-  app.get("/metrics", async (_req, reply) => {
-    reply.header("content-type", metrics.registry.contentType);
-    return reply.send(await metrics.registry.metrics());
-  });
+  const routes = new Map<string, Route>();
+  for (const prefix of ["/v1", ""]) {
+    routes.set(`POST ${prefix}/messages`, { handler: generation(anthropicSurface), body: true });
+    routes.set(`POST ${prefix}/chat/completions`, { handler: generation(openaiSurface), body: true });
+    routes.set(`POST ${prefix}/messages/count_tokens`, { handler: countTokens, body: true });
+    routes.set(`GET ${prefix}/models`, { handler: models, body: false });
+  }
+  routes.set("GET /health", { handler: health, body: false });
+  routes.set("GET /metrics", { handler: (_q, res) => sendJson(res, 200, metrics.render(), metrics.contentType), body: false });
 
-  return { app, router, metrics };
+  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
+    sendError(surfaceFor(req), res, err, deps, "invalid");
+
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    const route = routes.get(`${req.method} ${path}`);
+    if (key && path !== "/health") {
+      const presented = presentedKey(req.headers);
+      if (!keyMatches(presented, key)) {
+        req.resume();
+        return fail(
+          req,
+          res,
+          new GatewayError(
+            "authentication",
+            presented === undefined
+              ? "no API key: send the clawbridge master key as x-api-key or Authorization: Bearer"
+              : "invalid API key",
+          ),
+        );
+      }
+    }
+    if (!route) {
+      req.resume();
+      return fail(req, res, new GatewayError("not_found", `no route for ${req.method} ${path}`));
+    }
+    const run = (body: unknown) => {
+      Promise.resolve()
+        .then(() => route.handler(req, res, body))
+        .catch((e: unknown) => {
+          if (e instanceof GatewayError) return fail(req, res, e);
+          log.error({ err: e }, "unhandled error");
+          fail(req, res, new GatewayError("api_error", `internal error: ${(e as Error)?.message ?? e}`));
+        });
+    };
+    if (!route.body) {
+      req.resume();
+      return run(undefined);
+    }
+    readBody(req, limit).then(
+      (text) => {
+        if (text.trim() === "") return fail(req, res, new GatewayError("invalid_request", "the request body is empty; expected a JSON object"));
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch (e) {
+          return fail(req, res, new GatewayError("invalid_request", `the request body is not valid JSON: ${(e as Error).message}`));
+        }
+        if (nestingDepth(body, MAX_DEPTH) > MAX_DEPTH) {
+          return fail(req, res, new GatewayError("invalid_request", `the request body is nested deeper than ${MAX_DEPTH} levels`));
+        }
+        run(body);
+      },
+      (e: unknown) => {
+        if (e instanceof GatewayError) {
+          // The rest of an oversized body is not read: close the connection after answering.
+          res.setHeader("connection", "close");
+          fail(req, res, e);
+          res.on("finish", () => req.destroy());
+        } else req.destroy();
+      },
+    );
+  });
+  // Local generations run for minutes: no server-side time limit on a request.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65_000;
+
+  return {
+    server,
+    router,
+    metrics,
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const a = server.address() as AddressInfo;
+          resolve(`http://${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`);
+        });
+      }),
+    close: (graceMs = 0) =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+      }),
+  };
 }
 
-function bodyErrorMessage(error: Error & { code?: string }): string {
-  if (error.code === "FST_ERR_CTP_EMPTY_JSON_BODY")
-    return "the request body is empty; expected a JSON object";
-  if (error instanceof SyntaxError || /JSON/.test(error.message))
-    return `the request body is not valid JSON: ${error.message}`;
-  return error.message;
+/** Reads a request body as text, refusing more than `limit` bytes with a 413. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const tooLarge = () =>
+      new GatewayError("request_too_large", `request body is larger than the limit of ${formatBytes(limit)}`);
+    const declared = Number(req.headers["content-length"]);
+    if (declared > limit) {
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+/** JSON nested deeper than this is refused: no real request comes near, and recursion over it would not end well. */
+const MAX_DEPTH = 128;
+
+/** How deep a parsed JSON value nests, counted without recursion; stops counting past `stopAt`. */
+export function nestingDepth(value: unknown, stopAt: number): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (d > max) {
+      max = d;
+      if (max > stopAt) return max;
+    }
+    if (Array.isArray(v)) for (const x of v) stack.push([x, d + 1]);
+    else for (const k in v) stack.push([(v as Record<string, unknown>)[k], d + 1]);
+  }
+  return max;
+}
+
+function formatBytes(n: number): string {
+  const mb = n / 1024 / 1024;
+  if (mb >= 1) return `${Number.isInteger(mb) ? mb : mb.toFixed(2)} MB`;
+  return n >= 1024 ? `${(n / 1024).toFixed(n % 1024 ? 1 : 0)} KB` : `${n} bytes`;
 }

@@ -1,31 +1,96 @@
-import { Counter, Histogram, Registry } from "prom-client";
+/**
+ * The gateway's counters, exposed at /metrics in Prometheus' text format. Hand-written: a few
+ * counters and one histogram do not justify a metrics library's memory (see README).
+ */
+type Labels = Record<string, string>;
 
-/** The gateway's counters, exposed at /metrics in Prometheus' text format. */
+function escape(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+export class Counter<L extends string> {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(labels: Record<L, string>, by = 1): void {
+    const key = labelText(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+
+  get(labels: Record<L, string>): number {
+    return this.values.get(labelText(labels)) ?? 0;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    for (const [k, v] of this.values) out += `${this.name}${k} ${v}\n`;
+    return out;
+  }
+}
+
+export class Histogram<L extends string> {
+  private readonly series = new Map<string, { counts: number[]; sum: number; count: number; labels: Labels }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: number[],
+  ) {}
+
+  observe(labels: Record<L, string>, value: number): void {
+    const key = labelText(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { counts: this.buckets.map(() => 0), sum: 0, count: 0, labels };
+      this.series.set(key, s);
+    }
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const s of this.series.values()) {
+      for (const [i, le] of this.buckets.entries()) {
+        out += `${this.name}_bucket${labelText({ ...s.labels, le: String(le) })} ${s.counts[i]}\n`;
+      }
+      out += `${this.name}_bucket${labelText({ ...s.labels, le: "+Inf" })} ${s.count}\n`;
+      out += `${this.name}_sum${labelText(s.labels)} ${s.sum}\n${this.name}_count${labelText(s.labels)} ${s.count}\n`;
+    }
+    return out;
+  }
+}
+
 export class Metrics {
-  readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: "clawbridge_requests_total",
-    help: "Requests answered, by surface, model and outcome",
-    labelNames: ["surface", "model", "outcome"] as const,
-    registers: [this.registry],
-  });
-  readonly reshaped = new Counter({
-    name: "clawbridge_reshaped_total",
-    help: "Things a stage dropped or changed in a request for its backend, by what",
-    labelNames: ["what"] as const,
-    registers: [this.registry],
-  });
-  readonly switched = new Counter({
-    name: "clawbridge_target_switches_total",
-    help: "Times routing moved from a failed target to the next (replica or fallback)",
-    labelNames: ["from_backend", "kind"] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: "clawbridge_request_duration_seconds",
-    help: "Time from request to the end of the answer",
-    labelNames: ["surface"] as const,
-    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
-    registers: [this.registry],
-  });
+  readonly requests = new Counter<"surface" | "model" | "outcome">(
+    "clawbridge_requests_total",
+    "Requests answered, by surface, model and outcome",
+  );
+  readonly reshaped = new Counter<"what">(
+    "clawbridge_reshaped_total",
+    "Things a stage dropped or changed in a request for its backend, by what",
+  );
+  readonly switched = new Counter<"from_backend" | "kind">(
+    "clawbridge_target_switches_total",
+    "Times routing moved from a failed target to the next (replica or fallback)",
+  );
+  readonly duration = new Histogram<"surface">(
+    "clawbridge_request_duration_seconds",
+    "Time from request to the end of the answer",
+    [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+  );
+
+  readonly contentType = "text/plain; version=0.0.4; charset=utf-8";
+
+  render(): string {
+    return [this.requests, this.reshaped, this.switched, this.duration].map((m) => m.render()).join("");
+  }
 }

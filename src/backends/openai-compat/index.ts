@@ -88,7 +88,9 @@ export class OpenAICompatBackend implements Backend {
       const type = String(res.headers["content-type"] ?? "");
       if (type.includes("application/json")) {
         // A server that ignored `stream: true` and answered one JSON object.
-        const text = await res.body.text();
+        let text = "";
+        res.body.setEncoding("utf8");
+        for await (const chunk of res.body) text += chunk;
         decoder.push(text, out);
         done = true;
       } else {

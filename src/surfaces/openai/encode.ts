@@ -7,7 +7,7 @@ const ERRORS: Record<GatewayError["kind"], { status: number; type: string; code:
   context_length: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
   authentication: { status: 401, type: "invalid_request_error", code: "invalid_api_key" },
   permission: { status: 403, type: "permission_error", code: null },
-  not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
+  not_found: { status: 404, type: "invalid_request_error", code: null },
   request_too_large: { status: 413, type: "invalid_request_error", code: "request_too_large" },
   rate_limit: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
   api_error: { status: 500, type: "server_error", code: null },
