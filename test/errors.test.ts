@@ -4,7 +4,7 @@
  * Run: node --import tsx --test test/errors.test.ts
  */
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
@@ -560,6 +560,100 @@ for (const s of SURFACES) {
     });
   });
 }
+
+/**
+ * An OpenAI-compatible backend on a raw socket that closes a kept-alive connection just as the next request
+ * arrives on it (as a server whose keep-alive timeout fires at that moment does): the second request on any
+ * connection is answered with a reset, before any byte. Fresh connections are answered normally.
+ */
+async function startStaleConnectionBackend(): Promise<{
+  url: string;
+  resets: () => number;
+  close(): Promise<void>;
+}> {
+  const sse = [
+    {
+      choices: [
+        { index: 0, delta: { role: "assistant", content: "Fresh connection." }, finish_reason: null },
+      ],
+    },
+    { choices: [{ index: 0, delta: {}, finish_reason: "stop" }] },
+  ]
+    .map(
+      (c) =>
+        `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 0, model: "m", ...c })}\n\n`,
+    )
+    .join("")
+    .concat("data: [DONE]\n\n");
+  let resets = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    let requests = 0;
+    let buf = Buffer.alloc(0);
+    socket.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const length = Number(/content-length:\s*(\d+)/i.exec(buf.subarray(0, end).toString())?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      buf = buf.subarray(end + 4 + length);
+      requests++;
+      if (requests > 1) {
+        resets++;
+        socket.resetAndDestroy();
+        return;
+      }
+      socket.write(
+        `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(sse)}\r\n` +
+          `connection: keep-alive\r\n\r\n${sse}`,
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    resets: () => resets,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("backend connections", () => {
+  test("a kept-alive backend connection that the backend closed is retried on a fresh one, not a 500", async () => {
+    const backend = await startStaleConnectionBackend();
+    const stale = await startGateway(config(backend.url), { discover: false });
+    try {
+      const problems: string[] = [];
+      for (const s of SURFACES) {
+        for (const stream of [false, true]) {
+          // the first request opens a connection that goes back to the pool; the next one reuses it
+          for (let i = 0; i < 2; i++) {
+            const a = await send(`${stale.url}${s.path}`, {
+              body: JSON.stringify({ ...s.valid(), stream }),
+              headers: s.headers,
+            });
+            if (a.status !== 200 || !a.text.includes("Fresh connection."))
+              problems.push(
+                `${s.name} stream=${stream} request ${i + 1}: ${a.status} ${a.text.slice(0, 200)}`,
+              );
+          }
+        }
+      }
+      assert.ok(backend.resets() > 0, "the gateway reused a pooled connection (the scenario happened)");
+      // Node's http docs: a request on a reused socket that fails with ECONNRESET before any response byte
+      // went nowhere — retry it (req.reusedSocket). Anything else turns a routine keep-alive race into a 500.
+      assert.deepEqual(problems, [], "every request is answered from a fresh connection");
+    } finally {
+      await stale.close();
+      await backend.close();
+    }
+  });
+});
 
 describe("Anthropic SDK errors", () => {
   let client: Anthropic;

@@ -16,8 +16,12 @@ export interface Dispatcher {
 }
 
 export function createDispatcher(agents: { http?: http.Agent; https?: https.Agent } = {}): Dispatcher {
-  const h = agents.http ?? new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
-  const s = agents.https ?? new https.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
+  const h =
+    agents.http ??
+    new http.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
+  const s =
+    agents.https ??
+    new https.Agent({ keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 64, maxFreeSockets: 16 });
   return {
     http: h,
     https: s,
@@ -42,8 +46,24 @@ interface SendOptions {
   dispatcher: Dispatcher;
 }
 
-/** One HTTP exchange; resolves with the response head, the body left to stream. */
-function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
+/**
+ * One HTTP exchange; resolves with the response head, the body left to stream. A kept-alive
+ * connection the server closed just as it was reused fails before any byte came back: that
+ * exchange is tried once more on a fresh connection, as Node's http docs advise.
+ */
+async function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
+  try {
+    return await sendOnce(url, opts);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { reusedSocket?: boolean };
+    if (err.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE") && !opts.signal.aborted) {
+      return sendOnce(url, opts);
+    }
+    throw e;
+  }
+}
+
+function sendOnce(url: string, opts: SendOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     let u: URL;
     try {
@@ -57,10 +77,18 @@ function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
     if (opts.body !== undefined) headers["content-length"] = Buffer.byteLength(opts.body);
     const req = (secure ? https : http).request(
       u,
-      { method: opts.method, headers, agent: secure ? opts.dispatcher.https : opts.dispatcher.http, signal: opts.signal },
+      {
+        method: opts.method,
+        headers,
+        agent: secure ? opts.dispatcher.https : opts.dispatcher.http,
+        signal: opts.signal,
+      },
       resolve,
     );
-    req.on("error", reject);
+    req.on("error", (e: Error & { reusedSocket?: boolean }) => {
+      e.reusedSocket = req.reusedSocket;
+      reject(e);
+    });
     req.end(opts.body);
   });
 }
@@ -109,14 +137,22 @@ export async function fetchJson(
   backend: string,
   url: string,
   dispatcher: Dispatcher,
-  init: { method?: "GET" | "POST"; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  init: {
+    method?: "GET" | "POST";
+    body?: unknown;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<unknown> {
   let text: string;
   let res: IncomingMessage;
   try {
     res = await send(url, {
       method: init.method ?? "GET",
-      headers: { ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
+      headers: {
+        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        ...init.headers,
+      },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
       dispatcher,

@@ -49,7 +49,12 @@ function surfaceFor(req: IncomingMessage): Surface {
   return req.headers["anthropic-version"] ? anthropicSurface : openaiSurface;
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown, contentType = "application/json"): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  contentType = "application/json",
+): void {
   const body = typeof value === "string" ? value : JSON.stringify(value);
   res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
   res.end(body);
@@ -96,8 +101,18 @@ export function buildGateway(opts: AppOptions): Gateway {
   const models: Handler = (req, res) => {
     const served = router.models();
     if (req.headers["anthropic-version"]) {
-      const data = served.map((m) => ({ type: "model", id: m.id, display_name: m.id, created_at: "1970-01-01T00:00:00Z" }));
-      return sendJson(res, 200, { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+      const data = served.map((m) => ({
+        type: "model",
+        id: m.id,
+        display_name: m.id,
+        created_at: "1970-01-01T00:00:00Z",
+      }));
+      return sendJson(res, 200, {
+        data,
+        has_more: false,
+        first_id: data[0]?.id ?? null,
+        last_id: data.at(-1)?.id ?? null,
+      });
     }
     sendJson(res, 200, {
       object: "list",
@@ -145,7 +160,10 @@ export function buildGateway(opts: AppOptions): Gateway {
     routes.set(`GET ${prefix}/models`, { handler: models, body: false });
   }
   routes.set("GET /health", { handler: health, body: false });
-  routes.set("GET /metrics", { handler: (_q, res) => sendJson(res, 200, metrics.render(), metrics.contentType), body: false });
+  routes.set("GET /metrics", {
+    handler: (_q, res) => sendJson(res, 200, metrics.render(), metrics.contentType),
+    body: false,
+  });
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
     sendError(surfaceFor(req), res, err, deps, "invalid");
@@ -188,15 +206,31 @@ export function buildGateway(opts: AppOptions): Gateway {
     }
     readBody(req, limit).then(
       (text) => {
-        if (text.trim() === "") return fail(req, res, new GatewayError("invalid_request", "the request body is empty; expected a JSON object"));
+        if (text.trim() === "")
+          return fail(
+            req,
+            res,
+            new GatewayError("invalid_request", "the request body is empty; expected a JSON object"),
+          );
         let body: unknown;
         try {
           body = JSON.parse(text);
         } catch (e) {
-          return fail(req, res, new GatewayError("invalid_request", `the request body is not valid JSON: ${(e as Error).message}`));
+          return fail(
+            req,
+            res,
+            new GatewayError(
+              "invalid_request",
+              `the request body is not valid JSON: ${(e as Error).message}`,
+            ),
+          );
         }
         if (nestingDepth(body, MAX_DEPTH) > MAX_DEPTH) {
-          return fail(req, res, new GatewayError("invalid_request", `the request body is nested deeper than ${MAX_DEPTH} levels`));
+          return fail(
+            req,
+            res,
+            new GatewayError("invalid_request", `the request body is nested deeper than ${MAX_DEPTH} levels`),
+          );
         }
         run(body);
       },
@@ -259,7 +293,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
       }
       chunks.push(c);
     });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () =>
+      resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")),
+    );
     req.on("error", reject);
   });
 }

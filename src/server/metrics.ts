@@ -37,7 +37,10 @@ export class Counter<L extends string> {
 }
 
 export class Histogram<L extends string> {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number; labels: Labels }>();
+  private readonly series = new Map<
+    string,
+    { counts: number[]; sum: number; count: number; labels: Labels }
+  >();
   constructor(
     readonly name: string,
     readonly help: string,
