@@ -33,7 +33,12 @@ export interface Gateway {
   close(graceMs?: number): Promise<void>;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, body: unknown) => void | Promise<void>;
+type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  bodyBytes: number,
+) => void | Promise<void>;
 
 interface Route {
   handler: Handler;
@@ -86,8 +91,8 @@ export function buildGateway(opts: AppOptions): Gateway {
 
   const generation =
     (surface: Surface): Handler =>
-    (_req, res, body) =>
-      handleGeneration(surface, body, res, deps);
+    (_req, res, body, bodyBytes) =>
+      handleGeneration(surface, body, bodyBytes, res, deps);
 
   const countTokens: Handler = (_req, res, body) => {
     // count_tokens takes a Messages request without max_tokens
@@ -191,9 +196,9 @@ export function buildGateway(opts: AppOptions): Gateway {
       req.resume();
       return fail(req, res, new GatewayError("not_found", `no route for ${req.method} ${path}`));
     }
-    const run = (body: unknown) => {
+    const run = (body: unknown, bodyBytes = 0) => {
       Promise.resolve()
-        .then(() => route.handler(req, res, body))
+        .then(() => route.handler(req, res, body, bodyBytes))
         .catch((e: unknown) => {
           if (e instanceof GatewayError) return fail(req, res, e);
           log.error({ err: e }, "unhandled error");
@@ -232,7 +237,7 @@ export function buildGateway(opts: AppOptions): Gateway {
             new GatewayError("invalid_request", `the request body is nested deeper than ${MAX_DEPTH} levels`),
           );
         }
-        run(body);
+        run(body, text.length);
       },
       (e: unknown) => {
         if (e instanceof GatewayError) {

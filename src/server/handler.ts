@@ -5,7 +5,6 @@ import { newId } from "../ir/ids.js";
 import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { Router } from "../routing/router.js";
-import { estimateTokens } from "../stages/count.js";
 import type { ResponseMeta, StreamEncoder, Surface } from "../surfaces/types.js";
 import type { Metrics } from "./metrics.js";
 
@@ -44,6 +43,7 @@ class Writer {
 export async function handleGeneration(
   surface: Surface,
   body: unknown,
+  bodyBytes: number,
   res: ServerResponse,
   deps: HandlerDeps,
 ): Promise<void> {
@@ -58,7 +58,9 @@ export async function handleGeneration(
   const meta: ResponseMeta = {
     id: surface.name === "anthropic" ? newId("msg_") : newId("chatcmpl-"),
     model: req.model,
-    inputTokensEstimate: estimateTokens(req),
+    // A placeholder until the backend reports its count (message_start must carry a number):
+    // the request's size in bytes is a fair estimate at no cost on the hot path.
+    inputTokensEstimate: Math.ceil(bodyBytes / 4),
   };
   const abort = new AbortController();
   const onClose = () => {
@@ -77,6 +79,8 @@ export async function handleGeneration(
     if (req.stream) outcome = await streamAnswer(surface, req, meta, events, res, deps, abort.signal);
     else {
       const answer = await collect(iterable(events), req.model);
+      // as in a stream: the estimate stands when the backend reported no count
+      if (!answer.usage.inputTokens) answer.usage.inputTokens = meta.inputTokensEstimate;
       const body = surface.encodeResponse(answer, req, meta);
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);
