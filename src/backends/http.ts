@@ -2,6 +2,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
+import type { Event } from "../ir/types.js";
 
 /**
  * The connection pools every backend request goes through: keep-alive, and no time limits of
@@ -329,4 +330,51 @@ export function midStreamError(backend: string, e: unknown): GatewayError {
     `backend ${backend} broke off its answer: ${err?.code === "ECONNRESET" || err?.message === "aborted" ? "connection reset" : (err?.message ?? String(e))}`,
     { cause: e, retryable: true, code: "backend_stream_broken" },
   );
+}
+
+/** A wire decoder: payloads in (SSE data or NDJSON lines), IR events out. */
+export interface StreamDecoder {
+  /** Decodes one payload into `out`; returns true when it was the stream's last. */
+  push(payload: string, out: Event[]): boolean;
+  /** Closes the answer (stop event), or throws when the stream ended before it finished. */
+  end(out: Event[]): void;
+}
+
+/**
+ * Runs an open response through a decoder, yielding events as each network chunk is decoded.
+ * The body is read to its end so the connection returns to the pool; a broken one is destroyed.
+ */
+export async function* decodeResponse(
+  backend: string,
+  res: UpstreamResponse,
+  framing: "sse" | "ndjson",
+  decoder: StreamDecoder,
+): AsyncGenerator<Event> {
+  const out: Event[] = [];
+  let done = false;
+  try {
+    if (framing === "sse") {
+      for await (const batch of readSse(res.body)) {
+        for (const ev of batch) if (decoder.push(ev.data, out)) done = true;
+        if (out.length) {
+          yield* out;
+          out.length = 0;
+        }
+      }
+    } else {
+      for await (const line of readLines(res.body)) {
+        if (decoder.push(line, out)) done = true;
+        if (out.length) {
+          yield* out;
+          out.length = 0;
+        }
+      }
+    }
+  } catch (e) {
+    throw midStreamError(backend, e);
+  } finally {
+    if (!done) res.body.destroy();
+  }
+  decoder.end(out);
+  yield* out;
 }

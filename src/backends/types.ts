@@ -23,10 +23,28 @@ export interface WireCaps {
   /** Reasoning from earlier turns can be sent back. */
   thinkingHistory: boolean;
   /** Sampling fields the wire has a place for. */
-  sampling: ReadonlySet<
-    "temperature" | "topP" | "topK" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty"
-  >;
+  sampling: ReadonlySet<SamplingField>;
 }
+
+export type SamplingField =
+  | "temperature"
+  | "topP"
+  | "topK"
+  | "stop"
+  | "seed"
+  | "presencePenalty"
+  | "frequencyPenalty";
+
+/** Every sampling field the IR has: for wires that take them all. */
+export const ALL_SAMPLING: ReadonlySet<SamplingField> = new Set([
+  "temperature",
+  "topP",
+  "topK",
+  "stop",
+  "seed",
+  "presencePenalty",
+  "frequencyPenalty",
+]);
 
 export interface DiscoveredModel {
   /** The backend's own name for the model. */

@@ -1,9 +1,8 @@
 import type { Event, Request } from "../../ir/types.js";
-import { midStreamError, postJson, readSse } from "../http.js";
+import { decodeResponse, fetchJson, postJson } from "../http.js";
 import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
 import { AnthropicEventDecoder } from "./decode.js";
 import { encodeAnthropicRequest } from "./encode.js";
-import { fetchJson } from "../http.js";
 
 const CAPS: WireCaps = {
   tools: true,
@@ -44,24 +43,7 @@ export class AnthropicBackend implements Backend {
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,
     });
-    const decoder = new AnthropicEventDecoder(this.name);
-    const out: Event[] = [];
-    let done = false;
-    try {
-      for await (const batch of readSse(res.body)) {
-        for (const ev of batch) if (decoder.push(ev.data, out)) done = true;
-        if (out.length) {
-          yield* out;
-          out.length = 0;
-        }
-      }
-    } catch (e) {
-      throw midStreamError(this.name, e);
-    } finally {
-      if (!done) res.body.destroy();
-    }
-    decoder.end(out);
-    yield* out;
+    yield* decodeResponse(this.name, res, "sse", new AnthropicEventDecoder(this.name));
   }
 
   async discover(): Promise<DiscoveredModel[]> {

@@ -1,6 +1,13 @@
 import type { Event, Request } from "../../ir/types.js";
-import { fetchJson, midStreamError, postJson, readLines } from "../http.js";
-import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
+import { decodeResponse, fetchJson, postJson } from "../http.js";
+import {
+  ALL_SAMPLING,
+  type Backend,
+  type BackendOptions,
+  type DiscoveredModel,
+  type SendContext,
+  type WireCaps,
+} from "../types.js";
 import { OllamaLineDecoder } from "./decode.js";
 import { encodeOllamaChat } from "./encode.js";
 
@@ -12,15 +19,7 @@ const CAPS: WireCaps = {
   stringContentOnly: false,
   strictAlternation: false,
   thinkingHistory: true,
-  sampling: new Set([
-    "temperature",
-    "topP",
-    "topK",
-    "stop",
-    "seed",
-    "presencePenalty",
-    "frequencyPenalty",
-  ] as const),
+  sampling: ALL_SAMPLING,
 };
 
 /** `http://host:11434` (a trailing `/v1` or `/api` is the user pasting the wrong root: dropped). */
@@ -51,24 +50,7 @@ export class OllamaBackend implements Backend {
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,
     });
-    const decoder = new OllamaLineDecoder(this.name);
-    const out: Event[] = [];
-    let done = false;
-    try {
-      for await (const line of readLines(res.body)) {
-        if (decoder.push(line, out)) done = true;
-        if (out.length) {
-          yield* out;
-          out.length = 0;
-        }
-      }
-    } catch (e) {
-      throw midStreamError(this.name, e);
-    } finally {
-      if (!done) res.body.destroy();
-    }
-    decoder.end(out);
-    yield* out;
+    yield* decodeResponse(this.name, res, "ndjson", new OllamaLineDecoder(this.name));
   }
 
   async discover(): Promise<DiscoveredModel[]> {

@@ -1,18 +1,15 @@
 import type { Event, Request } from "../../ir/types.js";
-import { fetchJson, midStreamError, postJson, readSse } from "../http.js";
-import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
+import { decodeResponse, fetchJson, midStreamError, postJson } from "../http.js";
+import {
+  ALL_SAMPLING,
+  type Backend,
+  type BackendOptions,
+  type DiscoveredModel,
+  type SendContext,
+  type WireCaps,
+} from "../types.js";
 import { ChatChunkDecoder } from "./decode.js";
 import { encodeChatRequest } from "./encode.js";
-
-const ALL_SAMPLING = new Set([
-  "temperature",
-  "topP",
-  "topK",
-  "stop",
-  "seed",
-  "presencePenalty",
-  "frequencyPenalty",
-] as const);
 
 /** The servers that speak /v1/chat/completions, and what each one's wire takes. */
 export const FLAVORS = ["generic", "llamacpp", "vllm", "lmstudio", "tinygrad"] as const;
@@ -82,36 +79,22 @@ export class OpenAICompatBackend implements Backend {
       dispatcher: this.opts.dispatcher,
     });
     const decoder = new ChatChunkDecoder(this.name);
-    const out: Event[] = [];
-    let done = false;
-    try {
-      const type = String(res.headers["content-type"] ?? "");
-      if (type.includes("application/json")) {
-        // A server that ignored `stream: true` and answered one JSON object.
-        let text = "";
-        res.body.setEncoding("utf8");
+    if (String(res.headers["content-type"] ?? "").includes("application/json")) {
+      // A server that ignored `stream: true` and answered one JSON object: one payload.
+      let text = "";
+      res.body.setEncoding("utf8");
+      try {
         for await (const chunk of res.body) text += chunk;
-        decoder.push(text, out);
-        done = true;
-      } else {
-        for await (const batch of readSse(res.body)) {
-          for (const ev of batch) {
-            if (decoder.push(ev.data, out)) done = true;
-          }
-          if (out.length) {
-            yield* out;
-            out.length = 0;
-          }
-        }
+      } catch (e) {
+        throw midStreamError(this.name, e);
       }
-    } catch (e) {
-      throw midStreamError(this.name, e);
-    } finally {
-      // Read to the end so the connection goes back to the pool; destroy only what broke off.
-      if (!done) res.body.destroy();
+      const out: Event[] = [];
+      decoder.push(text, out);
+      decoder.end(out);
+      yield* out;
+      return;
     }
-    decoder.end(out);
-    yield* out;
+    yield* decodeResponse(this.name, res, "sse", decoder);
   }
 
   async discover(): Promise<DiscoveredModel[]> {
