@@ -189,6 +189,52 @@ describe("normalize stage", () => {
   });
 });
 
+describe("normalize stage: reasoning going back to Anthropic", () => {
+  test("only signed (or redacted) thinking is sent back; unsigned local reasoning is dropped and noted", async () => {
+    const gw = await startGateway(oneBackend("anthropic", "http://127.0.0.1:9", "claude", "", "cloud"), {
+      discover: false,
+    });
+    try {
+      const profile = gw.router.resolve("cloud")[0]!.profile;
+      const notes: string[] = [];
+      const out = normalize(
+        {
+          model: "cloud",
+          system: "",
+          messages: [
+            { role: "user", parts: [{ type: "text", text: "q" }] },
+            {
+              role: "assistant",
+              parts: [
+                { type: "thinking", text: "local, unsigned" },
+                { type: "thinking", text: "signed", signature: "sig" },
+                { type: "thinking", text: "", redacted: "opaque" },
+                { type: "text", text: "a" },
+              ],
+            },
+          ],
+          tools: [],
+          toolChoice: { type: "auto" },
+          limits: {},
+          sampling: {},
+          thinking: {},
+          stream: false,
+          metadata: {},
+          ignored: [],
+        },
+        { profile, log: silentLogger, notes },
+      );
+      assert.deepEqual(
+        out.messages[1]?.parts.map((p) => (p.type === "thinking" ? p.text || p.redacted : p.type)),
+        ["signed", "opaque", "text"],
+      );
+      assert.ok(notes.some((n) => n.startsWith("thinking: 1")));
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe("clawbridge serve", () => {
   test("finds local servers on their ports when there is no config", async () => {
     const ollama = await startOllamaFake({ models: [{ name: "llama3.1:8b" }] });

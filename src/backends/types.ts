@@ -22,6 +22,8 @@ export interface WireCaps {
   strictAlternation: boolean;
   /** Reasoning from earlier turns can be sent back. */
   thinkingHistory: boolean;
+  /** Only reasoning that carries the server's own signature may go back (Anthropic verifies it). */
+  thinkingNeedsSignature?: boolean;
   /** Sampling fields the wire has a place for. */
   sampling: ReadonlySet<SamplingField>;
 }

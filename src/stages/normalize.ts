@@ -32,7 +32,8 @@ export function normalize(req: Request, ctx: StageContext): Request {
     for (const p of m.parts) {
       if (p.type === "thinking") {
         const keep =
-          caps.thinkingHistory && (profile.backend.kind !== "anthropic" || p.signature || p.redacted);
+          caps.thinkingHistory &&
+          (!caps.thinkingNeedsSignature || p.signature !== undefined || p.redacted !== undefined);
         if (keep) parts.push(p);
         else droppedThinking++;
       } else if (p.type === "image") {

@@ -12,6 +12,7 @@ const CAPS: WireCaps = {
   stringContentOnly: false,
   strictAlternation: false,
   thinkingHistory: true,
+  thinkingNeedsSignature: true,
   sampling: new Set(["temperature", "topP", "topK", "stop"] as const),
 };
 
