@@ -67,10 +67,6 @@ export class GatewayError extends Error {
   }
 }
 
-export function isGatewayError(e: unknown): e is GatewayError {
-  return e instanceof GatewayError;
-}
-
 /** Any thrown value as a GatewayError; unknown failures become `api_error` with their message. */
 export function toGatewayError(e: unknown): GatewayError {
   if (e instanceof GatewayError) return e;

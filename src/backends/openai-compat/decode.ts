@@ -164,10 +164,6 @@ export class ChatChunkDecoder {
     if (this.sawToolCall && reason === "end_turn") reason = "tool_use";
     out.push({ type: "stop", reason });
   }
-
-  get hasStarted(): boolean {
-    return this.started;
-  }
 }
 
 function num(v: unknown): number | undefined {

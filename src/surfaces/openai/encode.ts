@@ -1,3 +1,4 @@
+import { mergeUsage } from "../../ir/collect.js";
 import type { GatewayError } from "../../ir/errors.js";
 import type { Event, Request, Response, StopReason, Usage } from "../../ir/types.js";
 import type { ErrorAnswer, ResponseMeta, StreamEncoder } from "../types.js";
@@ -112,9 +113,7 @@ export class OpenAIStreamEncoder implements StreamEncoder {
       case "start":
         return "";
       case "usage":
-        if (ev.usage.inputTokens !== undefined) this.usage.inputTokens = ev.usage.inputTokens;
-        if (ev.usage.outputTokens !== undefined) this.usage.outputTokens = ev.usage.outputTokens;
-        if (ev.usage.cacheReadTokens !== undefined) this.usage.cacheReadTokens = ev.usage.cacheReadTokens;
+        mergeUsage(this.usage, ev.usage);
         return "";
       case "stop": {
         this.done = true;
