@@ -18,21 +18,38 @@ export interface HandlerDeps {
   pingIntervalMs: number;
 }
 
-/** Writes to the socket, coalescing what is written in one tick into one packet. */
+/**
+ * Writes to the socket, joining into one write what is written until the event loop next checks
+ * for I/O: every event decoded from one network read of the backend's answer goes out as one
+ * string, one buffer and one system call (a write per event costs a conversion and a syscall
+ * each, and the client a read each).
+ */
 class Writer {
-  private corked = false;
+  private pending = "";
+  private scheduled = false;
   constructor(private readonly res: ServerResponse) {}
   write(s: string): void {
     if (!s || this.res.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.res.uncork();
-      });
+    this.pending += s;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
     }
-    this.res.write(s);
+  }
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (!this.pending) return;
+    const s = this.pending;
+    this.pending = "";
+    if (!this.res.destroyed) this.res.write(s);
+  };
+  /** Writes what is pending and ends the response. */
+  end(): void {
+    const s = this.pending;
+    this.pending = "";
+    if (this.res.destroyed) return;
+    if (s) this.res.end(s);
+    else this.res.end();
   }
 }
 
@@ -188,7 +205,7 @@ async function streamAnswer(
     if (signal.aborted) return "client_gone";
     const err = toGatewayError(e);
     out.write(encoder.error(err));
-    res.end();
+    out.end();
     return err.kind;
   } finally {
     clearTimeout(waitOpen);
@@ -207,17 +224,17 @@ async function streamAnswer(
       out.write(
         encoder.error(new GatewayError("api_error", "the backend's answer ended before it finished")),
       );
-      res.end();
+      out.end();
       return "incomplete";
     }
-    res.end();
+    out.end();
     return "ok";
   } catch (e) {
     if (signal.aborted) return "client_gone";
     const err = toGatewayError(e);
     deps.log.warn({ model: req.model, err: err.message }, "stream failed after it started");
     out.write(encoder.error(err));
-    res.end();
+    out.end();
     return err.kind;
   }
 }
