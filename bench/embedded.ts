@@ -265,16 +265,18 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
     let first: number | undefined;
     let last = started;
     let completion = 0;
-    for await (const e of backend.send(req, {
+    for await (const batch of backend.send(req, {
       profile,
       signal: new AbortController().signal,
       log: silentLogger,
     })) {
-      if (e.type === "textDelta") {
-        const now = performance.now();
-        first ??= now;
-        last = now;
-      } else if (e.type === "usage") completion = e.usage.outputTokens ?? 0;
+      for (const e of batch) {
+        if (e.type === "textDelta") {
+          const now = performance.now();
+          first ??= now;
+          last = now;
+        } else if (e.type === "usage") completion = e.usage.outputTokens ?? 0;
+      }
     }
     return { tokens: completion, totalMs: last - started, decodeMs: last - (first ?? started) };
   };

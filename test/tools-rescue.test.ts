@@ -52,8 +52,9 @@ function harness(
   return { ctx, counts, logs };
 }
 
-async function* stream(events: Event[]): AsyncGenerator<Event> {
-  for (const e of events) yield e;
+/** The events one at a time: each its own batch, as a backend that sends one per network read. */
+async function* stream(events: Event[]): AsyncGenerator<Event[]> {
+  for (const e of events) yield [e];
 }
 
 /** The backend's events for a corpus case, its text and reasoning cut into random pieces. */
@@ -275,7 +276,7 @@ describe("rescue stage", () => {
     ];
     const out: Event[] = [];
     const h = harness();
-    for await (const e of rescue(stream(events), h.ctx.client, h.ctx)) out.push(e);
+    for await (const batch of rescue(stream(events), h.ctx.client, h.ctx)) out.push(...batch);
     assert.deepEqual(out, events);
     assert.equal(h.counts.size, 0);
   });

@@ -10,8 +10,9 @@ import type { Event } from "../src/ir/types.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import { oneBackend, startGateway } from "./helpers.js";
 
-async function* from(events: Event[]): AsyncGenerator<Event> {
-  yield* events;
+/** The events as one batch, as a backend whose whole answer came in one network read. */
+async function* from(events: Event[]): AsyncGenerator<Event[]> {
+  yield events;
 }
 
 function decodeChunks(chunks: unknown[]): Event[] {

@@ -335,22 +335,27 @@ export function upstreamError(
   });
 }
 
-/** Splits a byte stream into lines (NDJSON). */
-export async function* readLines(body: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+/** Splits a byte stream into lines (NDJSON). Yields arrays: the whole lines one network chunk completed. */
+export async function* readLines(body: AsyncIterable<Buffer | string>): AsyncGenerator<string[]> {
   const decoder = new TextDecoder();
   let buf = "";
   for await (const chunk of body) {
     buf += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
     let nl = buf.indexOf("\n");
+    if (nl < 0) continue;
+    const lines: string[] = [];
+    let from = 0;
     while (nl >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line) yield line;
-      nl = buf.indexOf("\n");
+      const line = buf.slice(from, nl).trim();
+      if (line) lines.push(line);
+      from = nl + 1;
+      nl = buf.indexOf("\n", from);
     }
+    buf = buf.slice(from);
+    if (lines.length) yield lines;
   }
   buf += decoder.decode();
-  if (buf.trim()) yield buf.trim();
+  if (buf.trim()) yield [buf.trim()];
 }
 
 /**
@@ -396,44 +401,36 @@ export interface StreamDecoder {
 }
 
 /**
- * Runs an open response through a decoder, yielding events as each network chunk is decoded.
- * The body is read to its end so the connection returns to the pool; a broken one is destroyed.
+ * Runs an open response through a decoder, yielding the events of each network chunk as one
+ * batch. The body is read to its end so the connection returns to the pool; a broken one is
+ * destroyed.
  */
 export async function* decodeResponse(
   backend: string,
   res: UpstreamResponse,
   framing: "sse" | "ndjson",
   decoder: StreamDecoder,
-): AsyncGenerator<Event> {
-  const out: Event[] = [];
+): AsyncGenerator<Event[]> {
+  let out: Event[] = [];
   let done = false;
   try {
-    if (framing === "sse") {
-      for await (const batch of readSse(res.body)) {
-        let failed: unknown;
-        for (const ev of batch) {
-          try {
-            if (decoder.push(ev.data, out)) done = true;
-          } catch (e) {
-            failed = e;
-            break;
-          }
-        }
-        // what came before a bad payload in the same network chunk still goes out first
-        if (out.length) {
-          yield* out;
-          out.length = 0;
-        }
-        if (failed !== undefined) throw failed;
-      }
-    } else {
-      for await (const line of readLines(res.body)) {
-        if (decoder.push(line, out)) done = true;
-        if (out.length) {
-          yield* out;
-          out.length = 0;
+    const payloads = framing === "sse" ? readSse(res.body) : readLines(res.body);
+    for await (const batch of payloads) {
+      let failed: unknown;
+      for (const p of batch) {
+        try {
+          if (decoder.push(typeof p === "string" ? p : p.data, out)) done = true;
+        } catch (e) {
+          failed = e;
+          break;
         }
       }
+      // what came before a bad payload in the same network chunk still goes out first
+      if (out.length) {
+        yield out;
+        out = [];
+      }
+      if (failed !== undefined) throw failed;
     }
   } catch (e) {
     throw midStreamError(backend, e);
@@ -441,5 +438,5 @@ export async function* decodeResponse(
     if (!done) res.body.destroy();
   }
   decoder.end(out);
-  yield* out;
+  if (out.length) yield out;
 }

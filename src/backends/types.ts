@@ -1,6 +1,6 @@
 import type { Dispatcher } from "./http.js";
 import type { Logger } from "../log.js";
-import type { Event, Request } from "../ir/types.js";
+import type { EventStream, Request } from "../ir/types.js";
 import type { ModelProfile } from "../routing/profile.js";
 
 export type BackendKind = "openai-compat" | "ollama" | "anthropic" | "embedded";
@@ -87,10 +87,11 @@ export interface Backend {
   readonly baseUrl: string;
   readonly caps: WireCaps;
   /**
-   * Sends the request and yields its events. Failures before the first event are thrown as
-   * GatewayError (so routing may try elsewhere); failures later are thrown from the iterator.
+   * Sends the request and yields its events, in batches (never empty). Failures before the first
+   * batch are thrown as GatewayError (so routing may try elsewhere); failures later are thrown
+   * from the iterator.
    */
-  send(req: Request, ctx: SendContext): AsyncIterable<Event>;
+  send(req: Request, ctx: SendContext): EventStream;
   /** The models the server has, with what it says about them. Throws when unreachable. */
   discover(): Promise<DiscoveredModel[]>;
   /**

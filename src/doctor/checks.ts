@@ -417,9 +417,11 @@ async function probes(s: Served, timeoutMs: number, add: (c: Check) => void): Pr
       const started = performance.now();
       let first: number | undefined;
       let out = 0;
-      for await (const e of s.router.stream(probeRequest(id, false), signal, silentLogger)) {
-        if (e.type === "textDelta" && first === undefined) first = performance.now();
-        if (e.type === "usage" && e.usage.outputTokens) out = e.usage.outputTokens;
+      for await (const batch of s.router.stream(probeRequest(id, false), signal, silentLogger)) {
+        for (const e of batch) {
+          if (e.type === "textDelta" && first === undefined) first = performance.now();
+          if (e.type === "usage" && e.usage.outputTokens) out = e.usage.outputTokens;
+        }
       }
       const end = performance.now();
       const ttft = first !== undefined ? first - started : undefined;
@@ -447,7 +449,7 @@ async function probes(s: Served, timeoutMs: number, add: (c: Check) => void): Pr
     const counted: string[] = [];
     try {
       const events: Event[] = [];
-      for await (const e of s.router.stream(
+      for await (const batch of s.router.stream(
         probeRequest(id, true),
         AbortSignal.timeout(timeoutMs),
         silentLogger,
@@ -455,7 +457,7 @@ async function probes(s: Served, timeoutMs: number, add: (c: Check) => void): Pr
           count: (what) => counted.push(what),
         },
       ))
-        events.push(e);
+        events.push(...batch);
       const called = events.some((e) => e.type === "toolCallStart");
       const rescued = counted.some((w) => w.startsWith("rescued"));
       const emulated = profile.supportsTools === false || !profile.backend.caps.tools;

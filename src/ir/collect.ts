@@ -1,11 +1,19 @@
 import { GatewayError } from "./errors.js";
-import type { Event, Response, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage } from "./types.js";
+import type {
+  EventStream,
+  Response,
+  StopReason,
+  TextPart,
+  ThinkingPart,
+  ToolCallPart,
+  Usage,
+} from "./types.js";
 
 /**
  * Folds an event stream into a whole response: the one code path behind every non-streaming
  * answer. An `error` event is thrown, so the caller answers with an error in its dialect.
  */
-export async function collect(events: AsyncIterable<Event>, fallbackModel = ""): Promise<Response> {
+export async function collect(events: EventStream, fallbackModel = ""): Promise<Response> {
   const content: Array<TextPart | ToolCallPart | ThinkingPart> = [];
   const usage: Usage = { inputTokens: 0, outputTokens: 0 };
   let id = "";
@@ -20,58 +28,59 @@ export async function collect(events: AsyncIterable<Event>, fallbackModel = ""):
     openTool = undefined;
   };
 
-  for await (const ev of events) {
-    switch (ev.type) {
-      case "start":
-        if (ev.id) id = ev.id;
-        if (ev.model) model = ev.model;
-        break;
-      case "textDelta": {
-        closeTool();
-        const last = content[content.length - 1];
-        if (last?.type === "text") last.text += ev.text;
-        else content.push({ type: "text", text: ev.text });
-        break;
-      }
-      case "thinkingDelta": {
-        closeTool();
-        const last = content[content.length - 1];
-        if (last?.type === "thinking" && last.redacted === undefined && ev.redacted === undefined) {
-          last.text += ev.text;
-          if (ev.signature) last.signature = (last.signature ?? "") + ev.signature;
-        } else {
-          const part: ThinkingPart = { type: "thinking", text: ev.text };
-          if (ev.signature) part.signature = ev.signature;
-          if (ev.redacted !== undefined) part.redacted = ev.redacted;
-          content.push(part);
+  for await (const batch of events)
+    for (const ev of batch) {
+      switch (ev.type) {
+        case "start":
+          if (ev.id) id = ev.id;
+          if (ev.model) model = ev.model;
+          break;
+        case "textDelta": {
+          closeTool();
+          const last = content[content.length - 1];
+          if (last?.type === "text") last.text += ev.text;
+          else content.push({ type: "text", text: ev.text });
+          break;
         }
-        break;
+        case "thinkingDelta": {
+          closeTool();
+          const last = content[content.length - 1];
+          if (last?.type === "thinking" && last.redacted === undefined && ev.redacted === undefined) {
+            last.text += ev.text;
+            if (ev.signature) last.signature = (last.signature ?? "") + ev.signature;
+          } else {
+            const part: ThinkingPart = { type: "thinking", text: ev.text };
+            if (ev.signature) part.signature = ev.signature;
+            if (ev.redacted !== undefined) part.redacted = ev.redacted;
+            content.push(part);
+          }
+          break;
+        }
+        case "toolCallStart": {
+          closeTool();
+          const part: ToolCallPart = { type: "toolCall", id: ev.id, name: ev.name, input: {} };
+          content.push(part);
+          openTool = { part, json: "" };
+          break;
+        }
+        case "toolCallDelta":
+          if (openTool) openTool.json += ev.json;
+          break;
+        case "toolCallEnd":
+          closeTool();
+          break;
+        case "usage":
+          mergeUsage(usage, ev.usage);
+          break;
+        case "stop":
+          closeTool();
+          stopReason = ev.reason;
+          stopSequence = ev.stopSequence;
+          break;
+        case "error":
+          throw ev.error;
       }
-      case "toolCallStart": {
-        closeTool();
-        const part: ToolCallPart = { type: "toolCall", id: ev.id, name: ev.name, input: {} };
-        content.push(part);
-        openTool = { part, json: "" };
-        break;
-      }
-      case "toolCallDelta":
-        if (openTool) openTool.json += ev.json;
-        break;
-      case "toolCallEnd":
-        closeTool();
-        break;
-      case "usage":
-        mergeUsage(usage, ev.usage);
-        break;
-      case "stop":
-        closeTool();
-        stopReason = ev.reason;
-        stopSequence = ev.stopSequence;
-        break;
-      case "error":
-        throw ev.error;
     }
-  }
   closeTool();
   if (!stopReason) {
     throw new GatewayError("api_error", "the backend's response ended before it finished", {

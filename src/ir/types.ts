@@ -129,7 +129,12 @@ export type Event =
   | { type: "stop"; reason: StopReason; stopSequence?: string }
   | { type: "error"; error: import("./errors.js").GatewayError };
 
-export type EventStream = AsyncIterable<Event>;
+/**
+ * The response as it travels: batches of events, each what one network read (or one post of the
+ * in-process engine) carried, in order, never empty. Every layer handles a batch in one step, so
+ * what a token costs does not grow with the layers it crosses.
+ */
+export type EventStream = AsyncIterable<Event[]>;
 
 /** A whole response, as `collect()` builds it from the events. */
 export interface Response {

@@ -328,7 +328,7 @@ export class Router {
     signal: AbortSignal,
     log: Logger,
     observer: RouteObserver = {},
-  ): AsyncGenerator<Event> {
+  ): AsyncGenerator<Event[]> {
     const targets = this.resolve(req.model);
     const lane = this.lanes.laneOf(req);
     let lastError: GatewayError | undefined;
@@ -357,7 +357,7 @@ export class Router {
       let heard = false;
       let counted = false;
       let attempt: Attempt | undefined;
-      let iterator: AsyncIterator<Event> | undefined;
+      let iterator: AsyncIterator<Event[]> | undefined;
       try {
         const ctx: StageContext = { profile, log, notes: [], client: req, signal };
         if (observer.count) ctx.count = observer.count;
@@ -382,7 +382,7 @@ export class Router {
         let events = attempt.watch(backend.send(shaped, { profile, signal: attempt.signal, log }));
         for (const stage of responseStages) events = stage(events, shaped, ctx);
         iterator = events[Symbol.asyncIterator]();
-        let first: IteratorResult<Event>;
+        let first: IteratorResult<Event[]>;
         try {
           first = await iterator.next();
         } catch (e) {
@@ -408,7 +408,7 @@ export class Router {
         if (first.done) return;
         yield first.value;
         for (;;) {
-          let r: IteratorResult<Event>;
+          let r: IteratorResult<Event[]>;
           try {
             r = await iterator.next();
           } catch (e) {

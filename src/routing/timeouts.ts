@@ -1,6 +1,6 @@
 import { hookExchange } from "../backends/http.js";
 import { GatewayError } from "../ir/errors.js";
-import type { Event } from "../ir/types.js";
+import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
 
 /**
@@ -208,15 +208,15 @@ export class Attempt {
   }
 
   /**
-   * The backend's events under the watchdog: each one notes its time; a limit that runs out
+   * The backend's events under the watchdog: each batch notes its time; a limit that runs out
    * aborts the backend request and ends the iteration with a `timeout` error.
    */
-  watch(events: AsyncIterable<Event>): AsyncIterable<Event> {
+  watch(events: EventStream): EventStream {
     const inner = events[Symbol.asyncIterator]();
-    const it: AsyncIterator<Event> = {
+    const it: AsyncIterator<Event[]> = {
       next: () => {
         if (this.failure) return Promise.reject(this.failure);
-        return new Promise<IteratorResult<Event>>((resolve, reject) => {
+        return new Promise<IteratorResult<Event[]>>((resolve, reject) => {
           this.rejectPending = reject;
           this.innerPending = true;
           inner.next().then(
@@ -236,7 +236,7 @@ export class Attempt {
         });
       },
       return: async (value?: unknown) => {
-        const done = { done: true, value } as IteratorReturnResult<unknown> as IteratorResult<Event>;
+        const done = { done: true, value } as IteratorReturnResult<unknown> as IteratorResult<Event[]>;
         if (!inner.return) return done;
         if (this.innerPending) {
           // a next() is still running (aborted, it settles soon); the generator closes after it

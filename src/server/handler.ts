@@ -19,10 +19,10 @@ export interface HandlerDeps {
 }
 
 /**
- * Writes to the socket, joining into one write what is written until the event loop next checks
- * for I/O: every event decoded from one network read of the backend's answer goes out as one
- * string, one buffer and one system call (a write per event costs a conversion and a syscall
- * each, and the client a read each).
+ * Writes a streaming answer to the socket: what is written between two flushes goes out as one
+ * string, one buffer and one system call. The handler flushes after each batch of events (what
+ * one network read of the backend's answer carried); anything else written (the opening, pings)
+ * is flushed at the latest when the event loop next polls for I/O.
  */
 class Writer {
   private pending = "";
@@ -189,12 +189,12 @@ class LiveStream {
 async function streamAnswer(
   live: LiveStream,
   req: Request,
-  events: AsyncIterator<Event>,
+  events: AsyncIterator<Event[]>,
   deps: HandlerDeps,
   signal: AbortSignal,
 ): Promise<string> {
-  const { out, encoder, res } = live;
-  let first: IteratorResult<Event>;
+  const { out, encoder } = live;
+  let first: IteratorResult<Event[]>;
   const waitOpen = setTimeout(() => live.keepAlive(), deps.keepAliveAfterMs);
   try {
     first = await events.next();
@@ -214,11 +214,13 @@ async function streamAnswer(
   live.open();
 
   try {
-    if (!first.done) out.write(encoder.event(first.value));
-    for (;;) {
-      const r = await events.next();
-      if (r.done) break;
-      out.write(encoder.event(r.value));
+    let r = first;
+    while (!r.done) {
+      let s = "";
+      for (const ev of r.value) s += encoder.event(ev);
+      out.write(s);
+      out.flush();
+      r = await events.next();
     }
     if (!encoder.finished) {
       out.write(

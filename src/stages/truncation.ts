@@ -1,6 +1,6 @@
 import { calibrationOf } from "../context/calibrate.js";
 import { contextOverflowError, GatewayError } from "../ir/errors.js";
-import type { Event, Request, Usage } from "../ir/types.js";
+import type { Event, EventStream, Request, Usage } from "../ir/types.js";
 import type { StageContext } from "./types.js";
 
 /** Prompts smaller than this are not judged by their count alone: too little to tell a cut from a miscount. */
@@ -25,39 +25,50 @@ const MIN_LEARNED_WINDOW = 1024;
  * the answer has something in it, so an empty answer is still a proper HTTP error.
  */
 export async function* truncation(
-  events: AsyncIterable<Event>,
+  events: EventStream,
   _req: Request,
   ctx: StageContext,
-): AsyncGenerator<Event> {
-  const held: Event[] = [];
+): AsyncGenerator<Event[]> {
+  let held: Event[] = [];
   let answered = false;
   let judged = false;
   let output = 0;
-  try {
-    for await (const e of events) {
-      if (e.type === "usage") {
-        output = Math.max(output, e.usage.outputTokens ?? 0);
-        if (!judged && e.usage.inputTokens) {
-          judged = true;
-          judge(e.usage, ctx);
-        }
-      }
-      if (!answered) {
-        if (e.type === "start" || e.type === "usage") {
-          held.push(e);
-          continue;
-        }
-        if (e.type === "stop" && output === 0) {
-          const err = emptyAnswer(ctx);
-          if (err) throw err;
-        }
-        answered = true;
-        yield* held;
-        held.length = 0;
-      }
-      yield e;
+  const usage = (u: Partial<Usage>) => {
+    output = Math.max(output, u.outputTokens ?? 0);
+    if (!judged && u.inputTokens) {
+      judged = true;
+      judge(u, ctx);
     }
-    yield* held;
+  };
+  try {
+    for await (const batch of events) {
+      if (answered) {
+        for (const e of batch) if (e.type === "usage") usage(e.usage);
+        yield batch;
+        continue;
+      }
+      // until the answer has content, start and usage wait (an empty answer is still an error)
+      const out: Event[] = [];
+      for (const e of batch) {
+        if (e.type === "usage") usage(e.usage);
+        if (!answered) {
+          if (e.type === "start" || e.type === "usage") {
+            held.push(e);
+            continue;
+          }
+          if (e.type === "stop" && output === 0) {
+            const err = emptyAnswer(ctx);
+            if (err) throw err;
+          }
+          answered = true;
+          out.push(...held);
+          held = [];
+        }
+        out.push(e);
+      }
+      if (out.length) yield out;
+    }
+    if (held.length) yield held;
   } catch (e) {
     throw reworded(e, answered, ctx);
   }

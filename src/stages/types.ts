@@ -1,5 +1,5 @@
 import type { Features } from "../context/estimate.js";
-import type { Event, Request } from "../ir/types.js";
+import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { ModelProfile } from "../routing/profile.js";
 
@@ -35,9 +35,8 @@ export interface PromptCount {
 /** A request stage reshapes the request for its target. */
 export type RequestStage = (req: Request, ctx: StageContext) => Request | Promise<Request>;
 
-/** A response stage transforms the event stream. `req` is the request as the backend got it. */
-export type ResponseStage = (
-  events: AsyncIterable<Event>,
-  req: Request,
-  ctx: StageContext,
-) => AsyncIterable<Event>;
+/**
+ * A response stage transforms the event stream, a batch at a time (it yields no empty batch).
+ * `req` is the request as the backend got it.
+ */
+export type ResponseStage = (events: EventStream, req: Request, ctx: StageContext) => EventStream;

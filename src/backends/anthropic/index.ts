@@ -36,7 +36,7 @@ export class AnthropicBackend implements Backend {
     if (opts.apiKey) this.headers["x-api-key"] = opts.apiKey;
   }
 
-  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/v1/messages`,

@@ -73,12 +73,12 @@ class EventQueue {
     this.error = error;
     this.wake?.();
   }
-  async *[Symbol.asyncIterator](): AsyncGenerator<Event> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<Event[]> {
     for (;;) {
       if (this.items.length) {
         const batch = this.items;
         this.items = [];
-        yield* batch;
+        yield batch;
         continue;
       }
       if (this.done) {
@@ -248,7 +248,7 @@ export class EmbeddedBackend implements Backend {
     }
   }
 
-  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const spec = await this.specOf(ctx.profile.model);
     await this.load(spec, ctx.log);
     const queue = new EventQueue();
@@ -276,7 +276,7 @@ export class EmbeddedBackend implements Backend {
     this.activity.running++;
     this.activity.peak = Math.max(this.activity.peak, this.activity.running);
     try {
-      yield { type: "start", model: ctx.profile.model };
+      yield [{ type: "start", model: ctx.profile.model }];
       yield* queue;
     } finally {
       gen.abort();

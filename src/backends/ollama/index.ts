@@ -42,7 +42,7 @@ export class OllamaBackend implements Backend {
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
   }
 
-  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,

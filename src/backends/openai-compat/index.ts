@@ -74,7 +74,7 @@ export class OpenAICompatBackend implements Backend {
     if (this.flavor === "llamacpp") this.countTokens = (req, profile) => this.tokenize(req, profile);
   }
 
-  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event> {
+  async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const body = encodeChatRequest(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
     const res = await postJson({
       backend: this.name,
@@ -97,7 +97,7 @@ export class OpenAICompatBackend implements Backend {
       const out: Event[] = [];
       decoder.push(text, out);
       decoder.end(out);
-      yield* out;
+      yield out;
       return;
     }
     yield* decodeResponse(this.name, res, "sse", decoder);

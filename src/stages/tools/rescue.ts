@@ -7,7 +7,7 @@
  * through as they are. Every rescue and repair is logged and counted.
  */
 import { newId } from "../../ir/ids.js";
-import type { Event } from "../../ir/types.js";
+import type { Event, EventStream } from "../../ir/types.js";
 import type { ResponseStage, StageContext } from "../types.js";
 import { ToolSet } from "./formats.js";
 import { type ScanCall, type ScanOutput, ToolCallScanner } from "./scanner.js";
@@ -19,11 +19,16 @@ export const rescue: ResponseStage = (events, _req, ctx) => {
   return rescueEvents(events, ctx);
 };
 
-async function* rescueEvents(events: AsyncIterable<Event>, ctx: StageContext): AsyncGenerator<Event> {
+async function* rescueEvents(events: EventStream, ctx: StageContext): AsyncGenerator<Event[]> {
   const r = new Rescuer(ctx);
-  for await (const ev of events) for (const e of r.on(ev)) yield e;
+  for await (const batch of events) {
+    const out: Event[] = [];
+    for (const ev of batch) out.push(...r.on(ev));
+    if (out.length) yield out;
+  }
   // a stream that ended without its stop (the stop closes the answer itself; then this is a no-op)
-  for (const e of r.close()) yield e;
+  const rest = r.close();
+  if (rest.length) yield rest;
 }
 
 /** A call's identity for finding the same call twice (drafted in the reasoning, then made). */
