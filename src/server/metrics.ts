@@ -5,12 +5,15 @@
 type Labels = Record<string, string>;
 
 function escapeLabel(v: string): string {
+  if (!/[\\"\n]/.test(v)) return v;
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
+/** `{a="1",b="2"}`, the series' key and its text (on every request: no intermediate arrays). */
 function labelText(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-  return parts.length ? `{${parts.join(",")}}` : "";
+  let s = "";
+  for (const k in labels) s += `${s ? "," : "{"}${k}="${escapeLabel(labels[k]!)}"`;
+  return s ? `${s}}` : "";
 }
 
 export class Counter<L extends string> {
