@@ -6,6 +6,8 @@ import { OllamaLineDecoder } from "../src/backends/ollama/decode.js";
 import { ChatChunkDecoder } from "../src/backends/openai-compat/decode.js";
 import { collect } from "../src/ir/collect.js";
 import { GatewayError } from "../src/ir/errors.js";
+import { AnthropicStreamEncoder } from "../src/surfaces/anthropic/encode.js";
+import { OpenAIStreamEncoder } from "../src/surfaces/openai/encode.js";
 import type { Event } from "../src/ir/types.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import { oneBackend, startGateway } from "./helpers.js";
@@ -227,4 +229,49 @@ describe("server flavors", () => {
       }
     });
   }
+});
+
+describe("stream encoders", () => {
+  // text deltas are written from a template (the most frequent event): it must be the same bytes
+  // as the JSON of the object each dialect defines
+  const texts = [
+    "plain",
+    'quote " and \\ backslash',
+    "line\nbreak\ttab",
+    "unicode é ✓ 😀",
+    "\u0000\u001f",
+    "",
+  ];
+  const meta = { id: "id_1", model: 'm"odel', inputTokensEstimate: 5 };
+
+  test("Anthropic: a text delta is content_block_delta with a text_delta, byte for byte", () => {
+    const enc = new AnthropicStreamEncoder(meta);
+    enc.open();
+    const start = enc.event({ type: "textDelta", text: "" });
+    assert.match(start, /^event: content_block_start\n/);
+    for (const text of texts) {
+      const want = text
+        ? `event: content_block_delta\ndata: ${JSON.stringify({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })}\n\n`
+        : "";
+      assert.equal(enc.event({ type: "textDelta", text }), want);
+    }
+  });
+
+  test("OpenAI: a text delta is a chat.completion.chunk with content, byte for byte", () => {
+    const enc = new OpenAIStreamEncoder(meta, false);
+    const opening = enc.open();
+    const head = JSON.parse(opening.slice("data: ".length)) as { created: number };
+    for (const text of texts) {
+      const want = text
+        ? `data: ${JSON.stringify({
+            id: "id_1",
+            object: "chat.completion.chunk",
+            created: head.created,
+            model: 'm"odel',
+            choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }],
+          })}\n\n`
+        : "";
+      assert.equal(enc.event({ type: "textDelta", text }), want);
+    }
+  });
 });

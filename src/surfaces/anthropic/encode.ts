@@ -110,7 +110,10 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     switch (ev.type) {
       case "textDelta": {
         const start = this.open_ === "text" ? "" : this.startBlock("text", { type: "text", text: "" });
-        return ev.text ? start + this.delta({ type: "text_delta", text: ev.text }) : start;
+        // what this.delta({ type: "text_delta", text }) writes, without building the object
+        return ev.text
+          ? `${start}event: content_block_delta\ndata: {"type":"content_block_delta","index":${this.index},"delta":{"type":"text_delta","text":${JSON.stringify(ev.text)}}}\n\n`
+          : start;
       }
       case "thinkingDelta": {
         if (ev.redacted !== undefined) {

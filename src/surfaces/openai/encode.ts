@@ -61,6 +61,8 @@ function usageJson(u: Usage) {
 export class OpenAIStreamEncoder implements StreamEncoder {
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly head: string;
+  /** A text chunk is the one sent most: its text goes between these two. */
+  private readonly textHead: string;
   private toolIndex = -1;
   private usage: Usage;
   private done = false;
@@ -72,6 +74,7 @@ export class OpenAIStreamEncoder implements StreamEncoder {
     this.usage = { inputTokens: meta.inputTokensEstimate, outputTokens: 0 };
     // Every chunk shares its head; only the choices differ.
     this.head = `{"id":${JSON.stringify(meta.id)},"object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(meta.model)},"choices":`;
+    this.textHead = `data: ${this.head}[{"index":0,"delta":{"content":`;
   }
 
   get finished(): boolean {
@@ -94,7 +97,10 @@ export class OpenAIStreamEncoder implements StreamEncoder {
     if (this.done) return "";
     switch (ev.type) {
       case "textDelta":
-        return ev.text ? this.chunk({ content: ev.text }) : "";
+        // what this.chunk({ content }) writes, without building the object
+        return ev.text
+          ? `${this.textHead}${JSON.stringify(ev.text)}},"logprobs":null,"finish_reason":null}]}\n\n`
+          : "";
       case "thinkingDelta":
         return ev.text ? this.chunk({ reasoning_content: ev.text }) : "";
       case "toolCallStart":
