@@ -1,7 +1,7 @@
 // The embedded benchmark: tokens per second of a GGUF model run in-process, through clawbridge and driven by
 // node-llama-cpp directly, in the same run, on the same model and settings.
 //
-//   node --import tsx bench/embedded.ts [--rounds 6] [--tokens 1000] [--threads 1] [--clawbridge dist/cli/main.js]
+//   node --import tsx bench/embedded.ts [--rounds 6] [--tokens 1000] [--threads 1] [--warmup 1] [--clawbridge dist/cli/main.js]
 //   (also run by bench/run.ts at the end of a full run; `--only embedded` runs it alone)
 //
 // The model is the tiny generated one (test/fixtures/tiny-gguf.ts: llama architecture, 2 layers, width 64, random
@@ -9,8 +9,10 @@
 // token would show here first. clawbridge runs from dist/ in its own process (`serve --config`, an embedded
 // backend, one sequence); the client streams an OpenAI-dialect request and reads the SSE. Direct: LlamaChat over the
 // same chat in this process, same context size, threads, flash attention, sampling (llama.cpp's server defaults:
-// temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) and seed, so both generate the same tokens. Rounds alternate
-// the two; the figure is each side's tokens over its time, all rounds together. tokens/s = completion tokens / (request sent → last token), and the
+// temperature 0.8, top-k 40, top-p 0.95, min-p 0.05), seed and CPU (no GPU on any side), so all generate the same
+// tokens. Each side first serves the same unmeasured warm-up request(s) (--warmup), so none is measured while V8 is
+// still compiling its token loop. Rounds alternate the sides; the figure is each side's tokens over its time, all
+// rounds together. tokens/s = completion tokens / (request sent → last token), and the
 // decode rate (first token → last) beside it. Results: bench/results/embedded.json and embedded.md.
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -34,6 +36,8 @@ export interface EmbeddedBenchOptions {
   rounds: number;
   /** tokens asked per request */
   tokens: number;
+  /** unmeasured requests per side before the rounds, each like a measured one (default 1) */
+  warmup?: number;
   threads: number;
   clawbridgeCli: string;
   resultsDir?: string;
@@ -105,6 +109,7 @@ backends:
     models_dir: "${dir}"
     ollama_models: false
     threads: ${threads}
+    gpu: off
     context_size: ${CONTEXT}
     parallel: 1
 `,
@@ -182,6 +187,7 @@ async function viaClawbridge(url: string, tokens: number, seed: number): Promise
 
 export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<EmbeddedBenchResult> {
   const notes: string[] = [];
+  const warmup = opts.warmup ?? 1;
   const model = ensureTinyModel();
   const engine = await import("node-llama-cpp");
   const llama = await engine.getLlama({
@@ -244,6 +250,8 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
       ollamaDir: false,
       threads: opts.threads,
       contextSize: CONTEXT,
+      // the CPU, as direct's getLlama({ gpu: false })
+      gpu: "off",
     },
   });
   const profile = { model: "clawbridge-tiny", alias: "clawbridge-tiny" } as ModelProfile;
@@ -283,10 +291,17 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
   const cb = await startClawbridge(opts.clawbridgeCli, model, opts.threads);
   const runs = { direct: [] as Run[], backend: [] as Run[], clawbridge: [] as Run[] };
   try {
-    // warm-up, unmeasured: the engine's start in both, the model load in clawbridge
-    await direct(1);
-    await viaBackend(64, 1);
-    await viaClawbridge(cb.url, 64, 1);
+    // warm-up, unmeasured: the engine's start and the model load, and the same request (the same tokens) on
+    // every side, so each thread's JIT has compiled the token loop before the rounds. A side warmed with fewer
+    // tokens than another would be measured while V8 is still optimizing its code (on background threads that
+    // compete for the cores): with 64 tokens for the backend and clawbridge against a whole request for direct,
+    // the backend spent 7-17% more CPU per token than direct over 12 rounds (0.75-0.90× in the first four) on a
+    // 2-core machine, and about the same CPU (+1-4%) once all sides were warmed alike.
+    for (let w = 0; w < warmup; w++) {
+      await direct(1 + w);
+      await viaBackend(opts.tokens, 1 + w);
+      await viaClawbridge(cb.url, opts.tokens, 1 + w);
+    }
     const sides = ["direct", "backend", "clawbridge"] as const;
     for (let i = 0; i < opts.rounds; i++) {
       const seed = 100 + i;
@@ -358,14 +373,14 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, "embedded.json"),
-    `${JSON.stringify({ measuredAt: new Date().toISOString(), tokens: opts.tokens, ...result }, null, 2)}\n`,
+    `${JSON.stringify({ measuredAt: new Date().toISOString(), tokens: opts.tokens, warmup, ...result }, null, 2)}\n`,
   );
   writeFileSync(
     join(dir, "embedded.md"),
     [
       `# Embedded backend: tokens per second, clawbridge vs node-llama-cpp directly`,
       "",
-      `Measured ${new Date().toISOString().slice(0, 10)}; ${result.model}; ${opts.threads} thread(s), context ${CONTEXT}, ${opts.tokens} tokens asked, ${opts.rounds} rounds alternating, each side's tokens over its time.`,
+      `Measured ${new Date().toISOString().slice(0, 10)}; ${result.model}; ${opts.threads} thread(s), context ${CONTEXT}, ${opts.tokens} tokens asked, ${warmup} unmeasured warm-up request(s) of the same size per side, ${opts.rounds} rounds alternating, each side's tokens over its time.`,
       "",
       "| | tokens/s (request → last token) | decode tokens/s (first → last) |",
       "| --- | ---: | ---: |",
@@ -396,6 +411,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   runEmbeddedBench({
     rounds: arg("--rounds", 6),
     tokens: arg("--tokens", 1000),
+    warmup: arg("--warmup", 1),
     threads: arg("--threads", 1),
     clawbridgeCli: cliAt > 0 ? resolve(process.argv[cliAt + 1]!) : join(ROOT, "dist", "cli", "main.js"),
   }).then(
