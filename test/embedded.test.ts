@@ -505,7 +505,9 @@ backends:
         messages: [{ role: "user", content: "hello" }],
       });
       assert.equal(m.model, "tinyllm:latest");
-      assert.equal(m.usage.output_tokens, 8);
+      // random weights and a fresh seed: the model may sample its end before the limit
+      assert.ok(m.usage.output_tokens >= 1 && m.usage.output_tokens <= 8, `${m.usage.output_tokens} tokens`);
+      assert.ok(m.stop_reason === "max_tokens" || m.stop_reason === "end_turn", String(m.stop_reason));
     } finally {
       await backend.close();
       await gw.close();
@@ -555,7 +557,11 @@ models:
       });
       await assert.rejects(ask("junk"), /not a GGUF file/);
       const ok = await ask("good");
-      assert.equal(ok.usage.output_tokens, 4);
+      // random weights and a fresh seed: the model may sample its end before the limit
+      assert.ok(
+        ok.usage.output_tokens >= 1 && ok.usage.output_tokens <= 4,
+        `${ok.usage.output_tokens} tokens`,
+      );
     } finally {
       await backend.close();
       await gw.close();
@@ -591,7 +597,7 @@ models:
         max_tokens: 5,
         messages: [{ role: "user", content: "hi" }],
       });
-      assert.equal(m.usage.output_tokens, 5);
+      assert.ok(m.usage.output_tokens >= 1 && m.usage.output_tokens <= 5, `${m.usage.output_tokens} tokens`);
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));

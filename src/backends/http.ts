@@ -60,7 +60,7 @@ export function hookExchange(signal: AbortSignal, hooks: ExchangeHooks): void {
 interface SendOptions {
   method: "GET" | "POST";
   headers: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
   signal: AbortSignal;
   dispatcher: Dispatcher;
 }
@@ -157,7 +157,8 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
     res = await send(opts.url, {
       method: "POST",
       headers: { "content-type": "application/json", ...opts.headers },
-      body: JSON.stringify(opts.body),
+      // a Buffer is JSON already encoded (backends/json-body.ts): it goes to the socket as it is
+      body: Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body),
       signal: opts.signal,
       dispatcher: opts.dispatcher,
     });

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { Dispatcher } from "../backends/http.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
+import { frozenHeight } from "../ir/frozen.js";
 import type { Logger } from "../log.js";
 import { LANES } from "../routing/queue.js";
 import { Router } from "../routing/router.js";
@@ -12,6 +13,7 @@ import type { Surface } from "../surfaces/types.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
 import { type HandlerDeps, handleGeneration, sendError } from "./handler.js";
 import { Metrics, renderGauge } from "./metrics.js";
+import { BodyParser, text } from "./parse-cache.js";
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -89,6 +91,8 @@ export function buildGateway(opts: AppOptions): Gateway {
     pingIntervalMs: opts.pingIntervalMs ?? 10_000,
   };
   const limit = config.server.bodyLimitBytes;
+  // agents resend their conversation every turn: what a body shares with the last ones is not parsed again
+  const bodies = new BodyParser();
   const key = config.server.masterKey;
 
   const generation =
@@ -214,17 +218,17 @@ export function buildGateway(opts: AppOptions): Gateway {
       return run(undefined);
     }
     readBody(req, limit).then(
-      (text) => {
-        if (text.trim() === "")
-          return fail(
-            req,
-            res,
-            new GatewayError("invalid_request", "the request body is empty; expected a JSON object"),
-          );
+      (bytes) => {
         let body: unknown;
         try {
-          body = JSON.parse(text);
+          body = bodies.parse(bytes);
         } catch (e) {
+          if (text(bytes, 0).trim() === "")
+            return fail(
+              req,
+              res,
+              new GatewayError("invalid_request", "the request body is empty; expected a JSON object"),
+            );
           return fail(
             req,
             res,
@@ -241,7 +245,7 @@ export function buildGateway(opts: AppOptions): Gateway {
             new GatewayError("invalid_request", `the request body is nested deeper than ${MAX_DEPTH} levels`),
           );
         }
-        run(body, text.length);
+        run(body, bytes.length);
       },
       (e: unknown) => {
         if (e instanceof GatewayError) {
@@ -322,8 +326,12 @@ function resilienceGauges(router: Router): string {
   );
 }
 
-/** Reads a request body as text, refusing more than `limit` bytes with a 413. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/**
+ * Reads a request body, refusing more than `limit` bytes with a 413. The bytes go into one buffer
+ * as they come (sized from content-length when the client sent one), and nothing of them stays
+ * referenced from the request once it has been read.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = () =>
       new GatewayError("request_too_large", `request body is larger than the limit of ${formatBytes(limit)}`);
@@ -332,41 +340,105 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
       reject(tooLarge());
       return;
     }
-    const chunks: Buffer[] = [];
+    let buf: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
     let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
+    const onData = (c: Buffer) => {
+      if (size + c.length > limit) {
+        done();
         req.pause();
         reject(tooLarge());
         return;
       }
-      chunks.push(c);
-    });
-    req.on("end", () =>
-      resolve(chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")),
-    );
-    req.on("error", reject);
+      // the whole body's room at the first bytes (not before: a client that sends nothing costs nothing)
+      if (size === 0 && declared > c.length && declared <= PREALLOCATE_UP_TO)
+        buf = Buffer.allocUnsafe(declared);
+      if (buf && size + c.length <= buf.length) buf.set(c, size);
+      else if (size === 0 && !chunks) chunks = [c];
+      else {
+        // no length said, or more came than it said
+        chunks ??= buf ? [buf.subarray(0, size)] : [];
+        buf = undefined;
+        chunks.push(c);
+      }
+      size += c.length;
+    };
+    const onEnd = () => {
+      const bytes = buf
+        ? buf.subarray(0, size)
+        : !chunks
+          ? Buffer.alloc(0)
+          : chunks.length === 1
+            ? chunks[0]!
+            : Buffer.concat(chunks, size);
+      done();
+      resolve(bytes);
+    };
+    const onError = (e: unknown) => {
+      done();
+      reject(e);
+    };
+    const done = () => {
+      // Nothing of this read may stay reachable from the request, which lives as long as its
+      // answer: a listener left here would hold the promise, and the promise the body.
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      // an error after this is answered already, and must not throw
+      req.on("error", ignore);
+      buf = undefined;
+      chunks = undefined;
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
   });
 }
+
+function ignore(): void {}
+
+/** A body that says its length up to this size is read into one buffer of that size. */
+const PREALLOCATE_UP_TO = 8 * 1024 * 1024;
 
 /** JSON nested deeper than this is refused: no real request comes near, and recursion over it would not end well. */
 const MAX_DEPTH = 128;
 
-/** How deep a parsed JSON value nests, counted without recursion; stops counting past `stopAt`. */
+/**
+ * How deep a parsed JSON value nests; stops counting past `stopAt`. Recursive, but never more
+ * than `stopAt` + 1 calls deep; only objects and arrays are visited.
+ */
 export function nestingDepth(value: unknown, stopAt: number): number {
-  let max = 0;
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
-    if (d > max) {
-      max = d;
-      if (max > stopAt) return max;
+  return value !== null && typeof value === "object" ? depthOf(value, 1, stopAt) : 0;
+}
+
+function depthOf(v: object, d: number, stopAt: number): number {
+  if (d > stopAt) return d;
+  // a part taken from an earlier body: its height is known
+  const h = frozenHeight(v);
+  if (h !== undefined) return d - 1 + h;
+  let max = d;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (x !== null && typeof x === "object") {
+        const m = depthOf(x, d + 1, stopAt);
+        if (m > max) {
+          if (m > stopAt) return m;
+          max = m;
+        }
+      }
     }
-    if (Array.isArray(v)) for (const x of v) stack.push([x, d + 1]);
-    else for (const k in v) stack.push([(v as Record<string, unknown>)[k], d + 1]);
+  } else {
+    for (const k in v) {
+      const x: unknown = (v as Record<string, unknown>)[k];
+      if (x !== null && typeof x === "object") {
+        const m = depthOf(x, d + 1, stopAt);
+        if (m > max) {
+          if (m > stopAt) return m;
+          max = m;
+        }
+      }
+    }
   }
   return max;
 }

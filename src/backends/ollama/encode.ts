@@ -1,8 +1,32 @@
-import type { Message, Request, ToolChoice } from "../../ir/types.js";
+import type { Message, Request, Tool, ToolChoice } from "../../ir/types.js";
 import type { ModelProfile } from "../../routing/profile.js";
+import { jsonBody, ToolCache } from "../json-body.js";
+
+/** A tool definition on this wire. */
+function encodeTool(t: Tool) {
+  return {
+    type: "function",
+    function: { name: t.name, description: t.description ?? "", parameters: t.inputSchema },
+  };
+}
+
+const toolCache = new ToolCache(encodeTool);
+
+/**
+ * The body of `encodeOllamaChat` as JSON bytes, ready to send: the same JSON text, with the tool
+ * definitions and long strings taken from what earlier requests sent (see `json-body.ts`).
+ */
+export function encodeOllamaBody(req: Request, profile: ModelProfile): Buffer {
+  return jsonBody(encodeOllamaChat(req, profile, (tools) => toolCache.array(tools)));
+}
 
 /** The body for Ollama's native POST /api/chat. */
-export function encodeOllamaChat(req: Request, profile: ModelProfile) {
+export function encodeOllamaChat(
+  req: Request,
+  profile: ModelProfile,
+  /** How the tool definitions are written: as objects, or as JSON text already made. */
+  encodeTools: (tools: Tool[]) => unknown = (tools) => tools.map(encodeTool),
+) {
   const messages: Record<string, unknown>[] = [];
   if (req.system) messages.push({ role: "system", content: req.system });
   for (const m of req.messages) encodeMessage(m, messages);
@@ -21,10 +45,7 @@ export function encodeOllamaChat(req: Request, profile: ModelProfile) {
 
   const body: Record<string, unknown> = { model: profile.model, messages, stream: true, options };
   if (req.tools.length && !isNone(req.toolChoice)) {
-    body.tools = req.tools.map((t) => ({
-      type: "function",
-      function: { name: t.name, description: t.description ?? "", parameters: t.inputSchema },
-    }));
+    body.tools = encodeTools(req.tools);
   }
   if (req.constrain) body.format = req.constrain.schema;
   if (profile.keepAlive !== undefined) body.keep_alive = profile.keepAlive;

@@ -9,7 +9,7 @@ import {
   type WireCaps,
 } from "../types.js";
 import { OllamaLineDecoder } from "./decode.js";
-import { encodeOllamaChat } from "./encode.js";
+import { encodeOllamaBody } from "./encode.js";
 
 const CAPS: WireCaps = {
   tools: true,
@@ -46,7 +46,7 @@ export class OllamaBackend implements Backend {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,
-      body: encodeOllamaChat(req, ctx.profile),
+      body: encodeOllamaBody(req, ctx.profile),
       headers: { accept: "application/x-ndjson", ...this.headers },
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,

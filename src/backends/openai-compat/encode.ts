@@ -1,13 +1,60 @@
-import type { ImagePart, Message, Request, TextPart, ToolChoice } from "../../ir/types.js";
+import type { ImagePart, Message, Request, TextPart, Tool, ToolChoice } from "../../ir/types.js";
 import type { ModelProfile } from "../../routing/profile.js";
+import { JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
 import type { WireCaps } from "../types.js";
+
+/** A tool definition on this wire. */
+function encodeTool(t: Tool) {
+  return {
+    type: "function",
+    function: { name: t.name, description: t.description ?? "", parameters: t.inputSchema },
+  };
+}
+
+/** How the big parts of a body are made: as objects, or as JSON text written straight into the body. */
+interface Parts {
+  messages(req: Request, caps: WireCaps): unknown;
+  tools(tools: Tool[]): unknown;
+}
+
+const OBJECTS: Parts = {
+  messages: (req, caps) => {
+    const messages: Record<string, unknown>[] = [];
+    if (req.system) messages.push({ role: "system", content: req.system });
+    for (const m of req.messages) encodeMessage(m, caps, messages);
+    return messages;
+  },
+  tools: (tools) => tools.map(encodeTool),
+};
+
+const toolCache = new ToolCache(encodeTool);
+
+const TEXT: Parts = {
+  messages: (req, caps) => new JsonText((w) => writeMessages(w, req, caps)),
+  tools: (tools) => toolCache.array(tools),
+};
+
+/**
+ * The body of `encodeChatRequest` as JSON bytes, ready to send: the same JSON text, written
+ * without the objects in between, with the tool definitions and long strings (system prompt,
+ * tool results, earlier turns) taken from what earlier requests sent (see `json-body.ts`).
+ */
+export function encodeChatBody(
+  req: Request,
+  profile: ModelProfile,
+  caps: WireCaps,
+  streamUsage: boolean,
+): Buffer {
+  return jsonBody(encodeBody(req, profile, caps, streamUsage, TEXT));
+}
 
 /** The OpenAI Chat Completions body for a normalized request. */
 export function encodeChatRequest(req: Request, profile: ModelProfile, caps: WireCaps, streamUsage: boolean) {
-  const messages: Record<string, unknown>[] = [];
-  if (req.system) messages.push({ role: "system", content: req.system });
-  for (const m of req.messages) encodeMessage(m, caps, messages);
+  return encodeBody(req, profile, caps, streamUsage, OBJECTS);
+}
 
+function encodeBody(req: Request, profile: ModelProfile, caps: WireCaps, streamUsage: boolean, parts: Parts) {
+  const messages = parts.messages(req, caps);
   const body: Record<string, unknown> = { model: profile.model, messages, stream: true };
   if (streamUsage) body.stream_options = { include_usage: true };
   if (req.limits.maxOutputTokens !== undefined) body.max_tokens = req.limits.maxOutputTokens;
@@ -20,10 +67,7 @@ export function encodeChatRequest(req: Request, profile: ModelProfile, caps: Wir
   if (s.presencePenalty !== undefined) body.presence_penalty = s.presencePenalty;
   if (s.frequencyPenalty !== undefined) body.frequency_penalty = s.frequencyPenalty;
   if (req.tools.length && caps.tools) {
-    body.tools = req.tools.map((t) => ({
-      type: "function",
-      function: { name: t.name, description: t.description ?? "", parameters: t.inputSchema },
-    }));
+    body.tools = parts.tools(req.tools);
     body.tool_choice = encodeToolChoice(req.toolChoice);
     if (req.parallelToolCalls !== undefined) body.parallel_tool_calls = req.parallelToolCalls;
   }
@@ -106,4 +150,82 @@ function textOf(parts: Message["parts"]): string {
   let s = "";
   for (const p of parts) if (p.type === "text") s += s ? `\n${p.text}` : p.text;
   return s;
+}
+
+/**
+ * `encodeMessage` for the whole conversation, written as JSON text: the same text
+ * JSON.stringify makes of what `encodeMessage` builds (test/json-body.test.ts holds them equal).
+ */
+function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
+  w.add("[");
+  let first = true;
+  const open = (head: string) => {
+    w.add(first ? head : `,${head}`);
+    first = false;
+  };
+  if (req.system) {
+    open('{"role":"system","content":');
+    w.str(req.system);
+    w.add("}");
+  }
+  for (const m of req.messages) {
+    if (m.role === "system") {
+      open('{"role":"system","content":');
+      w.str(textOf(m.parts));
+      w.add("}");
+      continue;
+    }
+    if (m.role === "assistant") {
+      const text = textOf(m.parts);
+      let calls = 0;
+      for (const p of m.parts) if (p.type === "toolCall") calls++;
+      open('{"role":"assistant","content":');
+      if (calls && !text) w.add("null");
+      else w.str(text);
+      if (calls) {
+        w.add(',"tool_calls":[');
+        let n = 0;
+        for (const p of m.parts) {
+          if (p.type !== "toolCall") continue;
+          w.add(n++ ? ',{"id":' : '{"id":');
+          w.str(p.id);
+          w.add(',"type":"function","function":{"name":');
+          w.str(p.name);
+          const args = JSON.stringify(p.input);
+          if (args !== undefined) {
+            w.add(',"arguments":');
+            w.str(args);
+          }
+          w.add("}}");
+        }
+        w.add("]");
+      }
+      w.add("}");
+      continue;
+    }
+    // user: tool results become `tool` messages, in order, before what the user wrote.
+    let pending: Array<TextPart | ImagePart> = [];
+    const flush = () => {
+      if (!pending.length) return;
+      open('{"role":"user","content":');
+      w.value(userContent(pending, caps));
+      w.add("}");
+      pending = [];
+    };
+    for (const p of m.parts) {
+      if (p.type === "toolResult") {
+        flush();
+        const text = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
+        open('{"role":"tool","tool_call_id":');
+        w.str(p.toolCallId);
+        w.add(',"content":');
+        w.str(p.isError ? `Error: ${text}` : text);
+        w.add("}");
+      } else if (p.type === "text" || p.type === "image") {
+        pending.push(p);
+      }
+    }
+    flush();
+  }
+  w.add("]");
 }

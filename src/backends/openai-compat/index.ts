@@ -10,7 +10,7 @@ import {
   type WireCaps,
 } from "../types.js";
 import { ChatChunkDecoder } from "./decode.js";
-import { encodeChatRequest } from "./encode.js";
+import { encodeChatBody, encodeChatRequest } from "./encode.js";
 
 /** The servers that speak /v1/chat/completions, and what each one's wire takes. */
 export const FLAVORS = ["generic", "llamacpp", "vllm", "lmstudio", "tinygrad"] as const;
@@ -75,7 +75,7 @@ export class OpenAICompatBackend implements Backend {
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
-    const body = encodeChatRequest(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
+    const body = encodeChatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,

@@ -9,6 +9,7 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
+import { isInt, isNum, isObj, isStr, optBool, optRange, optStr, optStrings } from "../plain.js";
 import { invalid, parseOrThrow } from "../validate.js";
 
 const num = z.number().refine(Number.isFinite, "must be a finite number");
@@ -94,9 +95,99 @@ const KNOWN = new Set([
   "thinking",
 ]);
 
+type Body = z.output<typeof RequestSchema>;
+
+/**
+ * Whether a body certainly passes RequestSchema and, block by block, the schemas `decodeBlock`
+ * and the system prompt apply (see `plain.ts`): then it is decoded as it is, with no zod run.
+ */
+function plainRequest(b: unknown): b is Body {
+  if (!isObj(b)) return false;
+  if (!isStr(b.model) || b.model.length < 1) return false;
+  if (!isInt(b.max_tokens) || b.max_tokens <= 0) return false;
+  const messages = b.messages;
+  if (!Array.isArray(messages)) return false;
+  for (const m of messages) {
+    if (!isObj(m)) return false;
+    const role = m.role;
+    if (role !== "user" && role !== "assistant" && role !== "system") return false;
+    if (!isStr(m.content) && !plainBlocks(m.content)) return false;
+  }
+  const system = b.system;
+  if (system !== undefined && !isStr(system)) {
+    if (!Array.isArray(system)) return false;
+    for (const blk of system) {
+      if (!isObj(blk) || !isStr(blk.type)) return false;
+      if (blk.type === "text" && !isStr(blk.text)) return false;
+    }
+  }
+  if (!optRange(b.temperature, 0, 2) || !optRange(b.top_p, 0, 1)) return false;
+  if (b.top_k !== undefined && !(isInt(b.top_k) && b.top_k >= 0)) return false;
+  if (!optStrings(b.stop_sequences) || !optBool(b.stream)) return false;
+  if (b.tools !== undefined) {
+    if (!Array.isArray(b.tools)) return false;
+    for (const t of b.tools)
+      if (!isObj(t) || !isStr(t.name) || t.name.length < 1 || !optStr(t.type)) return false;
+  }
+  const c = b.tool_choice;
+  if (c !== undefined) {
+    if (!isObj(c)) return false;
+    if (c.type !== "auto" && c.type !== "any" && c.type !== "tool" && c.type !== "none") return false;
+    if (!optStr(c.name) || !optBool(c.disable_parallel_tool_use)) return false;
+  }
+  if (b.metadata !== undefined && !isObj(b.metadata)) return false;
+  const t = b.thinking;
+  if (t !== undefined) {
+    if (!isObj(t) || !isStr(t.type)) return false;
+    if (t.budget_tokens !== undefined && !isNum(t.budget_tokens)) return false;
+  }
+  return true;
+}
+
+/** Content blocks that pass Block and, where their type is known, its schema in BLOCKS. */
+function plainBlocks(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
+  for (const blk of v) if (!plainBlock(blk)) return false;
+  return true;
+}
+
+function plainBlock(blk: unknown): boolean {
+  if (!isObj(blk) || !isStr(blk.type)) return false;
+  switch (blk.type) {
+    case "text":
+      return isStr(blk.text);
+    case "image": {
+      const s = blk.source;
+      if (!isObj(s)) return false;
+      if (s.type === "base64") return isStr(s.media_type) && isStr(s.data);
+      return s.type === "url" && isStr(s.url);
+    }
+    case "tool_use":
+      return isStr(blk.id) && isStr(blk.name) && blk.input !== undefined;
+    case "tool_result":
+      return (
+        isStr(blk.tool_use_id) &&
+        (blk.content === undefined || isStr(blk.content) || plainBlocks(blk.content)) &&
+        optBool(blk.is_error)
+      );
+    case "thinking":
+      return isStr(blk.thinking) && optStr(blk.signature);
+    case "redacted_thinking":
+      return isStr(blk.data);
+  }
+  // a type this surface does not know is dropped, its fields unread
+  return true;
+}
+
 /** Decodes an Anthropic Messages request body into the IR. Throws a 400 GatewayError on bad input. */
-export function decodeAnthropicRequest(body: unknown): Request {
-  const b = parseOrThrow(RequestSchema, body);
+export function decodeAnthropicRequest(
+  body: unknown,
+  /** Tests: through zod even when the body is well-formed. */
+  viaSchema = false,
+): Request {
+  // a well-formed body is read as it is; anything else through zod, for its error
+  const plain = viaSchema !== true && plainRequest(body);
+  const b = plain ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b)) if (!KNOWN.has(k)) ignored.push(k);
 
@@ -109,7 +200,7 @@ export function decodeAnthropicRequest(body: unknown): Request {
           ignored.push(`system.${i}(${blk.type})`);
           return "";
         }
-        const t = parseOrThrow(Text, blk, `system.${i}`);
+        const t = plain ? (blk as unknown as { text: string }) : parseOrThrow(Text, blk, `system.${i}`);
         if ("cache_control" in blk) noteOnce(ignored, "cache_control");
         return t.text;
       })
@@ -123,7 +214,7 @@ export function decodeAnthropicRequest(body: unknown): Request {
     const parts: Part[] =
       typeof m.content === "string"
         ? [{ type: "text", text: m.content }]
-        : m.content.flatMap((blk, bi) => decodeBlock(blk, `${path}.${bi}`, ignored, toolNames));
+        : m.content.flatMap((blk, bi) => decodeBlock(blk, `${path}.${bi}`, ignored, toolNames, plain));
     return { role: m.role, parts };
   });
 
@@ -187,6 +278,8 @@ function decodeBlock(
   path: string,
   ignored: string[],
   toolNames: Map<string, string>,
+  /** The block passed `plainBlock` already. */
+  plain: boolean,
 ): Part[] {
   const schema = BLOCKS[raw.type];
   if (!schema) {
@@ -194,7 +287,7 @@ function decodeBlock(
     return [];
   }
   if ("cache_control" in raw) noteOnce(ignored, "cache_control");
-  const blk = parseOrThrow(schema, raw, path) as any;
+  const blk = (plain ? raw : parseOrThrow(schema, raw, path)) as any;
   switch (raw.type) {
     case "text":
       return [{ type: "text", text: blk.text }];
@@ -222,7 +315,7 @@ function decodeBlock(
       if (typeof blk.content === "string") content.push({ type: "text", text: blk.content });
       else
         for (const [i, c] of (blk.content ?? []).entries()) {
-          for (const p of decodeBlock(c, `${path}.content.${i}`, ignored, toolNames)) {
+          for (const p of decodeBlock(c, `${path}.content.${i}`, ignored, toolNames, plain)) {
             if (p.type === "text" || p.type === "image") content.push(p);
           }
         }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { ImagePart, Message, Part, Request, TextPart, Tool, ToolChoice } from "../../ir/types.js";
+import { isInt, isNum, isObj, isStr, optBool, optStr, optStrings } from "../plain.js";
 import { invalid, parseOrThrow } from "../validate.js";
 
 const num = z.number().refine(Number.isFinite, "must be a finite number");
@@ -99,9 +100,112 @@ export interface OpenAIRequestExtras {
   includeUsage: boolean;
 }
 
+type Body = z.output<typeof RequestSchema>;
+
+/** Absent or null: what `.optional().nullable()` takes besides its type. */
+function none(v: unknown): boolean {
+  return v === undefined || v === null;
+}
+
+/** Content: a string, null, or parts that each have a string type. */
+function plainContent(v: unknown): boolean {
+  if (v === null || isStr(v)) return true;
+  if (!Array.isArray(v)) return false;
+  for (const p of v) if (!isObj(p) || !isStr(p.type)) return false;
+  return true;
+}
+
+function plainFunction(f: unknown): boolean {
+  return (
+    isObj(f) &&
+    isStr(f.name) &&
+    f.name.length >= 1 &&
+    optStr(f.description) &&
+    (f.parameters === undefined || isObj(f.parameters))
+  );
+}
+
+function plainMessage(m: unknown): boolean {
+  if (!isObj(m)) return false;
+  switch (m.role) {
+    case "system":
+    case "developer":
+    case "user":
+      return plainContent(m.content);
+    case "tool":
+      return isStr(m.tool_call_id) && plainContent(m.content);
+    case "function":
+      return isStr(m.name) && plainContent(m.content);
+    case "assistant": {
+      if (m.content !== undefined && !plainContent(m.content)) return false;
+      if (!none(m.reasoning_content) && !isStr(m.reasoning_content)) return false;
+      const calls = m.tool_calls;
+      if (!none(calls)) {
+        if (!Array.isArray(calls)) return false;
+        for (const c of calls) {
+          if (!isObj(c) || !isStr(c.id) || (c.type !== undefined && c.type !== "function")) return false;
+          const f = c.function;
+          if (!isObj(f) || !isStr(f.name)) return false;
+          if (f.arguments !== undefined && !isStr(f.arguments) && !isObj(f.arguments)) return false;
+        }
+      }
+      const fc = m.function_call;
+      if (!none(fc) && !(isObj(fc) && isStr(fc.name) && optStr(fc.arguments))) return false;
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Whether a body certainly passes RequestSchema (see `plain.ts`): then it is decoded as it is. */
+function plainRequest(b: unknown): b is Body {
+  if (!isObj(b)) return false;
+  if (!isStr(b.model) || b.model.length < 1) return false;
+  const messages = b.messages;
+  if (!Array.isArray(messages) || messages.length < 1) return false;
+  for (const m of messages) if (!plainMessage(m)) return false;
+  for (const k of ["max_tokens", "max_completion_tokens"])
+    if (!none(b[k]) && !(isInt(b[k]) && (b[k] as number) > 0)) return false;
+  if (!none(b.temperature) && !(isNum(b.temperature) && b.temperature >= 0 && b.temperature <= 2))
+    return false;
+  if (!none(b.top_p) && !(isNum(b.top_p) && b.top_p >= 0 && b.top_p <= 1)) return false;
+  if (!none(b.top_k) && !(isInt(b.top_k) && b.top_k >= 0)) return false;
+  if (!none(b.stop) && !isStr(b.stop) && !optStrings(b.stop)) return false;
+  if (!none(b.stream) && typeof b.stream !== "boolean") return false;
+  const so = b.stream_options;
+  if (!none(so) && !(isObj(so) && optBool(so.include_usage))) return false;
+  if (!none(b.n) && !isInt(b.n)) return false;
+  if (!none(b.seed) && !isInt(b.seed)) return false;
+  if (!none(b.presence_penalty) && !isNum(b.presence_penalty)) return false;
+  if (!none(b.frequency_penalty) && !isNum(b.frequency_penalty)) return false;
+  if (!optStr(b.user)) return false;
+  if (!none(b.tools)) {
+    if (!Array.isArray(b.tools)) return false;
+    for (const t of b.tools)
+      if (!isObj(t) || !isStr(t.type) || (t.function !== undefined && !plainFunction(t.function)))
+        return false;
+  }
+  if (!none(b.functions)) {
+    if (!Array.isArray(b.functions)) return false;
+    for (const f of b.functions) if (!plainFunction(f)) return false;
+  }
+  const tc = b.tool_choice;
+  if (!none(tc) && tc !== "none" && tc !== "auto" && tc !== "required") {
+    if (!isObj(tc) || tc.type !== "function" || !isObj(tc.function) || !isStr(tc.function.name)) return false;
+  }
+  if (!none(b.parallel_tool_calls) && typeof b.parallel_tool_calls !== "boolean") return false;
+  if (!none(b.reasoning_effort) && !isStr(b.reasoning_effort)) return false;
+  return true;
+}
+
 /** Decodes an OpenAI Chat Completions body into the IR. Throws a 400 GatewayError on bad input. */
-export function decodeOpenAIRequest(body: unknown): Request & { openai: OpenAIRequestExtras } {
-  const b = parseOrThrow(RequestSchema, body);
+export function decodeOpenAIRequest(
+  body: unknown,
+  /** Tests: through zod even when the body is well-formed. */
+  viaSchema = false,
+): Request & { openai: OpenAIRequestExtras } {
+  // a well-formed body is read as it is; anything else through zod, for its error
+  const b = viaSchema !== true && plainRequest(body) ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b))
     if (!KNOWN.has(k) && (b as Record<string, unknown>)[k] != null) ignored.push(k);
