@@ -82,22 +82,52 @@ async function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
   }
 }
 
+interface Target {
+  secure: boolean;
+  options: http.RequestOptions;
+}
+
+/** URLs parsed into request options, once each: a backend's few endpoints are asked again and again. */
+const targets = new Map<string, Target>();
+
+function targetOf(url: string): Target {
+  let t = targets.get(url);
+  if (t) return t;
+  const u = new URL(url);
+  t = {
+    secure: u.protocol === "https:",
+    options: {
+      protocol: u.protocol,
+      hostname: u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80,
+      path: `${u.pathname}${u.search}`,
+      ...(u.username || u.password
+        ? { auth: `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` }
+        : {}),
+    },
+  };
+  // query strings may vary (discovery): the map stays small all the same
+  if (targets.size >= 256) targets.clear();
+  targets.set(url, t);
+  return t;
+}
+
 function sendOnce(url: string, opts: SendOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    let u: URL;
+    let target: Target;
     try {
-      u = new URL(url);
+      target = targetOf(url);
     } catch (e) {
       reject(e);
       return;
     }
-    const secure = u.protocol === "https:";
+    const { secure } = target;
     const headers: Record<string, string | number> = { ...opts.headers };
     if (opts.body !== undefined) headers["content-length"] = Buffer.byteLength(opts.body);
     const hooks = exchangeHooks.get(opts.signal);
     const req = (secure ? https : http).request(
-      u,
       {
+        ...target.options,
         method: opts.method,
         headers,
         agent: secure ? opts.dispatcher.https : opts.dispatcher.http,

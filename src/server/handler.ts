@@ -36,6 +36,12 @@ class Writer {
       setImmediate(this.flush);
     }
   }
+  /** Writes `s` now, after anything pending (one write for both). */
+  writeNow(s: string): void {
+    const all = this.pending + s;
+    this.pending = "";
+    if (all && !this.res.destroyed) this.res.write(all);
+  }
   readonly flush = (): void => {
     this.scheduled = false;
     if (!this.pending) return;
@@ -218,8 +224,7 @@ async function streamAnswer(
     while (!r.done) {
       let s = "";
       for (const ev of r.value) s += encoder.event(ev);
-      out.write(s);
-      out.flush();
+      out.writeNow(s);
       r = await events.next();
     }
     if (!encoder.finished) {
