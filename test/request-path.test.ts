@@ -16,8 +16,8 @@ import { openclawAnthropic, openclawOpenAI } from "../bench/fixtures.js";
 import { clearJsonCache, jsonBody, jsonCacheStats, LONG_STRING, RawJson } from "../src/backends/json-body.js";
 import { encodeOllamaBody, encodeOllamaChat } from "../src/backends/ollama/encode.js";
 import { encodeChatBody, encodeChatRequest } from "../src/backends/openai-compat/encode.js";
+import { CAPS } from "../src/backends/openai-compat/index.js";
 import type { WireCaps } from "../src/backends/types.js";
-import { ALL_SAMPLING } from "../src/backends/types.js";
 import type { Message, Part, Request, Tool } from "../src/ir/types.js";
 import type { ModelProfile } from "../src/routing/profile.js";
 import { nestingDepth } from "../src/server/app.js";
@@ -25,19 +25,10 @@ import { BodyParser } from "../src/server/parse-cache.js";
 import { decodeAnthropicRequest } from "../src/surfaces/anthropic/decode.js";
 import { decodeOpenAIRequest } from "../src/surfaces/openai/decode.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
+import { prng as rng } from "./fixtures/tool-corpus.js";
 import { oneBackend, startGateway } from "./helpers.js";
 
-const FULL: WireCaps = {
-  tools: true,
-  toolHistory: true,
-  images: true,
-  imageUrls: true,
-  stringContentOnly: false,
-  strictAlternation: false,
-  thinkingHistory: false,
-  jsonSchema: true,
-  sampling: ALL_SAMPLING,
-};
+const FULL: WireCaps = CAPS.generic;
 const TEXT_ONLY: WireCaps = { ...FULL, tools: false, stringContentOnly: true, jsonSchema: false };
 
 function profileOf(extra: Partial<ModelProfile> = {}): ModelProfile {
@@ -54,18 +45,6 @@ function sameBytes(req: Request, profile: ModelProfile, caps: WireCaps, streamUs
       `bodies differ at byte ${i}:\n  want …${expected.subarray(Math.max(0, i - 60), i + 60)}\n  got  …${got.subarray(Math.max(0, i - 60), i + 60)}`,
     );
   }
-}
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ODD = [

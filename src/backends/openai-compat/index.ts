@@ -28,7 +28,8 @@ const FULL: WireCaps = {
   sampling: ALL_SAMPLING,
 };
 
-const CAPS: Record<Flavor, WireCaps> = {
+/** What each server's wire takes. */
+export const CAPS: Record<Flavor, WireCaps> = {
   generic: FULL,
   llamacpp: FULL,
   vllm: FULL,
