@@ -5,7 +5,9 @@
  *   cache cold, warm and overflowing;
  * - the surfaces' hand-written check for well-formed bodies decodes exactly what zod decodes, and anything it does
  *   not take goes to zod, which answers as before (mutations of real requests, both dialects);
- * - the body is read whole however it arrives (one chunk, many, with or without content-length, more than it said).
+ * - the body is read whole however it arrives (one chunk, many, with or without content-length, more than it said);
+ * - a history the surfaces kept from earlier turns (frozen, found by identity) decodes and encodes as a fresh one,
+ *   and pooled upstream bodies are never written over while a request still sends them.
  * Run: node --import tsx --test test/request-path.test.ts
  */
 import assert from "node:assert/strict";
@@ -13,20 +15,29 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { describe, test } from "node:test";
 import { openclawAnthropic, openclawOpenAI } from "../bench/fixtures.js";
-import { clearJsonCache, jsonBody, jsonCacheStats, LONG_STRING, RawJson } from "../src/backends/json-body.js";
+import {
+  clearJsonCache,
+  jsonBody,
+  jsonCacheStats,
+  LONG_STRING,
+  RawJson,
+  releaseBody,
+} from "../src/backends/json-body.js";
 import { encodeOllamaBody, encodeOllamaChat } from "../src/backends/ollama/encode.js";
 import { encodeChatBody, encodeChatRequest } from "../src/backends/openai-compat/encode.js";
 import { CAPS } from "../src/backends/openai-compat/index.js";
 import type { WireCaps } from "../src/backends/types.js";
+import { deepFreeze } from "../src/ir/frozen.js";
 import type { Message, Part, Request, Tool } from "../src/ir/types.js";
 import type { ModelProfile } from "../src/routing/profile.js";
 import { nestingDepth } from "../src/server/app.js";
 import { BodyParser } from "../src/server/parse-cache.js";
+import { normalize } from "../src/stages/normalize.js";
 import { decodeAnthropicRequest } from "../src/surfaces/anthropic/decode.js";
 import { decodeOpenAIRequest } from "../src/surfaces/openai/decode.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import { prng as rng } from "./fixtures/tool-corpus.js";
-import { oneBackend, startGateway } from "./helpers.js";
+import { oneBackend, stageContext, startGateway } from "./helpers.js";
 
 const FULL: WireCaps = CAPS.generic;
 const TEXT_ONLY: WireCaps = { ...FULL, tools: false, stringContentOnly: true, jsonSchema: false };
@@ -555,3 +566,192 @@ describe("the request body is read whole however it comes", () => {
     }
   });
 });
+
+// --- a history kept from earlier turns: decoded and encoded as a fresh one ----------------------------------------
+
+describe("a conversation's history, decoded once and found again by identity", () => {
+  const dialects = [
+    { name: "anthropic", decode: decodeAnthropicRequest, base: openclawAnthropic(3) },
+    { name: "openai", decode: decodeOpenAIRequest, base: openclawOpenAI(3) },
+  ] as const;
+
+  for (const { name, decode, base } of dialects) {
+    test(`${name}: mutated bodies through the parse cache decode, and encode, as the same bodies parsed afresh`, () => {
+      const r = rng(name.length * 104729);
+      const parser = new BodyParser();
+      let memoised = 0;
+      for (let i = 0; i < 400; i++) {
+        // a body that shares a prefix with the last ones, so that some of its messages are taken from them
+        const body = i % 4 === 0 ? base : mutate(base, r);
+        const text = JSON.stringify(body);
+        const parsed = parser.parse(Buffer.from(text));
+        const kept = outcome(() => decode(parsed));
+        const fresh = outcome(() => decode(JSON.parse(text)));
+        assert.deepEqual(kept, fresh, text.slice(0, 300));
+        if (!("ok" in (kept as object))) continue;
+        const req = (kept as { ok: Request }).ok;
+        memoised += req.messages.filter((m) => Object.isFrozen(m)).length;
+        const shaped = normalizeFor(req);
+        sameBytes(shaped, profileOf(), i % 3 === 0 ? TEXT_ONLY : FULL);
+      }
+      assert.ok(memoised > 400 * 10, `turns found again: ${memoised}`);
+    });
+
+    test(`${name}: the turns a body shares with the one before are the same objects, frozen`, () => {
+      const parser = new BodyParser();
+      const messages = (base as { messages: unknown[] }).messages;
+      let before: Request | undefined;
+      for (let n = 20; n <= messages.length; n += 10) {
+        const req = decode(
+          parser.parse(Buffer.from(JSON.stringify({ ...base, messages: messages.slice(0, n) }))),
+        );
+        if (before) {
+          const shared = before.messages.length - 2;
+          for (let k = 0; k < shared; k++) {
+            const now: Message = req.messages[k]!;
+            const then: Message = before.messages[k]!;
+            // an OpenAI run of tool messages is one IR turn made anew; its parts are the ones kept
+            if (name === "anthropic" || now.parts[0]?.type !== "toolResult")
+              assert.equal(now, then, `turn ${k} of ${n}`);
+            for (const [j, p] of now.parts.entries()) assert.equal(p, then.parts[j], `turn ${k} part ${j}`);
+          }
+          assert.throws(() => {
+            (req.messages[0]!.parts as Part[]).push({ type: "text", text: "x" });
+          }, TypeError);
+        }
+        // normalizing changes nothing here, so it keeps the same objects for the encoders
+        const shaped = normalizeFor(req);
+        for (const [k, m] of req.messages.entries()) assert.equal(shaped.messages[k], m);
+        before = req;
+      }
+    });
+  }
+
+  test("a kept tool result whose tool is named otherwise in this body gets this body's name", () => {
+    // the same frozen objects in two bodies, as the parse cache would hand them out
+    const result = frozen({
+      role: "user",
+      content: [{ type: "tool_result", tool_use_id: "t1", content: "ok" }],
+    });
+    const useA = frozen({
+      role: "assistant",
+      content: [{ type: "tool_use", id: "t1", name: "read", input: {} }],
+    });
+    const useB = { role: "assistant", content: [{ type: "tool_use", id: "t1", name: "write", input: {} }] };
+    const body = (use: unknown, r: unknown) => ({
+      model: "m",
+      max_tokens: 10,
+      messages: [{ role: "user", content: "go" }, use, r],
+    });
+    const nameOf = (req: Request) =>
+      (req.messages[2]!.parts[0] as Extract<Part, { type: "toolResult" }>).toolName;
+    const messages = [result, useA];
+    assert.ok(messages.every((m) => Object.isFrozen(m)));
+    assert.equal(nameOf(decodeAnthropicRequest(body(useA, result))), "read");
+    assert.equal(nameOf(decodeAnthropicRequest(body(useB, result))), "write");
+    assert.equal(nameOf(decodeAnthropicRequest(body(useA, result))), "read");
+    const tool = frozen({ role: "tool", tool_call_id: "c1", content: "ok" });
+    const call = (fn: string) => ({
+      role: "assistant",
+      content: null,
+      tool_calls: [{ id: "c1", type: "function", function: { name: fn, arguments: "{}" } }],
+    });
+    const oai = (fn: string) =>
+      decodeOpenAIRequest({
+        model: "m",
+        messages: [{ role: "user", content: "go" }, frozen(call(fn)), tool],
+      });
+    const toolName = (req: Request) =>
+      (req.messages[2]!.parts[0] as Extract<Part, { type: "toolResult" }>).toolName;
+    assert.equal(toolName(oai("read")), "read");
+    assert.equal(toolName(oai("write")), "write");
+    assert.equal(toolName(oai("read")), "read");
+  });
+
+  test("notes about what a kept turn holds are made again for every body", () => {
+    const turn = frozen({
+      role: "user",
+      content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }],
+    });
+    for (let i = 0; i < 3; i++) {
+      const req = decodeAnthropicRequest({ model: "m", max_tokens: 5, messages: [turn] });
+      assert.deepEqual(req.ignored, ["cache_control"]);
+    }
+  });
+});
+
+describe("upstream bodies from the pool", () => {
+  test("a body given back is written over by the next; one not given back never is", () => {
+    const a = jsonBody({ a: "x".repeat(1000) });
+    const aText = a.toString();
+    const b = jsonBody({ b: 1 });
+    assert.notEqual(b.buffer, a.buffer, "a body still out is not reused");
+    assert.equal(a.toString(), aText);
+    releaseBody(b);
+    const c = jsonBody({ c: [1, 2, 3] });
+    assert.equal(c.buffer, b.buffer, "the buffer given back is reused");
+    assert.equal(c.toString(), '{"c":[1,2,3]}');
+    // given back twice, or a buffer the pool never lent: ignored
+    releaseBody(c);
+    releaseBody(c);
+    releaseBody(Buffer.from("foreign"));
+    const d = jsonBody({ d: 1 });
+    const e = jsonBody({ e: 2 });
+    assert.notEqual(d.buffer, e.buffer, "one buffer is not lent twice");
+    assert.equal(`${d}${e}`, '{"d":1}{"e":2}');
+    releaseBody(a);
+    releaseBody(d);
+    releaseBody(e);
+  });
+
+  test("concurrent OpenClaw-sized requests reach the server each with its own body, intact", async () => {
+    const fake = await startOpenAICompatFake({ contextLength: 1_000_000, maxContextLength: 1_000_000 });
+    const gw = await startGateway(oneBackend("openai-compat", `${fake.url}/v1`, "fake-model"));
+    try {
+      const base = openclawOpenAI(2) as { messages: Array<{ role: string; content: unknown }> };
+      for (let round = 0; round < 3; round++) {
+        const marks = Array.from({ length: 12 }, (_, i) => `mark-${round}-${i}-${"z".repeat(i * 997)}`);
+        const answers = await Promise.all(
+          marks.map(async (mark) => {
+            const messages = [...base.messages.slice(0, -1), { role: "user", content: mark }];
+            const res = await fetch(`${gw.url}/v1/chat/completions`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ ...base, model: "test-model", stream: false, messages }),
+            });
+            return res.status;
+          }),
+        );
+        assert.deepEqual(
+          answers,
+          marks.map(() => 200),
+        );
+      }
+      const chats = fake.requests.filter((q) => q.path.endsWith("/chat/completions"));
+      assert.equal(chats.length, 36);
+      const seen = new Set<string>();
+      for (const q of chats) {
+        assert.equal(typeof q.body, "object", "the server got valid JSON");
+        const last = q.body.messages.at(-1).content as string;
+        const m = /^mark-\d-(\d+)-(z*)$/.exec(last);
+        assert.ok(m, last.slice(0, 80));
+        assert.equal(m[2]!.length, Number(m[1]) * 997);
+        assert.equal(q.body.messages.length, chats[0]!.body.messages.length);
+        seen.add(last);
+      }
+      assert.equal(seen.size, 36, "every request's own body");
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
+function frozen<T>(v: T): T {
+  assert.ok(deepFreeze(v) > 0);
+  return v;
+}
+
+function normalizeFor(req: Request): Request {
+  return normalize(req, stageContext(profileOf({ backend: { caps: FULL } } as Partial<ModelProfile>), req));
+}

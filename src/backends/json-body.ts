@@ -35,6 +35,8 @@ export interface JsonWriter {
   str(s: string): void;
   /** Any JSON value, as JSON.stringify would write it. */
   value(v: unknown): void;
+  /** JSON text already encoded, written as it is. */
+  bytes(b: Buffer): void;
 }
 
 /** A value that writes its own JSON text into the body, where it stands. */
@@ -161,32 +163,52 @@ export function clearJsonCache(): void {
 }
 
 /**
- * The buffer bodies are written into, kept from one body to the next (up to SCRATCH_MAX); each
- * body is then copied out at its exact size.
+ * Buffers bodies are written into. A body is handed out as a view of one; whoever sends it gives
+ * it back with `releaseBody` once the socket is done with the bytes (`postJson` does), and the
+ * next body is written into it: no buffer the size of a body is allocated, filled and copied per
+ * request (fresh memory costs more to fill than the copy itself). A body never given back is
+ * simply collected.
  */
-let scratch: Buffer | undefined;
-let scratchInUse = false;
-const SCRATCH_MAX = 1024 * 1024;
+const free: Buffer[] = [];
+/** Buffers given out as bodies and not given back (a body is given back once). */
+const lent = new WeakSet<ArrayBufferLike>();
+/** Free buffers kept at most, and the largest kept. */
+const FREE_MAX = 8;
+const POOLED_MAX = 1024 * 1024;
+const FIRST_SIZE = 64 * 1024;
+
+function takeBuffer(): Buffer {
+  return free.pop() ?? Buffer.allocUnsafeSlow(FIRST_SIZE);
+}
+
+function giveBack(b: Buffer): void {
+  if (b.length <= POOLED_MAX && free.length < FREE_MAX) free.push(b);
+}
+
+/**
+ * Gives a body `jsonBody` made back to be written over. Only for one the caller will not read
+ * again, nor anything it lent it to (a socket still writing it); anything else is ignored.
+ */
+export function releaseBody(body: Buffer): void {
+  const ab = body.buffer;
+  if (body.byteOffset !== 0 || !lent.has(ab)) return;
+  lent.delete(ab);
+  giveBack(Buffer.from(ab));
+}
 
 /**
  * Gathers a body's JSON text as bytes: small text joined into a string and encoded into the
  * buffer every few KB, kept bytes copied in as they are. Nothing the size of the whole body is
- * made in the JavaScript heap.
+ * made in the JavaScript heap. A pooled writer writes a body (`jsonBody`) into a buffer of the
+ * pool and hands it out as it is; another (a fragment kept for later) copies its bytes out.
  */
 class BodyWriter implements JsonWriter {
   private buf: Buffer;
-  private readonly shared: boolean;
   private at = 0;
   private text = "";
 
-  constructor() {
-    // a body written while another is (a value's toJSON, say) gets a buffer of its own
-    this.shared = !scratchInUse;
-    if (this.shared) {
-      scratchInUse = true;
-      scratch ??= Buffer.allocUnsafe(64 * 1024);
-      this.buf = scratch;
-    } else this.buf = Buffer.allocUnsafe(4096);
+  constructor(private readonly pooled = false) {
+    this.buf = pooled ? takeBuffer() : Buffer.allocUnsafe(4096);
   }
 
   add(s: string): void {
@@ -194,7 +216,7 @@ class BodyWriter implements JsonWriter {
     if (this.text.length >= FLUSH_AT) this.flush();
   }
 
-  addBytes(b: Buffer): void {
+  bytes(b: Buffer): void {
     this.flush();
     this.room(b.length);
     this.buf.set(b, this.at);
@@ -212,30 +234,31 @@ class BodyWriter implements JsonWriter {
 
   private room(n: number): void {
     if (this.at + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
-    next.set(this.buf.subarray(0, this.at));
-    this.buf = next;
-    if (this.shared && next.length <= SCRATCH_MAX) scratch = next;
+    const old = this.buf;
+    const size = Math.max(old.length * 2, this.at + n);
+    this.buf = this.pooled ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+    this.buf.set(old.subarray(0, this.at));
+    if (this.pooled) giveBack(old);
   }
 
   finish(): Buffer {
-    try {
-      this.flush();
+    this.flush();
+    if (!this.pooled) {
       const out = Buffer.allocUnsafe(this.at);
       this.buf.copy(out, 0, 0, this.at);
       return out;
-    } finally {
-      this.done();
     }
+    lent.add(this.buf.buffer);
+    return this.buf.subarray(0, this.at);
   }
 
-  /** Gives the shared buffer back. */
+  /** Gives the buffer back after a failure. */
   done(): void {
-    if (this.shared) scratchInUse = false;
+    if (this.pooled) giveBack(this.buf);
   }
 
   str(s: string): void {
-    if (s.length >= LONG_STRING) this.addBytes(strings.get(s));
+    if (s.length >= LONG_STRING) this.bytes(strings.get(s));
     else this.add(JSON.stringify(s));
   }
 
@@ -251,7 +274,7 @@ class BodyWriter implements JsonWriter {
       return;
     }
     if (v instanceof RawJson) {
-      for (const b of v.bytes) this.addBytes(b);
+      for (const b of v.bytes) this.bytes(b);
       return;
     }
     if (v instanceof JsonText) {
@@ -300,11 +323,12 @@ function keyText(k: string): string {
 
 /**
  * The JSON text of `value` as UTF-8 bytes: what `Buffer.from(JSON.stringify(value))` gives, with
- * long strings and `RawJson` parts taken as they are kept, `JsonText` parts writing themselves. For plain JSON data (objects, arrays,
- * strings, numbers, booleans, null), which is what the encoders build.
+ * long strings and `RawJson` parts taken as they are kept, `JsonText` parts writing themselves. For
+ * plain JSON data (objects, arrays, strings, numbers, booleans, null), which is what the encoders
+ * build. The bytes are a view of a pooled buffer: `releaseBody` gives it back when they are sent.
  */
 export function jsonBody(value: unknown): Buffer {
-  const w = new BodyWriter();
+  const w = new BodyWriter(true);
   try {
     w.value(value);
   } catch (e) {
@@ -312,6 +336,34 @@ export function jsonBody(value: unknown): Buffer {
     throw e;
   }
   return w.finish();
+}
+
+/**
+ * The JSON text an encoder writes for a part of a request that cannot change: an IR part the
+ * surface decoded from a body's frozen history (see `surfaces/parts.ts`), found again by identity
+ * on the next turn and copied in as bytes. One per encoder and kind of part: the text is that
+ * encoder's. Kept as long as the part is (a WeakMap): as long as the parse cache keeps the body.
+ */
+export class Fragments {
+  private readonly kept = new WeakMap<object, Buffer>();
+
+  /** Writes what `render` writes for `key`, from the bytes kept when `key` is frozen all the way down. */
+  write<K extends object>(w: JsonWriter, key: K, render: (w: JsonWriter, key: K) => void): void {
+    if (isDeepFrozen(key)) w.bytes(this.bytes(key, render));
+    else render(w, key);
+  }
+
+  /** The bytes `render` writes for `key`, kept for the next time (`key` must be frozen all the way down). */
+  bytes<K extends object>(key: K, render: (w: JsonWriter, key: K) => void): Buffer {
+    let b = this.kept.get(key);
+    if (b === undefined) {
+      const fw = new BodyWriter();
+      render(fw, key);
+      b = own(fw.finish());
+      this.kept.set(key, b);
+    }
+    return b;
+  }
 }
 
 interface KeptTool {
@@ -359,7 +411,9 @@ export class ToolCache {
       if (kept.frozen !== t.inputSchema && isDeepFrozen(t.inputSchema)) kept.frozen = t.inputSchema;
       return kept.bytes;
     }
-    const bytes = own(jsonBody(this.render(t)));
+    const w = new BodyWriter();
+    w.value(this.render(t));
+    const bytes = own(w.finish());
     if (!kept && this.map.size >= MAX_TOOLS) this.map.clear();
     this.map.set(t.name, {
       description: t.description,

@@ -21,35 +21,43 @@ export function normalize(req: Request, ctx: StageContext): Request {
       notes.push(`messages.${i}: system message folded into the system prompt`);
       continue;
     }
-    messages.push({ role: m.role, parts: m.parts });
+    messages.push(m);
   }
 
   let droppedThinking = 0;
   let droppedImages = 0;
   let flattenedTools = 0;
+  // a message nothing is changed in stays the same object (the encoders know its text by identity)
   messages = messages.map((m) => {
     const parts: Part[] = [];
+    let same = true;
     for (const p of m.parts) {
       if (p.type === "thinking") {
         const keep =
           caps.thinkingHistory &&
           (!caps.thinkingNeedsSignature || p.signature !== undefined || p.redacted !== undefined);
         if (keep) parts.push(p);
-        else droppedThinking++;
+        else {
+          droppedThinking++;
+          same = false;
+        }
       } else if (p.type === "image") {
         if (!caps.images || (p.source.kind === "url" && !caps.imageUrls)) {
           droppedImages++;
+          same = false;
           parts.push({ type: "text", text: "[image omitted: this model's server cannot take it]" });
         } else parts.push(p);
       } else if ((p.type === "toolCall" || p.type === "toolResult") && !caps.toolHistory) {
         flattenedTools++;
+        same = false;
         parts.push({ type: "text", text: toolPartAsText(p) });
       } else if (p.type === "toolResult" && !caps.images && p.content.some((c) => c.type === "image")) {
         droppedImages++;
+        same = false;
         parts.push({ ...p, content: p.content.filter((c) => c.type === "text") });
       } else parts.push(p);
     }
-    return { role: m.role, parts };
+    return same ? m : { role: m.role, parts };
   });
   if (droppedThinking) notes.push(`thinking: ${droppedThinking} earlier reasoning block(s) not sent back`);
   if (droppedImages)

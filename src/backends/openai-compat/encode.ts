@@ -1,6 +1,16 @@
-import type { ImagePart, Message, Request, TextPart, Tool, ToolChoice } from "../../ir/types.js";
+import type {
+  ImagePart,
+  Message,
+  Request,
+  TextPart,
+  Tool,
+  ToolCallPart,
+  ToolChoice,
+  ToolResultPart,
+} from "../../ir/types.js";
 import type { ModelProfile } from "../../routing/profile.js";
-import { JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
+import { isDeepFrozen } from "../../ir/frozen.js";
+import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
 import type { WireCaps } from "../types.js";
 
 /** A tool definition on this wire. */
@@ -152,9 +162,39 @@ function textOf(parts: Message["parts"]): string {
   return s;
 }
 
+/** The JSON text of tool calls and tool messages from a conversation's unchanged history, kept. */
+const calls = new Fragments();
+const results = new Fragments();
+
+/** One entry of an assistant message's `tool_calls`. */
+function writeCall(w: JsonWriter, p: ToolCallPart): void {
+  w.add('{"id":');
+  w.str(p.id);
+  w.add(',"type":"function","function":{"name":');
+  w.str(p.name);
+  const args = JSON.stringify(p.input);
+  if (args !== undefined) {
+    w.add(',"arguments":');
+    w.str(args);
+  }
+  w.add("}}");
+}
+
+/** A `tool` message. */
+function writeResult(w: JsonWriter, p: ToolResultPart): void {
+  const text = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
+  w.add('{"role":"tool","tool_call_id":');
+  w.str(p.toolCallId);
+  w.add(',"content":');
+  w.str(p.isError ? `Error: ${text}` : text);
+  w.add("}");
+}
+
 /**
  * `encodeMessage` for the whole conversation, written as JSON text: the same text
- * JSON.stringify makes of what `encodeMessage` builds (test/json-body.test.ts holds them equal).
+ * JSON.stringify makes of what `encodeMessage` builds (test/request-path.test.ts holds them equal).
+ * Messages, tool calls and tool results of a history the surface kept (frozen, found by identity)
+ * are written from the text kept the last time.
  */
 function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
   w.add("[");
@@ -168,64 +208,85 @@ function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
     w.str(req.system);
     w.add("}");
   }
+  const kept = keptMessages(caps);
   for (const m of req.messages) {
-    if (m.role === "system") {
-      open('{"role":"system","content":');
-      w.str(textOf(m.parts));
-      w.add("}");
+    if (!isDeepFrozen(m)) {
+      writeMessage(w, m, caps, open);
       continue;
     }
-    if (m.role === "assistant") {
-      const text = textOf(m.parts);
-      let calls = 0;
-      for (const p of m.parts) if (p.type === "toolCall") calls++;
-      open('{"role":"assistant","content":');
-      if (calls && !text) w.add("null");
-      else w.str(text);
-      if (calls) {
-        w.add(',"tool_calls":[');
-        let n = 0;
-        for (const p of m.parts) {
-          if (p.type !== "toolCall") continue;
-          w.add(n++ ? ',{"id":' : '{"id":');
-          w.str(p.id);
-          w.add(',"type":"function","function":{"name":');
-          w.str(p.name);
-          const args = JSON.stringify(p.input);
-          if (args !== undefined) {
-            w.add(',"arguments":');
-            w.str(args);
-          }
-          w.add("}}");
-        }
-        w.add("]");
-      }
-      w.add("}");
-      continue;
-    }
-    // user: tool results become `tool` messages, in order, before what the user wrote.
-    let pending: Array<TextPart | ImagePart> = [];
-    const flush = () => {
-      if (!pending.length) return;
-      open('{"role":"user","content":');
-      w.value(userContent(pending, caps));
-      w.add("}");
-      pending = [];
-    };
-    for (const p of m.parts) {
-      if (p.type === "toolResult") {
-        flush();
-        const text = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
-        open('{"role":"tool","tool_call_id":');
-        w.str(p.toolCallId);
-        w.add(',"content":');
-        w.str(p.isError ? `Error: ${text}` : text);
-        w.add("}");
-      } else if (p.type === "text" || p.type === "image") {
-        pending.push(p);
-      }
-    }
-    flush();
+    // a message of the history the surface kept: its text as written the last time
+    const b = kept.bytes(m, (fw) => {
+      let none = true;
+      writeMessage(fw, m, caps, (head) => {
+        fw.add(none ? head : `,${head}`);
+        none = false;
+      });
+    });
+    if (!b.length) continue;
+    if (!first) w.add(",");
+    first = false;
+    w.bytes(b);
   }
   w.add("]");
+}
+
+/** The messages' text per wire shape (what a user message becomes depends on the server's caps). */
+const messageTexts = new WeakMap<WireCaps, Fragments>();
+
+function keptMessages(caps: WireCaps): Fragments {
+  let f = messageTexts.get(caps);
+  if (!f) {
+    f = new Fragments();
+    messageTexts.set(caps, f);
+  }
+  return f;
+}
+
+/** The chat messages one IR message becomes (none, one, or several), each begun with `open`. */
+function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: string) => void): void {
+  if (m.role === "system") {
+    open('{"role":"system","content":');
+    w.str(textOf(m.parts));
+    w.add("}");
+    return;
+  }
+  if (m.role === "assistant") {
+    const text = textOf(m.parts);
+    let callCount = 0;
+    for (const p of m.parts) if (p.type === "toolCall") callCount++;
+    open('{"role":"assistant","content":');
+    if (callCount && !text) w.add("null");
+    else w.str(text);
+    if (callCount) {
+      w.add(',"tool_calls":[');
+      let n = 0;
+      for (const p of m.parts) {
+        if (p.type !== "toolCall") continue;
+        if (n++) w.add(",");
+        calls.write(w, p, writeCall);
+      }
+      w.add("]");
+    }
+    w.add("}");
+    return;
+  }
+  // user: tool results become `tool` messages, in order, before what the user wrote.
+  let pending: Array<TextPart | ImagePart> = [];
+  const flush = () => {
+    if (!pending.length) return;
+    open('{"role":"user","content":');
+    w.value(userContent(pending, caps));
+    w.add("}");
+    pending = [];
+  };
+  for (const p of m.parts) {
+    if (p.type === "toolResult") {
+      flush();
+      open("");
+      results.write(w, p, writeResult);
+    } else if (p.type === "text" || p.type === "image") {
+      pending.push(p);
+    }
+  }
+  flush();
 }

@@ -1,5 +1,15 @@
 import { z } from "zod";
-import type { ImagePart, Message, Part, Request, TextPart, Tool, ToolChoice } from "../../ir/types.js";
+import type {
+  ImagePart,
+  Message,
+  Part,
+  Request,
+  TextPart,
+  Tool,
+  ToolChoice,
+  ToolResultPart,
+} from "../../ir/types.js";
+import { FrozenMemo, frozenMessage } from "../parts.js";
 import { isInt, isNum, isObj, isStr, optBool, optStr, optStrings } from "../plain.js";
 import { invalid, parseOrThrow } from "../validate.js";
 
@@ -205,7 +215,8 @@ export function decodeOpenAIRequest(
   viaSchema = false,
 ): Request & { openai: OpenAIRequestExtras } {
   // a well-formed body is read as it is; anything else through zod, for its error
-  const b = viaSchema !== true && plainRequest(body) ? body : parseOrThrow(RequestSchema, body);
+  const plain = viaSchema !== true && plainRequest(body);
+  const b = plain ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b))
     if (!KNOWN.has(k) && (b as Record<string, unknown>)[k] != null) ignored.push(k);
@@ -225,7 +236,7 @@ export function decodeOpenAIRequest(
       parts[0]?.type === "toolResult" &&
       last.parts.at(-1)?.type === "toolResult"
     ) {
-      last.parts.push(...parts);
+      messages[messages.length - 1] = { role, parts: [...last.parts, ...parts] };
     } else messages.push({ role, parts });
   };
 
@@ -239,10 +250,27 @@ export function decodeOpenAIRequest(
         else messages.push({ role: "system", parts: [{ type: "text", text }] });
         continue;
       }
-      case "user":
-        push("user", userParts(m.content, `${path}.content`, ignored));
+      case "user": {
+        // history shared with an earlier body: the turn decoded then
+        const frozen = plain && typeof m.content === "string" && frozenMessage(m);
+        const kept = frozen ? turns.get(m) : undefined;
+        if (kept) messages.push(kept);
+        else if (frozen)
+          messages.push(
+            turns.keep(m, { role: "user", parts: userParts(m.content, `${path}.content`, ignored) }, true),
+          );
+        else push("user", userParts(m.content, `${path}.content`, ignored));
         break;
+      }
       case "assistant": {
+        // history shared with an earlier body: the turn decoded then (a legacy function_call's id depends on its place)
+        const frozen = plain && !m.function_call && frozenMessage(m);
+        const kept = frozen ? turns.get(m) : undefined;
+        if (kept) {
+          for (const p of kept.parts) if (p.type === "toolCall") toolNames.set(p.id, p.name);
+          messages.push(kept);
+          break;
+        }
         const parts: Part[] = [];
         if (m.reasoning_content) parts.push({ type: "thinking", text: m.reasoning_content });
         const text = m.content == null ? "" : textOnly(m.content, `${path}.content`);
@@ -265,21 +293,31 @@ export function decodeOpenAIRequest(
             input: parseArguments(m.function_call.arguments, `${path}.function_call.arguments`),
           });
         }
-        push("assistant", parts);
+        if (frozen) messages.push(turns.keep(m, { role: "assistant", parts }, true));
+        else push("assistant", parts);
         break;
       }
       case "tool":
       case "function": {
         const id = m.role === "tool" ? m.tool_call_id : m.name;
+        // a tool message of the history shared with an earlier body (text content: nothing to note)
+        const keep = plain && m.role === "tool" && typeof m.content === "string" && frozenMessage(m);
+        if (keep) {
+          const kept = toolResults.get(m);
+          if (kept && kept.toolName === toolNames.get(id)) {
+            push("user", [kept]);
+            break;
+          }
+        }
         const content = m.content == null ? [] : userParts(m.content, `${path}.content`, ignored);
-        const part: Part = {
+        const part: ToolResultPart = {
           type: "toolResult",
           toolCallId: m.role === "tool" ? id : `call_${i - 1}`,
           content: content.filter((p): p is TextPart | ImagePart => p.type === "text" || p.type === "image"),
         };
         const name = m.role === "tool" ? toolNames.get(id) : m.name;
         if (name) part.toolName = name;
-        push("user", [part]);
+        push("user", [keep ? toolResults.keep(m, part, true) : part]);
         break;
       }
     }
@@ -331,6 +369,13 @@ export function decodeOpenAIRequest(
   if (b.reasoning_effort != null) req.thinking.enabled = b.reasoning_effort !== "none";
   return req;
 }
+
+/**
+ * A conversation's unchanged history, decoded (see `surfaces/parts.ts`): user and assistant turns
+ * whole, tool results as parts (consecutive ones make one IR turn together).
+ */
+const turns = new FrozenMemo<Message>(3);
+const toolResults = new FrozenMemo<ToolResultPart>(2);
 
 function toolOf(f: z.infer<typeof FunctionDef>): Tool {
   const tool: Tool = { name: f.name, inputSchema: f.parameters ?? { type: "object", properties: {} } };
