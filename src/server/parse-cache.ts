@@ -42,6 +42,8 @@ interface Entry {
   messagesAt: number;
   /** Elements of `messages`, each with the offset just after the comma before it (0 for the first). */
   elements: Array<{ value: unknown; at: number }>;
+  /** Where a later body can take over (see `cutsOf`), found once. */
+  cuts?: Array<[at: number, members: number, elements: number]>;
 }
 
 /** Where a new body can take over from an entry: everything before `at` is the entry's. */
@@ -103,21 +105,19 @@ export class BodyParser {
       if (bytes.length < enough || entry.bytes.length < enough) continue;
       if (bytes.compare(entry.bytes, 0, enough, 0, enough) !== 0) continue;
       if (entry.parsed && !this.prepare(entry)) continue;
-      const cuts: Array<[number, number, number]> = [];
-      for (let i = 1; i < entry.members.length; i++) cuts.push([entry.members[i]!.at, i, -1]);
-      if (entry.messagesAt >= 0)
-        for (let j = 1; j < entry.elements.length; j++)
-          cuts.push([entry.elements[j]!.at, entry.messagesAt, j]);
-      cuts.sort((a, b) => a[0] - b[0]);
-      // the furthest cut whose bytes before it are the same: bytes shared up to a cut are shared up to every earlier one
+      const cuts = (entry.cuts ??= cutsOf(entry));
+      // the furthest cut whose bytes before it are the same: bytes shared up to a cut are shared
+      // up to every earlier one, so only the bytes past the furthest one found so far are compared
       let lo = 0;
       let hi = cuts.length - 1;
       let found = -1;
+      let same = enough;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
         const at = cuts[mid]![0];
-        if (at <= bytes.length && bytes.compare(entry.bytes, 0, at, 0, at) === 0) {
+        if (at <= same || (at <= bytes.length && bytes.compare(entry.bytes, same, at, same, at) === 0)) {
           found = mid;
+          if (at > same) same = at;
           lo = mid + 1;
         } else hi = mid - 1;
       }
@@ -237,6 +237,16 @@ export class BodyParser {
     for (const e of this.entries) bytes += e.bytes.length;
     while (this.entries.length > ENTRIES || bytes > BUDGET) bytes -= this.entries.shift()!.bytes.length;
   }
+}
+
+/** An entry's cuts, in order: after each top-level member but the last, and each `messages` element but the last. */
+function cutsOf(entry: Entry): Array<[number, number, number]> {
+  const cuts: Array<[number, number, number]> = [];
+  for (let i = 1; i < entry.members.length; i++) cuts.push([entry.members[i]!.at, i, -1]);
+  if (entry.messagesAt >= 0)
+    for (let j = 1; j < entry.elements.length; j++) cuts.push([entry.elements[j]!.at, entry.messagesAt, j]);
+  cuts.sort((a, b) => a[0] - b[0]);
+  return cuts;
 }
 
 interface Scan {
