@@ -576,7 +576,7 @@ describe("a conversation's history, decoded once and found again by identity", (
   ] as const;
 
   for (const { name, decode, base } of dialects) {
-    test(`${name}: mutated bodies through the parse cache decode, and encode, as the same bodies parsed afresh`, () => {
+    test(`${name}: mutated bodies through the parse cache decode, and encode (OpenAI-compatible, Ollama), as the same bodies parsed afresh`, () => {
       const r = rng(name.length * 104729);
       const parser = new BodyParser();
       let memoised = 0;
@@ -593,6 +593,10 @@ describe("a conversation's history, decoded once and found again by identity", (
         memoised += req.messages.filter((m) => Object.isFrozen(m)).length;
         const shaped = normalizeFor(req);
         sameBytes(shaped, profileOf(), i % 3 === 0 ? TEXT_ONLY : FULL);
+        assert.deepEqual(
+          encodeOllamaBody(shaped, profileOf()),
+          Buffer.from(JSON.stringify(encodeOllamaChat(shaped, profileOf()))),
+        );
       }
       assert.ok(memoised > 400 * 10, `turns found again: ${memoised}`);
     });
