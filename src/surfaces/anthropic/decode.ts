@@ -109,6 +109,8 @@ function plainRequest(b: unknown): b is Body {
   const messages = b.messages;
   if (!Array.isArray(messages)) return false;
   for (const m of messages) {
+    // a turn decoded before (kept only from a well-formed body): the same frozen object, still well-formed
+    if (history.get(m as object)) continue;
     if (!isObj(m)) return false;
     const role = m.role;
     if (role !== "user" && role !== "assistant" && role !== "system") return false;

@@ -173,7 +173,11 @@ function plainRequest(b: unknown): b is Body {
   if (!isStr(b.model) || b.model.length < 1) return false;
   const messages = b.messages;
   if (!Array.isArray(messages) || messages.length < 1) return false;
-  for (const m of messages) if (!plainMessage(m)) return false;
+  for (const m of messages) {
+    // a turn decoded before (kept only from a well-formed body): the same frozen object, still well-formed
+    if (turns.get(m as object) || toolResults.get(m as object)) continue;
+    if (!plainMessage(m)) return false;
+  }
   for (const k of ["max_tokens", "max_completion_tokens"])
     if (!none(b[k]) && !(isInt(b[k]) && (b[k] as number) > 0)) return false;
   if (!none(b.temperature) && !(isNum(b.temperature) && b.temperature >= 0 && b.temperature <= 2))
