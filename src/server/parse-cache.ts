@@ -105,7 +105,8 @@ export class BodyParser {
       if (bytes.length < enough || entry.bytes.length < enough) continue;
       if (bytes.compare(entry.bytes, 0, enough, 0, enough) !== 0) continue;
       if (entry.parsed && !this.prepare(entry)) continue;
-      const cuts = (entry.cuts ??= cutsOf(entry));
+      entry.cuts ??= cutsOf(entry);
+      const cuts = entry.cuts;
       // the furthest cut whose bytes before it are the same: bytes shared up to a cut are shared
       // up to every earlier one, so only the bytes past the furthest one found so far are compared
       let lo = 0;

@@ -1,17 +1,38 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
 import type { Event } from "../../ir/types.js";
+import { type JsonPath, JsonTemplate } from "../json-template.js";
+
+/**
+ * The strings of a line that change from token to token: the slots of its template. `created_at`
+ * is a new time on every line.
+ */
+const SLOTS: readonly JsonPath[] = [["created_at"], ["message", "content"], ["message", "thinking"]];
+
+/** Templates that no line matched, after which a stream is parsed in full only. */
+const BARREN_LIMIT = 8;
 
 /** Turns Ollama's NDJSON /api/chat lines into IR events. */
 export class OllamaLineDecoder {
   private started = false;
   private sawToolCall = false;
   private doneReason: string | undefined;
+  /** The last line parsed in full that had a token's string in it (see JsonTemplate). */
+  private template: JsonTemplate | undefined;
+  private barren: number;
 
-  constructor(private readonly backend: string) {}
+  /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
+  constructor(
+    private readonly backend: string,
+    templates = true,
+  ) {
+    this.barren = templates ? 0 : BARREN_LIMIT;
+  }
 
   /** Events for one line. Returns true on the `done: true` line. */
   push(line: string, out: Event[]): boolean {
+    const same = this.template?.match(line);
+    if (same !== undefined) return this.line(same, out);
     let j: any;
     try {
       j = JSON.parse(line);
@@ -25,6 +46,18 @@ export class OllamaLineDecoder {
         },
       );
     }
+    if (this.barren < BARREN_LIMIT && j?.error === undefined && j?.done === false) {
+      const template = JsonTemplate.of(line, j, SLOTS);
+      if (template) {
+        if (this.template?.hits === 0) this.barren++;
+        this.template = template;
+      }
+    }
+    return this.line(j, out);
+  }
+
+  /** Events for one parsed line; reads it and keeps none of its objects (it may be a template's). */
+  private line(j: any, out: Event[]): boolean {
     if (typeof j?.error === "string") {
       throw new GatewayError("api_error", `backend ${this.backend} failed mid-answer: ${j.error}`, {
         retryable: true,
