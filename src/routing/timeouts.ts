@@ -83,6 +83,8 @@ export class Attempt {
   private clientLeft = false;
   private rejectPending: ((e: unknown) => void) | undefined;
   private innerPending = false;
+  /** Ways to abort the backend requests under way (see ExchangeHooks.track). */
+  private readonly exchanges = new Set<(reason: unknown) => void>();
 
   constructor(
     private readonly client: AbortSignal,
@@ -91,7 +93,18 @@ export class Attempt {
     private readonly log: Logger,
   ) {
     this.signal = this.controller.signal;
-    hookExchange(this.signal, { connectMs: limits.connectMs, onHeaders: () => this.headers() });
+    hookExchange(this.signal, {
+      connectMs: limits.connectMs,
+      onHeaders: () => this.headers(),
+      track: (abort) => {
+        if (this.signal.aborted) {
+          abort(this.signal.reason);
+          return () => undefined;
+        }
+        this.exchanges.add(abort);
+        return () => this.exchanges.delete(abort);
+      },
+    });
     client.addEventListener("abort", this.onClientAbort);
     this.arm("load", limits.loadMs);
     if (limits.totalMs > 0) this.totalTimer = setTimeout(() => this.expire("total"), limits.totalMs);
@@ -126,7 +139,11 @@ export class Attempt {
   };
 
   private abort(reason?: unknown): void {
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    if (this.controller.signal.aborted) return;
+    this.controller.abort(reason);
+    // the backend requests of this attempt, aborted directly (see ExchangeHooks.track)
+    for (const abort of this.exchanges) abort(this.controller.signal.reason);
+    this.exchanges.clear();
   }
 
   private arm(limit: Limit, ms: number): void {

@@ -40,6 +40,8 @@ export class AnthropicEventDecoder {
   /** The last content_block_delta parsed in full (see JsonTemplate). */
   private template: JsonTemplate | undefined;
   private barren: number;
+  /** Payloads so far that a template could have been made of. */
+  private candidates = 0;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
@@ -66,7 +68,8 @@ export class AnthropicEventDecoder {
         },
       );
     }
-    if (this.barren < BARREN_LIMIT && ev?.type === "content_block_delta") {
+    // not from a stream's first candidate: a short answer never repeats it (a role chunk, a one-token answer)
+    if (this.barren < BARREN_LIMIT && ev?.type === "content_block_delta" && ++this.candidates > 1) {
       const template = JsonTemplate.of(data, ev, SLOTS);
       if (template) {
         if (this.template?.hits === 0) this.barren++;

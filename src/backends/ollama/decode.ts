@@ -20,6 +20,8 @@ export class OllamaLineDecoder {
   /** The last line parsed in full that had a token's string in it (see JsonTemplate). */
   private template: JsonTemplate | undefined;
   private barren: number;
+  /** Payloads so far that a template could have been made of. */
+  private candidates = 0;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
@@ -46,7 +48,8 @@ export class OllamaLineDecoder {
         },
       );
     }
-    if (this.barren < BARREN_LIMIT && j?.error === undefined && j?.done === false) {
+    // not from a stream's first candidate: a short answer never repeats it (a role chunk, a one-token answer)
+    if (this.barren < BARREN_LIMIT && j?.error === undefined && j?.done === false && ++this.candidates > 1) {
       const template = JsonTemplate.of(line, j, SLOTS);
       if (template) {
         if (this.template?.hits === 0) this.barren++;

@@ -44,6 +44,8 @@ export class ChatChunkDecoder {
   /** The last chunk parsed in full that had a token's string in it (see JsonTemplate). */
   private template: JsonTemplate | undefined;
   private barren: number;
+  /** Payloads so far that a template could have been made of. */
+  private candidates = 0;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
@@ -71,7 +73,8 @@ export class ChatChunkDecoder {
         },
       );
     }
-    if (this.barren < BARREN_LIMIT && !chunk?.error && !chunk?.usage) {
+    // not from a stream's first candidate: a short answer never repeats it (a role chunk, a one-token answer)
+    if (this.barren < BARREN_LIMIT && !chunk?.error && !chunk?.usage && ++this.candidates > 1) {
       const template = JsonTemplate.of(data, chunk, SLOTS);
       if (template) {
         if (this.template?.hits === 0) this.barren++;
