@@ -73,8 +73,8 @@ export class ChatChunkDecoder {
         },
       );
     }
-    // not from a stream's first candidate: a short answer never repeats it (a role chunk, a one-token answer)
-    if (this.barren < BARREN_LIMIT && !chunk?.error && !chunk?.usage && ++this.candidates > 1) {
+    // not from the first two candidates: a short answer never uses it (a role chunk, one or two tokens)
+    if (this.barren < BARREN_LIMIT && !chunk?.error && !chunk?.usage && ++this.candidates > 2) {
       const template = JsonTemplate.of(data, chunk, SLOTS);
       if (template) {
         if (this.template?.hits === 0) this.barren++;
