@@ -177,12 +177,27 @@ const FREE_MAX = 8;
 const POOLED_MAX = 1024 * 1024;
 const FIRST_SIZE = 64 * 1024;
 
+/** The largest free buffer (a body then seldom has to grow), or a new one. */
 function takeBuffer(): Buffer {
-  return free.pop() ?? Buffer.allocUnsafeSlow(FIRST_SIZE);
+  if (!free.length) return Buffer.allocUnsafeSlow(FIRST_SIZE);
+  let best = 0;
+  for (let i = 1; i < free.length; i++) if (free[i]!.length > free[best]!.length) best = i;
+  const b = free[best]!;
+  free[best] = free[free.length - 1]!;
+  free.pop();
+  return b;
 }
 
+/** Keeps a buffer for the next body; when the pool is full, in place of a smaller one. */
 function giveBack(b: Buffer): void {
-  if (b.length <= POOLED_MAX && free.length < FREE_MAX) free.push(b);
+  if (b.length > POOLED_MAX) return;
+  if (free.length < FREE_MAX) {
+    free.push(b);
+    return;
+  }
+  let least = 0;
+  for (let i = 1; i < free.length; i++) if (free[i]!.length < free[least]!.length) least = i;
+  if (free[least]!.length < b.length) free[least] = b;
 }
 
 /**
