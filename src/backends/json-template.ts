@@ -2,6 +2,53 @@
 export type JsonPath = readonly (string | number)[];
 
 /**
+ * Templates that no payload matched, after which a stream is parsed in full only: a server whose
+ * payloads differ in more than the slots (a counter, a time) would otherwise have one made per token.
+ */
+const BARREN_LIMIT = 8;
+/** Candidates parsed in full before one is made a template: a short answer never uses one (a role chunk, one or two tokens). */
+const FIRST_CANDIDATES = 2;
+
+/** A stream decoder's template: the last candidate payload parsed in full, and when to stop making them. */
+export class PayloadTemplates {
+  private template: JsonTemplate | undefined;
+  private barren: number;
+  private candidates = 0;
+
+  /** `enabled: false` parses every payload in full: the reference the tests hold the fast path to. */
+  constructor(
+    private readonly slots: readonly JsonPath[],
+    enabled = true,
+  ) {
+    this.barren = enabled ? 0 : BARREN_LIMIT;
+  }
+
+  /** Payloads the current template matched. */
+  get hits(): number {
+    return this.template?.hits ?? 0;
+  }
+
+  /** Whether templates were given up on (or disabled). */
+  get givenUp(): boolean {
+    return this.barren >= BARREN_LIMIT;
+  }
+
+  /** The value `text` parses to when it matches the template, else undefined. */
+  match(text: string): any {
+    return this.template?.match(text);
+  }
+
+  /** A payload parsed in full that could be the pattern of the next ones. */
+  offer(text: string, value: unknown): void {
+    if (this.barren >= BARREN_LIMIT || ++this.candidates <= FIRST_CANDIDATES) return;
+    const template = JsonTemplate.of(text, value, this.slots);
+    if (!template) return;
+    if (this.template?.hits === 0) this.barren++;
+    this.template = template;
+  }
+}
+
+/**
  * A parsed stream payload kept as the pattern of the next ones. Servers write each token's payload
  * with the same bytes but for a few strings (the token's text, a timestamp), and `JSON.parse` of
  * the whole payload is most of what a token costs. A payload whose bytes around those strings (the

@@ -1,6 +1,6 @@
 import { GatewayError, type ErrorKind } from "../../ir/errors.js";
 import type { Event, StopReason } from "../../ir/types.js";
-import { type JsonPath, JsonTemplate } from "../json-template.js";
+import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
 /** The strings of a content_block_delta that change from token to token: the slots of its template. */
 const SLOTS: readonly JsonPath[] = [
@@ -8,9 +8,6 @@ const SLOTS: readonly JsonPath[] = [
   ["delta", "thinking"],
   ["delta", "partial_json"],
 ];
-
-/** Templates that no event matched, after which a stream is parsed in full only. */
-const BARREN_LIMIT = 8;
 
 const STOP: Record<string, StopReason> = {
   end_turn: "end_turn",
@@ -37,23 +34,20 @@ export class AnthropicEventDecoder {
   private blockType: string | undefined;
   private stop: { reason: StopReason; seq?: string } | undefined;
   private finished = false;
-  /** The last content_block_delta parsed in full (see JsonTemplate). */
-  private template: JsonTemplate | undefined;
-  private barren: number;
-  /** Payloads so far that a template could have been made of. */
-  private candidates = 0;
+  /** The template of the payloads to come (see json-template.ts). */
+  private readonly templates: PayloadTemplates;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
     templates = true,
   ) {
-    this.barren = templates ? 0 : BARREN_LIMIT;
+    this.templates = new PayloadTemplates(SLOTS, templates);
   }
 
   /** Returns true on message_stop. */
   push(data: string, out: Event[]): boolean {
-    const same = this.template?.match(data);
+    const same = this.templates.match(data);
     if (same !== undefined) return this.event(same, out);
     let ev: any;
     try {
@@ -68,14 +62,7 @@ export class AnthropicEventDecoder {
         },
       );
     }
-    // not from the first two candidates: a short answer never uses it (a role chunk, one or two tokens)
-    if (this.barren < BARREN_LIMIT && ev?.type === "content_block_delta" && ++this.candidates > 2) {
-      const template = JsonTemplate.of(data, ev, SLOTS);
-      if (template) {
-        if (this.template?.hits === 0) this.barren++;
-        this.template = template;
-      }
-    }
+    if (ev?.type === "content_block_delta") this.templates.offer(data, ev);
     return this.event(ev, out);
   }
 

@@ -1,7 +1,7 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
 import type { Event } from "../../ir/types.js";
-import { type JsonPath, JsonTemplate } from "../json-template.js";
+import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
 /**
  * The strings of a line that change from token to token: the slots of its template. `created_at`
@@ -9,31 +9,25 @@ import { type JsonPath, JsonTemplate } from "../json-template.js";
  */
 const SLOTS: readonly JsonPath[] = [["created_at"], ["message", "content"], ["message", "thinking"]];
 
-/** Templates that no line matched, after which a stream is parsed in full only. */
-const BARREN_LIMIT = 8;
-
 /** Turns Ollama's NDJSON /api/chat lines into IR events. */
 export class OllamaLineDecoder {
   private started = false;
   private sawToolCall = false;
   private doneReason: string | undefined;
-  /** The last line parsed in full that had a token's string in it (see JsonTemplate). */
-  private template: JsonTemplate | undefined;
-  private barren: number;
-  /** Payloads so far that a template could have been made of. */
-  private candidates = 0;
+  /** The template of the payloads to come (see json-template.ts). */
+  private readonly templates: PayloadTemplates;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
     templates = true,
   ) {
-    this.barren = templates ? 0 : BARREN_LIMIT;
+    this.templates = new PayloadTemplates(SLOTS, templates);
   }
 
   /** Events for one line. Returns true on the `done: true` line. */
   push(line: string, out: Event[]): boolean {
-    const same = this.template?.match(line);
+    const same = this.templates.match(line);
     if (same !== undefined) return this.line(same, out);
     let j: any;
     try {
@@ -48,14 +42,7 @@ export class OllamaLineDecoder {
         },
       );
     }
-    // not from the first two candidates: a short answer never uses it (a role chunk, one or two tokens)
-    if (this.barren < BARREN_LIMIT && j?.error === undefined && j?.done === false && ++this.candidates > 2) {
-      const template = JsonTemplate.of(line, j, SLOTS);
-      if (template) {
-        if (this.template?.hits === 0) this.barren++;
-        this.template = template;
-      }
-    }
+    if (j?.error === undefined && j?.done === false) this.templates.offer(line, j);
     return this.line(j, out);
   }
 

@@ -2,7 +2,7 @@ import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
 import type { Event, StopReason } from "../../ir/types.js";
 import { upstreamMessage } from "../http.js";
-import { type JsonPath, JsonTemplate } from "../json-template.js";
+import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
 const FINISH: Record<string, StopReason> = {
   stop: "end_turn",
@@ -22,12 +22,6 @@ const SLOTS: readonly JsonPath[] = [
 ];
 
 /**
- * Templates that no chunk matched, after which a stream is parsed in full only: a server whose
- * payloads differ in more than the slots (a counter, a time) would otherwise have one made per token.
- */
-const BARREN_LIMIT = 8;
-
-/**
  * Turns OpenAI chat.completion.chunk objects into IR events. Tool-call deltas are assembled by
  * index: a call starts when its index first appears with a name, its argument fragments follow,
  * and it ends when another index, text, or the finish arrives.
@@ -41,24 +35,21 @@ export class ChatChunkDecoder {
   private sawToolCall = false;
   private finish: string | undefined;
   private usageSent = false;
-  /** The last chunk parsed in full that had a token's string in it (see JsonTemplate). */
-  private template: JsonTemplate | undefined;
-  private barren: number;
-  /** Payloads so far that a template could have been made of. */
-  private candidates = 0;
+  /** The template of the payloads to come (see json-template.ts). */
+  private readonly templates: PayloadTemplates;
 
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
     templates = true,
   ) {
-    this.barren = templates ? 0 : BARREN_LIMIT;
+    this.templates = new PayloadTemplates(SLOTS, templates);
   }
 
   /** Events for one `data:` payload. Returns true once `[DONE]` was seen. */
   push(data: string, out: Event[]): boolean {
     if (data === "[DONE]") return true;
-    const same = this.template?.match(data);
+    const same = this.templates.match(data);
     if (same !== undefined) return this.chunk(same, data, out);
     let chunk: any;
     try {
@@ -73,14 +64,7 @@ export class ChatChunkDecoder {
         },
       );
     }
-    // not from the first two candidates: a short answer never uses it (a role chunk, one or two tokens)
-    if (this.barren < BARREN_LIMIT && !chunk?.error && !chunk?.usage && ++this.candidates > 2) {
-      const template = JsonTemplate.of(data, chunk, SLOTS);
-      if (template) {
-        if (this.template?.hits === 0) this.barren++;
-        this.template = template;
-      }
-    }
+    if (!chunk?.error && !chunk?.usage) this.templates.offer(data, chunk);
     return this.chunk(chunk, data, out);
   }
 
