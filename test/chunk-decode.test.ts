@@ -13,8 +13,7 @@ import {
   createDispatcher,
   decodeResponse,
   postJson,
-  readLines,
-  readSse,
+  splitterFor,
   type StreamDecoder,
 } from "../src/backends/http.js";
 import { type JsonPath, JsonTemplate } from "../src/backends/json-template.js";
@@ -426,8 +425,24 @@ async function collectAll<T>(gen: AsyncGenerator<T>): Promise<T[]> {
   return out;
 }
 
-async function* chunksOf(chunks: readonly Buffer[]): AsyncGenerator<Buffer> {
-  for (const c of chunks) yield c;
+/** What decodeResponse hands the decoder: the payloads each chunk completed (batches never empty), then the rest. */
+function split(framing: "sse" | "ndjson", chunks: readonly Buffer[]): string[][] {
+  const splitter = splitterFor(framing);
+  const batches: string[][] = [];
+  for (const c of chunks) {
+    const payloads: string[] = [];
+    splitter.feed(c, payloads);
+    if (payloads.length) batches.push(payloads);
+  }
+  const payloads: string[] = [];
+  splitter.end(payloads);
+  if (payloads.length) batches.push(payloads);
+  return batches;
+}
+
+/** The reference's events as their data: what the decoders are given. */
+function dataOf(batches: EventSourceMessage[][]): string[][] {
+  return batches.map((b) => b.map((ev) => ev.data));
 }
 
 const SSE_TEXTS = [
@@ -468,7 +483,7 @@ describe("response reader: StringDecoder and the same SSE and lines as before", 
         splits.push([bytes.subarray(0, x), bytes.subarray(x, y), bytes.subarray(y)]);
       }
       for (const chunks of splits) {
-        assert.deepEqual(await collectAll(readSse(chunksOf(chunks))), sseReference(chunks), text);
+        assert.deepEqual(split("sse", chunks), dataOf(sseReference(chunks)), text);
       }
     }
   });
@@ -478,7 +493,7 @@ describe("response reader: StringDecoder and the same SSE and lines as before", 
       const bytes = Buffer.from(text);
       for (let i = 0; i <= bytes.length; i++) {
         const chunks = [bytes.subarray(0, i), bytes.subarray(i)];
-        assert.deepEqual(await collectAll(readLines(chunksOf(chunks))), linesReference(chunks), text);
+        assert.deepEqual(split("ndjson", chunks), linesReference(chunks), text);
       }
     }
   });
@@ -511,16 +526,8 @@ describe("response reader: StringDecoder and the same SSE and lines as before", 
       cuts.sort((a, b) => a - b);
       cuts.push(all.length);
       const chunks = cuts.slice(1).map((c, i) => all.subarray(cuts[i], c));
-      assert.deepEqual(
-        await collectAll(readSse(chunksOf(chunks))),
-        sseReference(chunks),
-        all.toString("hex"),
-      );
-      assert.deepEqual(
-        await collectAll(readLines(chunksOf(chunks))),
-        linesReference(chunks),
-        all.toString("hex"),
-      );
+      assert.deepEqual(split("sse", chunks), dataOf(sseReference(chunks)), all.toString("hex"));
+      assert.deepEqual(split("ndjson", chunks), linesReference(chunks), all.toString("hex"));
     }
   });
 });
@@ -529,7 +536,11 @@ describe("response reader: StringDecoder and the same SSE and lines as before", 
 
 type Script = (res: http.ServerResponse) => Promise<void> | void;
 
-async function withServer(script: Script, run: (url: string) => Promise<void>): Promise<void> {
+/** A server answering by `script`, and a dispatcher to reach it, both closed after `run`. */
+async function withServer(
+  script: Script,
+  run: (url: string, dispatcher: ReturnType<typeof createDispatcher>) => Promise<void>,
+): Promise<void> {
   const sockets = new Set<import("node:net").Socket>();
   const server = http.createServer((req, res) => {
     req.resume();
@@ -540,9 +551,11 @@ async function withServer(script: Script, run: (url: string) => Promise<void>): 
     s.on("close", () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const dispatcher = createDispatcher();
   try {
-    await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`);
+    await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`, dispatcher);
   } finally {
+    await dispatcher.close();
     for (const s of sockets) s.destroy();
     await new Promise((r) => server.close(r));
   }
@@ -575,26 +588,21 @@ describe("decodeResponse", () => {
         }
         res.end(FINISH);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          const batches = await collectAll(decodeResponse("b", res, "sse", new ChatChunkDecoder("b")));
-          assert.deepEqual(batches, [
-            [
-              { type: "start", id: "c", model: "m" },
-              { type: "textDelta", text: "a" },
-            ],
-            [{ type: "textDelta", text: "b" }],
-            [{ type: "textDelta", text: "c" }],
-            [{ type: "stop", reason: "end_turn" }],
-          ]);
-          await sleep(10);
-          const free = Object.values(dispatcher.http.freeSockets).flat();
-          assert.equal(free.length, 1, "the socket went back to the pool");
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        const batches = await collectAll(decodeResponse("b", res, "sse", new ChatChunkDecoder("b")));
+        assert.deepEqual(batches, [
+          [
+            { type: "start", id: "c", model: "m" },
+            { type: "textDelta", text: "a" },
+          ],
+          [{ type: "textDelta", text: "b" }],
+          [{ type: "textDelta", text: "c" }],
+          [{ type: "stop", reason: "end_turn" }],
+        ]);
+        await sleep(10);
+        const free = Object.values(dispatcher.http.freeSockets).flat();
+        assert.equal(free.length, 1, "the socket went back to the pool");
       },
     );
   });
@@ -614,26 +622,21 @@ describe("decodeResponse", () => {
         }
         res.end(FINISH);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          let next = 0;
-          let batches = 0;
-          let most = 0;
-          for await (const batch of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) {
-            batches++;
-            for (const e of batch) if (e.type === "textDelta") assert.equal(e.text, text(next++));
-            await sleep(batches < 20 ? 20 : 0);
-            most = Math.max(most, res.body.readableLength);
-          }
-          assert.equal(next, COUNT);
-          assert.ok(batches < COUNT / 4, `${batches} batches`);
-          assert.ok(most <= res.body.readableHighWaterMark + 65536, `${most} bytes buffered`);
-          assert.ok(pushedBack, "the server had to wait for the reader");
-        } finally {
-          await dispatcher.close();
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        let next = 0;
+        let batches = 0;
+        let most = 0;
+        for await (const batch of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) {
+          batches++;
+          for (const e of batch) if (e.type === "textDelta") assert.equal(e.text, text(next++));
+          await sleep(batches < 20 ? 20 : 0);
+          most = Math.max(most, res.body.readableLength);
         }
+        assert.equal(next, COUNT);
+        assert.ok(batches < COUNT / 4, `${batches} batches`);
+        assert.ok(most <= res.body.readableHighWaterMark + 65536, `${most} bytes buffered`);
+        assert.ok(pushedBack, "the server had to wait for the reader");
       },
     );
   });
@@ -644,28 +647,23 @@ describe("decodeResponse", () => {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write(`${chunkOf("a")}${chunkOf("b")}data: {oops\n\n${chunkOf("c")}`);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          const got: Event[][] = [];
-          await assert.rejects(
-            async () => {
-              for await (const b of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) got.push(b);
-            },
-            (e: unknown) => e instanceof GatewayError && e.code === "backend_malformed",
-          );
-          assert.deepEqual(got, [
-            [
-              { type: "start", id: "c", model: "m" },
-              { type: "textDelta", text: "a" },
-              { type: "textDelta", text: "b" },
-            ],
-          ]);
-          assert.ok(res.body.destroyed);
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        const got: Event[][] = [];
+        await assert.rejects(
+          async () => {
+            for await (const b of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) got.push(b);
+          },
+          (e: unknown) => e instanceof GatewayError && e.code === "backend_malformed",
+        );
+        assert.deepEqual(got, [
+          [
+            { type: "start", id: "c", model: "m" },
+            { type: "textDelta", text: "a" },
+            { type: "textDelta", text: "b" },
+          ],
+        ]);
+        assert.ok(res.body.destroyed);
       },
     );
   });
@@ -678,24 +676,19 @@ describe("decodeResponse", () => {
         await sleep(20);
         res.socket?.destroy();
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          const got: Event[][] = [];
-          await assert.rejects(
-            async () => {
-              for await (const b of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) got.push(b);
-            },
-            (e: unknown) =>
-              e instanceof GatewayError &&
-              e.code === "backend_stream_broken" &&
-              e.message === "backend b broke off its answer: connection reset",
-          );
-          assert.equal(got.length, 1);
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        const got: Event[][] = [];
+        await assert.rejects(
+          async () => {
+            for await (const b of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) got.push(b);
+          },
+          (e: unknown) =>
+            e instanceof GatewayError &&
+            e.code === "backend_stream_broken" &&
+            e.message === "backend b broke off its answer: connection reset",
+        );
+        assert.equal(got.length, 1);
       },
     );
     await withServer(
@@ -705,20 +698,15 @@ describe("decodeResponse", () => {
         await sleep(500);
         res.end(FINISH);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
+      async (url, dispatcher) => {
         const ac = new AbortController();
-        try {
-          const res = await open(url, dispatcher, ac.signal);
-          const it = decodeResponse("b", res, "sse", new ChatChunkDecoder("b"));
-          assert.equal((await it.next()).done, false);
-          const pending = it.next();
-          ac.abort();
-          await assert.rejects(pending, (e: unknown) => e instanceof GatewayError && e.retryable === true);
-          assert.ok(res.body.destroyed);
-        } finally {
-          await dispatcher.close();
-        }
+        const res = await open(url, dispatcher, ac.signal);
+        const it = decodeResponse("b", res, "sse", new ChatChunkDecoder("b"));
+        assert.equal((await it.next()).done, false);
+        const pending = it.next();
+        ac.abort();
+        await assert.rejects(pending, (e: unknown) => e instanceof GatewayError && e.retryable === true);
+        assert.ok(res.body.destroyed);
       },
     );
   });
@@ -731,15 +719,10 @@ describe("decodeResponse", () => {
         await sleep(300);
         res.end(FINISH);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          for await (const _ of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) break;
-          assert.ok(res.body.destroyed);
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        for await (const _ of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) break;
+        assert.ok(res.body.destroyed);
       },
     );
   });
@@ -752,20 +735,15 @@ describe("decodeResponse", () => {
         res.writeHead(200, { "content-type": "application/x-ndjson" });
         res.end(`${line("a")}\n${line("b")}\n${line("", true)}`);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          const events = (
-            await collectAll(decodeResponse("b", res, "ndjson", new OllamaLineDecoder("b")))
-          ).flat();
-          assert.deepEqual(
-            events.map((e) => e.type),
-            ["start", "textDelta", "textDelta", "usage", "stop"],
-          );
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        const events = (
+          await collectAll(decodeResponse("b", res, "ndjson", new OllamaLineDecoder("b")))
+        ).flat();
+        assert.deepEqual(
+          events.map((e) => e.type),
+          ["start", "textDelta", "textDelta", "usage", "stop"],
+        );
       },
     );
     await withServer(
@@ -773,17 +751,12 @@ describe("decodeResponse", () => {
         res.writeHead(200, { "content-type": "application/x-ndjson" });
         res.end(`${line("a")}\n`);
       },
-      async (url) => {
-        const dispatcher = createDispatcher();
-        try {
-          const res = await open(url, dispatcher);
-          await assert.rejects(
-            collectAll(decodeResponse("b", res, "ndjson", new OllamaLineDecoder("b"))),
-            (e: unknown) => e instanceof GatewayError && e.code === "backend_stream_incomplete",
-          );
-        } finally {
-          await dispatcher.close();
-        }
+      async (url, dispatcher) => {
+        const res = await open(url, dispatcher);
+        await assert.rejects(
+          collectAll(decodeResponse("b", res, "ndjson", new OllamaLineDecoder("b"))),
+          (e: unknown) => e instanceof GatewayError && e.code === "backend_stream_incomplete",
+        );
       },
     );
   });

@@ -2,7 +2,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { finished } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { createParser } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
 import type { Event } from "../ir/types.js";
 import { releaseBody } from "./json-body.js";
@@ -451,8 +451,20 @@ class Utf8Text {
   }
 }
 
+/** Splits a response body into payloads, chunk by chunk: SSE `data`, or NDJSON lines. */
+export interface PayloadSplitter {
+  /** The payloads `chunk` completed, pushed to `payloads`. */
+  feed(chunk: Buffer | string, payloads: string[]): void;
+  /** A payload left without its terminator when the body ended. */
+  end(payloads: string[]): void;
+}
+
+export function splitterFor(framing: "sse" | "ndjson"): PayloadSplitter {
+  return framing === "sse" ? new SseSplitter() : new LineSplitter();
+}
+
 /** Splits text into lines (NDJSON), trimmed, empty ones skipped. */
-class LineSplitter {
+class LineSplitter implements PayloadSplitter {
   private readonly text = new Utf8Text();
   private buf = "";
 
@@ -481,52 +493,24 @@ class LineSplitter {
   }
 }
 
-/** Server-sent events (eventsource-parser: the spec's line endings, comments, fields, multi-line data). */
-class SseSplitter {
+/**
+ * Server-sent events' data (eventsource-parser: the spec's line endings, comments, fields,
+ * multi-line data); the decoders read only the data.
+ */
+class SseSplitter implements PayloadSplitter {
   private readonly text = new Utf8Text();
-  private events: EventSourceMessage[] = [];
-  private readonly parser = createParser({ onEvent: (ev) => this.events.push(ev) });
+  private payloads: string[] = [];
+  private readonly parser = createParser({ onEvent: (ev) => this.payloads.push(ev.data) });
 
-  /** The events `chunk` completed. */
-  feed(chunk: Buffer | string, events: EventSourceMessage[]): void {
-    this.events = events;
+  feed(chunk: Buffer | string, payloads: string[]): void {
+    this.payloads = payloads;
     this.parser.feed(this.text.write(chunk));
   }
 
-  /** An event left without its blank line when the stream ended. */
-  end(events: EventSourceMessage[]): void {
-    this.events = events;
+  end(payloads: string[]): void {
+    this.payloads = payloads;
     this.parser.feed(`${this.text.end()}\n\n`);
   }
-}
-
-/** Splits a byte stream into lines (NDJSON). Yields arrays: the whole lines one network chunk completed. */
-export async function* readLines(body: AsyncIterable<Buffer | string>): AsyncGenerator<string[]> {
-  const splitter = new LineSplitter();
-  for await (const chunk of body) {
-    const lines: string[] = [];
-    splitter.feed(chunk, lines);
-    if (lines.length) yield lines;
-  }
-  const lines: string[] = [];
-  splitter.end(lines);
-  if (lines.length) yield lines;
-}
-
-/**
- * Parses a byte stream as server-sent events. Yields arrays: all events one network chunk
- * carried, so callers can process them together.
- */
-export async function* readSse(body: AsyncIterable<Buffer | string>): AsyncGenerator<EventSourceMessage[]> {
-  const splitter = new SseSplitter();
-  for await (const chunk of body) {
-    const events: EventSourceMessage[] = [];
-    splitter.feed(chunk, events);
-    if (events.length) yield events;
-  }
-  const events: EventSourceMessage[] = [];
-  splitter.end(events);
-  if (events.length) yield events;
 }
 
 /** An error thrown while reading a stream that was already open. */
@@ -569,8 +553,7 @@ export async function* decodeResponse(
   decoder: StreamDecoder,
 ): AsyncGenerator<Event[]> {
   const body = res.body;
-  const sse = framing === "sse" ? new SseSplitter() : undefined;
-  const lines = sse ? undefined : new LineSplitter();
+  const splitter = splitterFor(framing);
   let done = false;
   /** The body's end (null) or error, once `finished` saw it. */
   let over: unknown;
@@ -582,16 +565,12 @@ export async function* decodeResponse(
   };
   /** The chunk's payloads through the decoder into `out`; what the decoder threw, if it did. */
   const decode = (chunk: Buffer | string | undefined, out: Event[]): unknown => {
-    const payloads: Array<EventSourceMessage | string> = [];
-    if (sse) {
-      if (chunk === undefined) sse.end(payloads as EventSourceMessage[]);
-      else sse.feed(chunk, payloads as EventSourceMessage[]);
-    } else if (chunk === undefined) lines!.end(payloads as string[]);
-    else lines!.feed(chunk, payloads as string[]);
+    const payloads: string[] = [];
+    if (chunk === undefined) splitter.end(payloads);
+    else splitter.feed(chunk, payloads);
     for (let i = 0; i < payloads.length; i++) {
-      const p = payloads[i]!;
       try {
-        if (decoder.push(typeof p === "string" ? p : p.data, out)) done = true;
+        if (decoder.push(payloads[i]!, out)) done = true;
       } catch (e) {
         return e;
       }
