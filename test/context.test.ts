@@ -832,6 +832,71 @@ describe("count_tokens", () => {
     }
   });
 
+  test("a template's fixed cost, learned from small requests, does not inflate the large one that follows", async (t) => {
+    // Qwen 2.5's template puts its own system prompt in front of a conversation that has none: ~20 tokens on
+    // every request. A client's small requests come first (a title, a quota check), then the agent's real prompt.
+    const fake = await startOllamaFake({
+      models: [
+        {
+          name: "qwen2.5:7b",
+          contextLength: 32768,
+          defaultSystem: "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+        },
+      ],
+      reply: { text: "ok" },
+    });
+    const gw = await startLogged(yamlFor(KINDS[1]!, fake.url, ", context_window: 32768"));
+    try {
+      const anthropic = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
+      const served = () => fake.requests.filter((r) => r.path === "/api/chat").at(-1)!.prompt!.tokens;
+      const ratios: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        const small = {
+          model: "m",
+          max_tokens: 20,
+          messages: [
+            {
+              role: "user" as const,
+              content: `Give this conversation a title. ${prose(8 + (i % 4) * 3, i)}`,
+            },
+          ],
+        };
+        const counted = await countTokens(gw, small);
+        await anthropic.messages.create(small);
+        ratios.push(served() / counted);
+      }
+      assert.ok(
+        ratios[0]! > 1.5,
+        `the template's own prompt is a large share of a small request (served/estimated ${ratios[0]})`,
+      );
+      const profile = gw.router.resolve("m")[0]!.profile;
+      assert.ok(calibrationOf(profile).samples >= 5, "the small requests were learned from");
+      const big = {
+        model: "m",
+        max_tokens: 50,
+        system: SYSTEM,
+        messages: [{ role: "user" as const, content: prose(12_000, 5) }],
+      };
+      const counted = await countTokens(gw, big);
+      const answer = await anthropic.messages.create(big);
+      assert.equal(answer.stop_reason, "end_turn", "the large request is served, not refused as too long");
+      const error = (counted - served()) / served();
+      t.diagnostic(
+        `after 12 small requests (served/estimated ${ratios[0]!.toFixed(2)} at first, ${ratios.at(-1)!.toFixed(2)} at last): the ${served()}-token request estimated at ${counted} (${(error * 100).toFixed(1)}%)`,
+      );
+      assert.ok(Math.abs(error) < 0.15, `estimate of the large request off by ${(error * 100).toFixed(1)}%`);
+      assert.ok(ratios.at(-1)! < 1.15 && ratios.at(-1)! > 0.85, "the small requests are estimated well too");
+      assert.equal(
+        gw.lines.find((l) => /cut the prompt silently/.test(l.msg)),
+        undefined,
+        "an honest count is not taken for a cut prompt",
+      );
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+
   test("the estimate is cheap: well under 0.2 ms for a 150 KB request", (t) => {
     const capture = JSON.parse(readCapture("anthropic-messages.custom.after-tool-result.json")) as Record<
       string,

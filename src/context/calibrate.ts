@@ -1,5 +1,5 @@
 import type { ModelProfile } from "../routing/profile.js";
-import { FEATURES, type Features, PRIOR, tokensOf } from "./estimate.js";
+import { FEATURES, type Features, PRIOR, REQUEST, tokensOf } from "./estimate.js";
 
 /**
  * The estimate's costs per character class, corrected per model from the prompt tokens the
@@ -7,6 +7,13 @@ import { FEATURES, type Features, PRIOR, tokensOf } from "./estimate.js";
  * answers seen (older ones fading) and held near 1 where the answers say little about a class
  * (ridge): a model whose tokenizer is dear on punctuation learns that from a few requests with
  * code in them, without its prose estimate moving.
+ *
+ * The fixed cost of a request (the template's own text: a default system prompt, a generation
+ * prompt) is held far more loosely than the per-character costs. Answers to small requests alone
+ * cannot tell a fixed cost from a dear tokenizer; a template that adds 20 tokens to every prompt
+ * would otherwise be learned as letters costing twice the prior, and the first large request
+ * after a run of small ones (a client's title or quota requests, then the agent's real prompt)
+ * estimated at twice its size: trimmed for nothing, and its honest count taken for a cut prompt.
  */
 export class Calibration {
   /** Decayed normal equations over z = prior cost × feature: Σ z zᵀ and Σ z·reported. */
@@ -59,13 +66,16 @@ export class Calibration {
     let trace = 0;
     for (let i = 0; i < n; i++) trace += this.zz[i * n + i]!;
     for (let i = 0; i < n; i++) {
-      const ridge = RIDGE * this.zz[i * n + i]! + 1e-9 * (trace + 1);
+      const ridge = (i === REQUEST ? RIDGE_REQUEST : RIDGE) * this.zz[i * n + i]! + 1e-9 * (trace + 1);
       for (let j = 0; j < n; j++) a[i * (n + 1) + j] = this.zz[i * n + j]! + (i === j ? ridge : 0);
       a[i * (n + 1) + n] = this.zy[i]! + ridge;
     }
     const m = solve(a, n);
     if (!m) return;
-    for (let i = 0; i < n; i++) this.costs[i] = PRIOR[i]! * Math.min(MAX_OFF, Math.max(1 / MAX_OFF, m[i]!));
+    for (let i = 0; i < n; i++) {
+      const [lo, hi] = i === REQUEST ? [0, MAX_TEMPLATE / PRIOR[i]!] : [1 / MAX_OFF, MAX_OFF];
+      this.costs[i] = PRIOR[i]! * Math.min(hi, Math.max(lo, m[i]!));
+    }
   }
 }
 
@@ -79,6 +89,10 @@ const OUTLIER = 0.6;
 const DECAY = 0.95;
 /** How firmly a class's multiplier is held at 1, relative to what the answers say of it. */
 const RIDGE = 0.05;
+/** The same for the fixed cost of a request: loosely, so that it takes what small requests cannot place. */
+const RIDGE_REQUEST = 0.001;
+/** The most a template is taken to add to every prompt, in tokens. */
+const MAX_TEMPLATE = 2048;
 
 /** Gaussian elimination with partial pivoting on an n × (n+1) augmented matrix. */
 function solve(a: Float64Array, n: number): Float64Array | undefined {

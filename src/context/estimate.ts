@@ -11,7 +11,7 @@ import type { Message, Request } from "../ir/types.js";
  * 48), not scanned, and nothing is serialized.
  */
 
-/** What a prompt is made of: character classes and the chat template's own tokens. */
+/** What a prompt is made of: character classes, the chat template's own tokens, and the request itself. */
 export type Features = Float64Array;
 
 /** Indexes into Features. */
@@ -20,7 +20,15 @@ export const PUNCT = 1;
 export const OTHER = 2;
 export const BREAK = 3;
 export const FIXED = 4;
-export const FEATURES = 5;
+/**
+ * One per request: the template's fixed text (the generation prompt, and whatever the template
+ * adds to every prompt, such as a default system prompt). Its own class so that calibration can
+ * tell a fixed cost per request from a cost per character: learned from small requests alone,
+ * the two look alike, and a fixed cost taken for a dear tokenizer would double the estimate of
+ * the large requests that follow.
+ */
+export const REQUEST = 5;
+export const FEATURES = 6;
 
 /** Tokens per unit of each class before calibration: BPE vocabularies on English, code and JSON. */
 export const PRIOR: readonly number[] = [
@@ -29,6 +37,7 @@ export const PRIOR: readonly number[] = [
   0.8, // non-ASCII characters: CJK about a token each, accents less
   0.5, // line breaks and tabs: often merged with what follows
   1, // template tokens (role markers, separators): counted as tokens already
+  3, // the request: the generation prompt and the template's fixed text
 ];
 
 /** Role markers and separators the chat template adds around each message. */
@@ -39,8 +48,6 @@ const PER_IMAGE = 1500;
 const PER_TOOL_PART = 8;
 /** Template tokens around one tool definition. */
 const PER_TOOL = 10;
-/** The generation prompt and the template's fixed text. */
-const PER_REQUEST = 3;
 /** Characters between two looked at: 1 in ~48 is plenty to tell prose from code in a long prompt. */
 const STRIDE_MIN = 16;
 const STRIDE_SPREAD = 64;
@@ -184,7 +191,7 @@ function message(m: Meter, msg: Message): void {
 /** Adds what comes before the conversation: the system prompt and the tool definitions. */
 function preamble(m: Meter, req: Pick<Request, "system" | "tools">): void {
   const f = m.f;
-  f[FIXED] = f[FIXED]! + PER_REQUEST;
+  f[REQUEST] = 1;
   if (req.system) {
     text(m, req.system);
     f[FIXED] = f[FIXED]! + PER_MESSAGE;

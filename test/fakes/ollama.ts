@@ -36,6 +36,12 @@ export interface OllamaModelSpec {
   family?: string;
   /** Listed by /api/ps. Default true. */
   loaded?: boolean;
+  /**
+   * The system prompt the model's template puts in front of a conversation that has none, counted
+   * in the prompt like the rest (Qwen 2.5's "You are Qwen, created by Alibaba Cloud. You are a
+   * helpful assistant."). Default: none.
+   */
+  defaultSystem?: string;
 }
 
 export interface OllamaFakeOptions {
@@ -292,7 +298,12 @@ async function chat(ex: Exchange, host: FakeHost, models: Model[], opts: OllamaF
   }
   // A prompt longer than num_ctx is cut silently from the front ("truncating input prompt" in the server log
   // only): the model sees the last num_ctx tokens, and prompt_eval_count says num_ctx.
-  const counted = chatTokens(body.messages, body.tools);
+  const system = m.spec.defaultSystem;
+  const rendered =
+    system !== undefined && !messages.some((x) => (x as Obj)?.role === "system")
+      ? [{ role: "system", content: system }, ...messages]
+      : messages;
+  const counted = chatTokens(rendered, body.tools);
   const seen = Math.min(counted, numCtx);
   ex.recorded.prompt = { tokens: counted, window: numCtx };
 
