@@ -75,8 +75,15 @@ export class Attempt {
   private readonly controller = new AbortController();
   private phase: Phase = "loading";
   private failure: GatewayError | undefined;
+  /**
+   * One timer for every limit. It never waits longer than the shortest limit of all (`step`), so a
+   * phase that starts later, whose limit is at least that, never needs it set again: a request
+   * sets it once, whatever phases it goes through, and a long one has it fire once a step to
+   * look at the clock.
+   */
   private timer: NodeJS.Timeout | undefined;
-  private totalTimer: NodeJS.Timeout | undefined;
+  private readonly step: number;
+  private readonly startedAt: number;
   private limit: Limit = "load";
   private armedAt = 0;
   private lastEvent = 0;
@@ -106,8 +113,12 @@ export class Attempt {
       },
     });
     client.addEventListener("abort", this.onClientAbort);
-    this.arm("load", limits.loadMs);
-    if (limits.totalMs > 0) this.totalTimer = setTimeout(() => this.expire("total"), limits.totalMs);
+    let step = 0;
+    for (const ms of [limits.loadMs, limits.firstTokenMs, limits.idleMs, limits.totalMs])
+      if (ms > 0 && (step === 0 || ms < step)) step = ms;
+    this.step = step;
+    this.startedAt = this.armedAt = performance.now();
+    this.schedule(this.startedAt);
   }
 
   /** Whether the backend has sent anything yet. */
@@ -146,25 +157,39 @@ export class Attempt {
     this.exchanges.clear();
   }
 
-  private arm(limit: Limit, ms: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+  /** A new phase begins: its limit counts from now (the timer needs no change, see `timer`). */
+  private arm(limit: Limit): void {
     this.limit = limit;
     this.armedAt = performance.now();
-    if (ms > 0) this.timer = setTimeout(this.onTimer, ms);
+  }
+
+  /** The limit of the phase under way, ms (0: none). */
+  private phaseMs(): number {
+    const l = this.limits;
+    return this.limit === "load" ? l.loadMs : this.limit === "first_token" ? l.firstTokenMs : l.idleMs;
+  }
+
+  /** When the phase under way runs out (idle: counted from the last event). */
+  private phaseDue(): number {
+    const ms = this.phaseMs();
+    if (ms <= 0) return Number.POSITIVE_INFINITY;
+    return (this.limit === "idle" ? this.lastEvent : this.armedAt) + ms;
+  }
+
+  private schedule(now: number): void {
+    if (this.step <= 0) return;
+    let due = Math.min(now + this.step, this.phaseDue());
+    if (this.limits.totalMs > 0) due = Math.min(due, this.startedAt + this.limits.totalMs);
+    this.timer = setTimeout(this.onTimer, Math.max(1, Math.ceil(due - now)));
   }
 
   private readonly onTimer = () => {
     this.timer = undefined;
-    if (this.limit === "idle") {
-      // re-armed lazily: events only note their time
-      const quiet = performance.now() - this.lastEvent;
-      if (quiet < this.limits.idleMs) {
-        this.timer = setTimeout(this.onTimer, this.limits.idleMs - quiet);
-        return;
-      }
-    }
-    this.expire(this.limit);
+    if (this.failure || this.phase === "done") return;
+    const now = performance.now();
+    if (this.limits.totalMs > 0 && now - this.startedAt >= this.limits.totalMs) this.expire("total");
+    else if (now >= this.phaseDue()) this.expire(this.limit);
+    else this.schedule(now);
   };
 
   /** The backend's response head arrived: the load is over. */
@@ -175,7 +200,7 @@ export class Attempt {
       this.abort();
       return;
     }
-    this.arm("first_token", this.limits.firstTokenMs);
+    this.arm("first_token");
   }
 
   private event(): void {
@@ -187,7 +212,7 @@ export class Attempt {
       this.abort();
       return;
     }
-    this.arm("idle", this.limits.idleMs);
+    this.arm("idle");
   }
 
   private expire(limit: Limit): void {
@@ -220,8 +245,7 @@ export class Attempt {
 
   private clearTimers(): void {
     if (this.timer) clearTimeout(this.timer);
-    if (this.totalTimer) clearTimeout(this.totalTimer);
-    this.timer = this.totalTimer = undefined;
+    this.timer = undefined;
   }
 
   /**
