@@ -569,6 +569,57 @@ describe("the request body is read whole however it comes", () => {
 
 // --- a history kept from earlier turns: decoded and encoded as a fresh one ----------------------------------------
 
+describe("the upstream request's head", () => {
+  test("Host as the URL names it, the URL's credentials as Basic auth, the configured headers; theirs win", async () => {
+    const fake = await startOpenAICompatFake({ models: ["qwen"] });
+    const port = new URL(fake.url).port;
+    const gw = await startGateway(`
+backends:
+  plain: { kind: openai-compat, url: "${fake.url}/v1", discover: false }
+  creds:
+    kind: openai-compat
+    url: "http://us%40er:p%3Ass@localhost:${port}/v1"
+    headers: { x-team: blue }
+    discover: false
+  own:
+    kind: openai-compat
+    url: "http://them:secret@127.0.0.1:${port}/v1"
+    headers: { Authorization: "Bearer mine", Host: "models.internal" }
+    discover: false
+models:
+  a: { backend: plain, model: qwen }
+  b: { backend: creds, model: qwen }
+  c: { backend: own, model: qwen }
+`);
+    try {
+      const heads: Array<Record<string, string | string[] | undefined>> = [];
+      for (const model of ["a", "b", "c"]) {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
+        });
+        assert.equal(res.status, 200, await res.clone().text());
+        heads.push(fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)!.headers);
+      }
+      const [plain, creds, own] = heads as [(typeof heads)[0], (typeof heads)[0], (typeof heads)[0]];
+      assert.equal(plain.host, `127.0.0.1:${port}`);
+      assert.equal(plain.authorization, undefined);
+      assert.equal(plain["content-type"], "application/json");
+      assert.match(String(plain["content-length"]), /^[1-9]\d*$/);
+      assert.equal(plain["transfer-encoding"], undefined);
+      assert.equal(creds.host, `localhost:${port}`);
+      assert.equal(creds.authorization, `Basic ${Buffer.from("us@er:p:ss").toString("base64")}`);
+      assert.equal(creds["x-team"], "blue");
+      assert.equal(own.host, "models.internal");
+      assert.equal(own.authorization, "Bearer mine");
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
 describe("a conversation's history, decoded once and found again by identity", () => {
   const dialects = [
     { name: "anthropic", decode: decodeAnthropicRequest, base: openclawAnthropic(3) },

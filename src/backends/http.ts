@@ -122,6 +122,10 @@ async function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
 interface Target {
   secure: boolean;
   options: http.RequestOptions;
+  /** The Host header, as Node would make it. */
+  host: string;
+  /** Basic credentials from the URL, as Node would send them. */
+  authorization?: string;
 }
 
 /** URLs parsed into request options, once each: a backend's few endpoints are asked again and again. */
@@ -131,18 +135,22 @@ function targetOf(url: string): Target {
   let t = targets.get(url);
   if (t) return t;
   const u = new URL(url);
+  const secure = u.protocol === "https:";
   t = {
-    secure: u.protocol === "https:",
+    secure,
     options: {
       protocol: u.protocol,
       hostname: u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname,
-      port: u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80,
+      port: u.port ? Number(u.port) : secure ? 443 : 80,
       path: `${u.pathname}${u.search}`,
-      ...(u.username || u.password
-        ? { auth: `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` }
-        : {}),
+      // the name TLS asks for (SNI) is worked out per request by the agent; plain HTTP has none
+      ...(secure ? {} : { servername: "" }),
     },
+    // `URL.host` leaves out a default port and keeps an IPv6 address's brackets, as Node's own does
+    host: u.host,
   };
+  if (u.username || u.password)
+    t.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`;
   // query strings may vary (discovery): the map stays small all the same
   if (targets.size >= 256) targets.clear();
   targets.set(url, t);
@@ -163,8 +171,14 @@ function sendOnce(
       return;
     }
     const { secure } = target;
-    const headers: Record<string, string | number> = { ...opts.headers };
-    if (opts.body !== undefined) headers["content-length"] = Buffer.byteLength(opts.body);
+    // The headers as a flat list: Node writes them out as given, instead of keeping each one in a
+    // table to look up (which it then does for host, authorization and expect) before writing it.
+    const headers: string[] = [];
+    if (!hasHeader(opts.headers, "host")) headers.push("host", target.host);
+    if (target.authorization && !hasHeader(opts.headers, "authorization"))
+      headers.push("authorization", target.authorization);
+    for (const k in opts.headers) headers.push(k, opts.headers[k]!);
+    if (opts.body !== undefined) headers.push("content-length", String(Buffer.byteLength(opts.body)));
     const hooks = exchangeHooks.get(opts.signal);
     const tracked = hooks?.track !== undefined;
     if (tracked && opts.signal.aborted) {
@@ -211,6 +225,11 @@ function sendOnce(
     }
     req.end(opts.body);
   });
+}
+
+function hasHeader(headers: Record<string, string>, name: string): boolean {
+  for (const k in headers) if (k.toLowerCase() === name) return true;
+  return false;
 }
 
 /** The error a request aborted through its signal fails with (as Node makes it for the `signal` option). */
