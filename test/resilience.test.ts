@@ -19,7 +19,9 @@ import { emptyRequest, startGateway } from "./helpers.js";
 import { Breaker } from "../src/routing/breaker.js";
 import { LaneRules } from "../src/routing/lanes.js";
 import { SlotQueue } from "../src/routing/queue.js";
-import { mergeTimeouts } from "../src/routing/timeouts.js";
+import { Attempt, mergeTimeouts } from "../src/routing/timeouts.js";
+import { silentLogger } from "../src/log.js";
+import type { Event } from "../src/ir/types.js";
 import { buildGateway } from "../src/server/app.js";
 import { startAnthropicFake } from "./fakes/anthropic.js";
 import { startOllamaFake } from "./fakes/ollama.js";
@@ -875,6 +877,62 @@ models:
     assert.deepEqual(got, ["b2 left", "f1", "b1"]);
     assert.equal(q.active, 0);
     assert.equal(q.waiting(), 0);
+  });
+
+  test("unit: one watchdog timer; each phase's limit runs out on time, however the limits compare", {
+    timeout: 10_000,
+  }, async () => {
+    /** Events every `gapMs` for `forMs`, then silence until the attempt aborts the request. */
+    async function* backend(signal: AbortSignal, gapMs: number, forMs: number): AsyncGenerator<Event[]> {
+      const started = performance.now();
+      while (gapMs > 0 && performance.now() - started < forMs) {
+        await new Promise((r) => setTimeout(r, gapMs));
+        yield [{ type: "textDelta", text: "." }];
+      }
+      await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    }
+    const run = async (
+      limits: Partial<Parameters<typeof mergeTimeouts>[0]>,
+      gapMs: number,
+      forMs: number,
+    ) => {
+      const attempt = new Attempt(
+        new AbortController().signal,
+        mergeTimeouts({ connectMs: 0, loadMs: 0, firstTokenMs: 0, idleMs: 0, totalMs: 0, ...limits }),
+        "b",
+        silentLogger,
+      );
+      const started = performance.now();
+      let events = 0;
+      try {
+        for await (const _ of attempt.watch(backend(attempt.signal, gapMs, forMs))) events++;
+        assert.fail("the attempt ended without a timeout");
+      } catch (e) {
+        return { ms: performance.now() - started, events, message: (e as Error).message };
+      } finally {
+        attempt.dispose();
+      }
+    };
+    // a load limit longer than the idle limit (the shortest sets the timer's step): nothing comes
+    const load = await run({ loadMs: 150, idleMs: 40, firstTokenMs: 60 }, 0, 0);
+    assert.match(load.message, /did not answer within 150 ms/);
+    assert.ok(load.ms >= 145 && load.ms < 400, `load limit ran out after ${load.ms} ms`);
+    // events for 200 ms, longer than every limit but idle's gaps: not cut; then silence: the idle limit
+    const idle = await run({ loadMs: 50, idleMs: 60, firstTokenMs: 30 }, 15, 200);
+    assert.match(idle.message, /went silent for 60 ms/);
+    assert.ok(idle.events >= 8, `${idle.events} events went through before the silence`);
+    assert.ok(idle.ms >= 255 && idle.ms < 600, `idle limit ran out after ${idle.ms} ms`);
+    // a later phase with a shorter limit than the one the timer was set in: the timer is already soon enough
+    const soon = await run({ loadMs: 2000, idleMs: 100 }, 10, 50);
+    assert.match(soon.message, /went silent for 100 ms/);
+    assert.ok(
+      soon.ms >= 140 && soon.ms < 260,
+      `idle limit after a long load limit ran out after ${soon.ms} ms`,
+    );
+    // a total limit shorter than the stream, with events flowing
+    const total = await run({ totalMs: 120, idleMs: 1000 }, 10, 10_000);
+    assert.match(total.message, /longer than 120 ms for the whole answer/);
+    assert.ok(total.ms >= 115 && total.ms < 400, `total limit ran out after ${total.ms} ms`);
   });
 
   test("unit: limits merge from defaults, top level, backend and target", () => {
