@@ -15,6 +15,12 @@ const countFailedAt = new WeakMap<Backend, number>();
  * is asked and the backend can tokenize — the server's own count (which also calibrates the
  * estimate). A server that fails to count leaves the estimate standing.
  */
+/** The calibrated estimate of a request's prompt tokens: no server asked, nothing awaited. */
+export function estimatePrompt(req: Request, profile: ModelProfile): PromptCount {
+  const features = requestFeatures(req);
+  return { tokens: calibrationOf(profile).estimate(features), exact: false, features };
+}
+
 export async function countPrompt(
   req: Request,
   profile: ModelProfile,
@@ -23,20 +29,15 @@ export async function countPrompt(
   /** The estimate of this same request, when it was made already. */
   estimated?: PromptCount,
 ): Promise<PromptCount> {
-  const calibration = calibrationOf(profile);
-  const features = estimated?.features ?? requestFeatures(req);
-  const estimate: PromptCount = estimated ?? {
-    tokens: calibration.estimate(features),
-    exact: false,
-    features,
-  };
+  const estimate = estimated ?? estimatePrompt(req, profile);
+  const { features } = estimate;
   const backend = profile.backend;
   if (!exact || !backend.countTokens) return estimate;
   const failed = countFailedAt.get(backend);
   if (failed !== undefined && Date.now() - failed < RETRY_COUNT_AFTER_MS) return estimate;
   try {
     const tokens = await backend.countTokens(req, profile);
-    calibration.observe(features, tokens);
+    calibrationOf(profile).observe(features, tokens);
     return { tokens, exact: true, features };
   } catch (e) {
     countFailedAt.set(backend, Date.now());

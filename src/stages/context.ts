@@ -1,5 +1,5 @@
 import { calibrationOf } from "../context/calibrate.js";
-import { countPrompt } from "../context/count.js";
+import { countPrompt, estimatePrompt } from "../context/count.js";
 import { messageFeatures } from "../context/estimate.js";
 import { dropOldest } from "../context/fit.js";
 import { contextOverflowError } from "../ir/errors.js";
@@ -19,16 +19,31 @@ const DEFAULT_RESERVE = 1024;
  * overflow error agent clients compact on — or, where the profile says `drop-oldest`, drops the
  * oldest turns and says so. Clamps the output limit to what is left.
  */
-export async function context(req: Request, ctx: StageContext): Promise<Request> {
+export function context(req: Request, ctx: StageContext): Request | Promise<Request> {
   const { profile } = ctx;
   const window = profile.contextWindow;
-  const estimate = await countPrompt(req, profile, false);
+  const estimate = estimatePrompt(req, profile);
   ctx.prompt = estimate;
   if (window === undefined) return req;
-
   const reserve = reserveFor(req, profile, window);
+  const exact = estimate.tokens + reserve > window * EXACT_FROM && profile.backend.countTokens !== undefined;
+  // well inside the window (the common case): settled here, without waiting for anything
+  if (!exact && estimate.tokens + reserve <= window) return clampOutput(req, estimate, window, ctx);
+  return fit(req, ctx, window, reserve, estimate, exact);
+}
+
+/** Near or past the window: the server's own count where it can give one, then the fit policy. */
+async function fit(
+  req: Request,
+  ctx: StageContext,
+  window: number,
+  reserve: number,
+  estimate: PromptCount,
+  exact: boolean,
+): Promise<Request> {
+  const { profile } = ctx;
   let count = estimate;
-  if (count.tokens + reserve > window * EXACT_FROM && profile.backend.countTokens) {
+  if (exact) {
     count = await countPrompt(req, profile, true, ctx.log, estimate);
     ctx.prompt = count;
   }
