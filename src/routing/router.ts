@@ -259,7 +259,7 @@ export class Router {
   }
 
   /** The targets for a model name, in the order they are tried. */
-  resolve(model: string): Target[] {
+  resolve(model: string): readonly Target[] {
     const entry = this.entries.get(model) ?? this.entries.get("*");
     if (!entry) {
       const known = [...this.entries.keys()];
@@ -269,6 +269,8 @@ export class Router {
         { param: "model", code: "model_not_found", retryable: false },
       );
     }
+    // one target and no fallbacks (most configs): the entry's own list, read only by the callers
+    if (entry.targets.length < 2 && !this.fallbacks[entry.alias]?.length) return entry.targets;
     const chain = [entry];
     const seen = new Set([entry.alias]);
     const queue = [...(this.fallbacks[entry.alias] ?? [])];
