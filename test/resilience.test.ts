@@ -918,7 +918,7 @@ models:
     assert.match(load.message, /did not answer within 150 ms/);
     assert.ok(load.ms >= 145 && load.ms < 400, `load limit ran out after ${load.ms} ms`);
     // events for 200 ms, longer than every limit but idle's gaps: not cut; then silence: the idle limit
-    const idle = await run({ loadMs: 50, idleMs: 60, firstTokenMs: 30 }, 15, 200);
+    const idle = await run({ loadMs: 100, idleMs: 60, firstTokenMs: 80 }, 15, 200);
     assert.match(idle.message, /went silent for 60 ms/);
     assert.ok(idle.events >= 8, `${idle.events} events went through before the silence`);
     assert.ok(idle.ms >= 255 && idle.ms < 600, `idle limit ran out after ${idle.ms} ms`);

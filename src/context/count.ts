@@ -10,17 +10,17 @@ import { requestFeatures } from "./estimate.js";
 const RETRY_COUNT_AFTER_MS = 60_000;
 const countFailedAt = new WeakMap<Backend, number>();
 
-/**
- * The prompt tokens of a request as it will be sent: the calibrated estimate, or — when `exact`
- * is asked and the backend can tokenize — the server's own count (which also calibrates the
- * estimate). A server that fails to count leaves the estimate standing.
- */
 /** The calibrated estimate of a request's prompt tokens: no server asked, nothing awaited. */
 export function estimatePrompt(req: Request, profile: ModelProfile): PromptCount {
   const features = requestFeatures(req);
   return { tokens: calibrationOf(profile).estimate(features), exact: false, features };
 }
 
+/**
+ * The prompt tokens of a request as it will be sent: the calibrated estimate, or — when `exact`
+ * is asked and the backend can tokenize — the server's own count (which also calibrates the
+ * estimate). A server that fails to count leaves the estimate standing.
+ */
 export async function countPrompt(
   req: Request,
   profile: ModelProfile,
