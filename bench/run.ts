@@ -353,6 +353,23 @@ async function machineBusy(ms: number): Promise<number | null> {
   return (b.busy - a.busy) / (b.total - a.total);
 }
 
+/**
+ * The machine's CPU time so far, and the part the hypervisor gave to other guests (steal), from
+ * /proc/stat (null where there is none). On a shared virtual machine, a cell measured while much
+ * was stolen is slower for reasons of its own: the report shows it beside the figures.
+ */
+function hostTicks(): { steal: number; total: number } | null {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (v.length < 8 || v.some((x) => !Number.isFinite(x))) return null;
+    return { steal: v[7]!, total: v.reduce((x, y) => x + y, 0) };
+  } catch {
+    return null;
+  }
+}
+
 let clockTicks: number | undefined;
 
 /** User + system CPU time of a process so far, milliseconds (Linux /proc; null elsewhere). */
@@ -646,6 +663,8 @@ interface RunRecord {
   serverCpuUsPerRequest?: number;
   /** req/s of each round */
   roundRps?: number[];
+  /** share of the machine's CPU time the hypervisor gave to other guests during the measured phase */
+  stolenShare?: number;
 }
 
 async function upstreamCompletions(port: number): Promise<number | undefined> {
@@ -879,9 +898,24 @@ async function main(): Promise<void> {
   );
   for (const [si, s] of scenarios.entries()) {
     process.stdout.write(`\n[${s.id}] ${s.title}\n`);
-    const acc = new Map<string, { results: LoadResult[]; rec: RunRecord; cpuMs: number; upstream: number }>();
+    const acc = new Map<
+      string,
+      {
+        results: LoadResult[];
+        rec: RunRecord;
+        cpuMs: number;
+        upstream: number;
+        host: { steal: number; total: number };
+      }
+    >();
     for (const t of targets)
-      acc.set(t.id, { results: [], rec: { result: null, roundRps: [] }, cpuMs: 0, upstream: 0 });
+      acc.set(t.id, {
+        results: [],
+        rec: { result: null, roundRps: [] },
+        cpuMs: 0,
+        upstream: 0,
+        host: { steal: 0, total: 0 },
+      });
     for (let round = 0; round < flags.rounds; round++) {
       const shift = (si + round) % targets.length;
       const order = [...targets.slice(shift), ...targets.slice(0, shift)];
@@ -894,6 +928,7 @@ async function main(): Promise<void> {
         }
         let before: number | undefined;
         let cpuBefore: number | null = null;
+        let hostBefore: { steal: number; total: number } | null = null;
         try {
           const r = await runLoad({
             url: t.url,
@@ -910,6 +945,7 @@ async function main(): Promise<void> {
             onMeasureStart: async () => {
               before = await upstreamCompletions(upstream.port);
               cpuBefore = cpuMs(t.pid);
+              hostBefore = hostTicks();
               sampler.under(t.id, t.pid);
             },
           });
@@ -920,6 +956,12 @@ async function main(): Promise<void> {
         }
         sampler.under(null);
         const cpuAfter = cpuMs(t.pid);
+        const hostAfter = hostTicks();
+        if (hostBefore !== null && hostAfter !== null) {
+          const h: { steal: number; total: number } = hostBefore;
+          a.host.steal += hostAfter.steal - h.steal;
+          a.host.total += hostAfter.total - h.total;
+        }
         const after = await upstreamCompletions(upstream.port);
         if (before !== undefined && after !== undefined) a.upstream += after - before;
         if (cpuBefore !== null && cpuAfter !== null) a.cpuMs += cpuAfter - cpuBefore;
@@ -940,6 +982,7 @@ async function main(): Promise<void> {
       rec.upstreamCompletions = a.upstream;
       rec.serverCpuMs = a.cpuMs;
       if (r.requests > 0) rec.serverCpuUsPerRequest = (a.cpuMs * 1000) / r.requests;
+      if (a.host.total > 0) rec.stolenShare = a.host.steal / a.host.total;
       const parts = [
         `${fmt(r.rps, "rps")} req/s`,
         `p50 ${fmt(r.latencyMs.p50, "p50")} ms`,
@@ -951,6 +994,7 @@ async function main(): Promise<void> {
       if (rec.serverCpuUsPerRequest !== undefined)
         parts.push(`cpu ${fmt(rec.serverCpuUsPerRequest, "cpu")} µs/req`);
       if (flags.rounds > 1) parts.push(`rounds ${rec.roundRps?.map((x) => fmt(x, "rps")).join("/")} req/s`);
+      if (rec.stolenShare !== undefined) parts.push(`stolen ${(rec.stolenShare * 100).toFixed(1)}%`);
       process.stdout.write(`  ${t.label.padEnd(36)} ${parts.join("  ")}\n`);
       if (r.failed > 0)
         process.stdout.write(`    failures: ${JSON.stringify(r.failures)}; ${r.samples[0] ?? ""}\n`);
@@ -1011,6 +1055,16 @@ async function main(): Promise<void> {
   rows.push(rssRow("idle RSS (MiB)", (t) => mib(idleKb[t.proc])));
   rows.push(rssRow("peak RSS under load (MiB)", (t) => mib(sampler.peakKb.get(t.id))));
   rows.push(rssRow("VmHWM at end (MiB)", (t) => mib(hwmKb[t.proc])));
+
+  // the hypervisor's share while each cell was measured: where it differs, so may the figures
+  const stolen = (rec: RunRecord | undefined): string =>
+    rec?.stolenShare === undefined ? "–" : `${(rec.stolenShare * 100).toFixed(1)}%`;
+  const stolenRows: string[][] = [["scenario", "figure", ...targets.map((t) => t.label)]];
+  for (const s of scenarios)
+    stolenRows.push([s.id, "CPU stolen", ...targets.map((t) => stolen(records[s.id]?.[t.id]))]);
+  const anyStolen = scenarios.some((s) =>
+    targets.some((t) => records[s.id]?.[t.id]?.stolenShare !== undefined),
+  );
 
   const table = textTable(rows);
   process.stdout.write(`\n${table}\n`);
@@ -1092,6 +1146,15 @@ async function main(): Promise<void> {
     "",
     mdTable(rows),
     "",
+    ...(anyStolen
+      ? [
+          "CPU time the hypervisor gave to other guests (steal) while each cell was measured, as a share of " +
+            "the machine's CPU time: a cell measured while more was stolen is slower for that reason alone.",
+          "",
+          mdTable(stolenRows),
+          "",
+        ]
+      : []),
     ...Object.entries(status).map(([k, v]) => `- ${k}: ${v}`),
     ...notes.map((n) => `- note: ${n}`),
     "",
