@@ -333,41 +333,34 @@ function readStatusKb(pid: number, field: "VmRSS" | "VmHWM"): number | null {
   }
 }
 
-/** Share of all CPUs busy over `ms`, from /proc/stat (null where there is none). */
-async function machineBusy(ms: number): Promise<number | null> {
-  const read = (): { busy: number; total: number } | null => {
-    try {
-      const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-      const v = line.trim().split(/\s+/).slice(1).map(Number);
-      const total = v.reduce((x, y) => x + y, 0);
-      const idle = (v[3] ?? 0) + (v[4] ?? 0);
-      return { busy: total - idle, total };
-    } catch {
-      return null;
-    }
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  if (!a || !b || b.total === a.total) return null;
-  return (b.busy - a.busy) / (b.total - a.total);
+/** The machine's CPU time so far, in clock ticks, from /proc/stat (null where there is none). */
+interface HostTicks {
+  /** all of it: user nice system idle iowait irq softirq steal (guest time is counted in user already) */
+  total: number;
+  /** idle and waiting for I/O */
+  idle: number;
+  /** given by the hypervisor to other guests */
+  steal: number;
 }
 
-/**
- * The machine's CPU time so far, and the part the hypervisor gave to other guests (steal), from
- * /proc/stat (null where there is none). On a shared virtual machine, a cell measured while much
- * was stolen is slower for reasons of its own: the report shows it beside the figures.
- */
-function hostTicks(): { steal: number; total: number } | null {
+function hostTicks(): HostTicks | null {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-    // user nice system idle iowait irq softirq steal (guest time is counted in user already)
     const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
     if (v.length < 8 || v.some((x) => !Number.isFinite(x))) return null;
-    return { steal: v[7]!, total: v.reduce((x, y) => x + y, 0) };
+    return { total: v.reduce((x, y) => x + y, 0), idle: v[3]! + v[4]!, steal: v[7]! };
   } catch {
     return null;
   }
+}
+
+/** Share of all CPUs busy over `ms` (null where /proc/stat is missing). */
+async function machineBusy(ms: number): Promise<number | null> {
+  const a = hostTicks();
+  await sleep(ms);
+  const b = hostTicks();
+  if (!a || !b || b.total === a.total) return null;
+  return (b.total - b.idle - (a.total - a.idle)) / (b.total - a.total);
 }
 
 let clockTicks: number | undefined;
@@ -905,6 +898,7 @@ async function main(): Promise<void> {
         rec: RunRecord;
         cpuMs: number;
         upstream: number;
+        /** the hypervisor's share, summed over the measured phases (see `hostTicks`) */
         host: { steal: number; total: number };
       }
     >();
@@ -928,7 +922,8 @@ async function main(): Promise<void> {
         }
         let before: number | undefined;
         let cpuBefore: number | null = null;
-        let hostBefore: { steal: number; total: number } | null = null;
+        // (asserted, so that the assignment in the callback below is not narrowed away)
+        let hostBefore = null as HostTicks | null;
         try {
           const r = await runLoad({
             url: t.url,
@@ -958,9 +953,8 @@ async function main(): Promise<void> {
         const cpuAfter = cpuMs(t.pid);
         const hostAfter = hostTicks();
         if (hostBefore !== null && hostAfter !== null) {
-          const h: { steal: number; total: number } = hostBefore;
-          a.host.steal += hostAfter.steal - h.steal;
-          a.host.total += hostAfter.total - h.total;
+          a.host.steal += hostAfter.steal - hostBefore.steal;
+          a.host.total += hostAfter.total - hostBefore.total;
         }
         const after = await upstreamCompletions(upstream.port);
         if (before !== undefined && after !== undefined) a.upstream += after - before;
