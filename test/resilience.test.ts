@@ -21,6 +21,7 @@ import { LaneRules } from "../src/routing/lanes.js";
 import { SlotQueue } from "../src/routing/queue.js";
 import { Attempt, mergeTimeouts } from "../src/routing/timeouts.js";
 import { silentLogger } from "../src/log.js";
+import type { Signal } from "../src/ir/signal.js";
 import type { Event } from "../src/ir/types.js";
 import { buildGateway } from "../src/server/app.js";
 import { startAnthropicFake } from "./fakes/anthropic.js";
@@ -883,7 +884,7 @@ models:
     timeout: 10_000,
   }, async () => {
     /** Events every `gapMs` for `forMs`, then silence until the attempt aborts the request. */
-    async function* backend(signal: AbortSignal, gapMs: number, forMs: number): AsyncGenerator<Event[]> {
+    async function* backend(signal: Signal, gapMs: number, forMs: number): AsyncGenerator<Event[]> {
       const started = performance.now();
       while (gapMs > 0 && performance.now() - started < forMs) {
         await new Promise((r) => setTimeout(r, gapMs));

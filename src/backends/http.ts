@@ -4,6 +4,7 @@ import { finished } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { createParser } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
+import { Abort, type Signal } from "../ir/signal.js";
 import type { Event } from "../ir/types.js";
 import { releaseBody } from "./json-body.js";
 
@@ -48,34 +49,29 @@ export interface UpstreamResponse {
 }
 
 /**
- * What the resilience layer wants to know of one exchange, attached to the exchange's abort signal
- * (every backend passes its SendContext's signal to postJson, so no backend has to carry them).
+ * What the resilience layer wants to know of the exchanges made under one attempt: they carry it
+ * on their abort signal (every backend passes its SendContext's signal to postJson, so no backend
+ * has to carry it).
  */
 export interface ExchangeHooks {
   /** Limit on setting up the connection, ms (0: none). */
   connectMs?: number;
   /** Called when the response head arrives: the backend is no longer loading. */
   onHeaders?(): void;
-  /**
-   * Given a way to abort the exchange's request, returns the way to forget it (called when the
-   * request closes). With it the request is aborted through the hooks instead of a listener on the
-   * signal: an AbortSignal listener costs more than the rest of setting up a request.
-   */
-  track?(abort: (reason: unknown) => void): () => void;
 }
 
-const exchangeHooks = new WeakMap<AbortSignal, ExchangeHooks>();
-
-/** Attaches hooks to the requests made under `signal`. */
-export function hookExchange(signal: AbortSignal, hooks: ExchangeHooks): void {
-  exchangeHooks.set(signal, hooks);
+/** The abort signal of an attempt, with the hooks for the exchanges made under it. */
+export class ExchangeSignal extends Abort {
+  constructor(readonly hooks: ExchangeHooks) {
+    super();
+  }
 }
 
 interface SendOptions {
   method: "GET" | "POST";
   headers: Record<string, string>;
   body?: string | Buffer;
-  signal: AbortSignal;
+  signal: Signal;
   dispatcher: Dispatcher;
 }
 
@@ -179,19 +175,18 @@ function sendOnce(
       headers.push("authorization", target.authorization);
     for (const k in opts.headers) headers.push(k, opts.headers[k]!);
     if (opts.body !== undefined) headers.push("content-length", String(Buffer.byteLength(opts.body)));
-    const hooks = exchangeHooks.get(opts.signal);
-    const tracked = hooks?.track !== undefined;
-    if (tracked && opts.signal.aborted) {
-      reject(abortError(opts.signal.reason));
+    const signal = opts.signal;
+    if (signal.aborted) {
+      reject(abortError(signal.reason));
       return;
     }
+    const hooks = signal instanceof ExchangeSignal ? signal.hooks : undefined;
     const req = (secure ? https : http).request(
       {
         ...target.options,
         method: opts.method,
         headers,
         agent: secure ? opts.dispatcher.https : opts.dispatcher.http,
-        ...(tracked ? {} : { signal: opts.signal }),
       },
       (res) => {
         hooks?.onHeaders?.();
@@ -199,11 +194,13 @@ function sendOnce(
       },
     );
     track?.(req);
-    if (tracked)
-      req.once(
-        "close",
-        hooks!.track!((reason) => req.destroy(abortError(reason))),
-      );
+    // as Node's own `signal` option does it, with a listener that costs next to nothing on the
+    // request path's own signals (ir/signal.ts)
+    const onAbort = (): void => {
+      req.destroy(abortError(signal.reason));
+    };
+    signal.addEventListener("abort", onAbort);
+    req.once("close", () => signal.removeEventListener("abort", onAbort));
     req.on("error", (e: Error & { reusedSocket?: boolean }) => {
       e.reusedSocket = req.reusedSocket;
       reject(e);
@@ -232,7 +229,7 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
   return false;
 }
 
-/** The error a request aborted through its signal fails with (as Node makes it for the `signal` option). */
+/** The error a request aborted through its signal fails with (as Node makes it for its `signal` option). */
 function abortError(reason: unknown): Error {
   return Object.assign(new Error("The operation was aborted"), {
     name: "AbortError",
@@ -253,7 +250,7 @@ export interface PostOptions {
   url: string;
   body: unknown;
   headers: Record<string, string>;
-  signal: AbortSignal;
+  signal: Signal;
   dispatcher: Dispatcher;
 }
 

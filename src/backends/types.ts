@@ -1,5 +1,6 @@
 import type { Dispatcher } from "./http.js";
 import type { Logger } from "../log.js";
+import type { Signal } from "../ir/signal.js";
 import type { EventStream, Request } from "../ir/types.js";
 import type { ModelProfile } from "../routing/profile.js";
 
@@ -77,7 +78,7 @@ export interface DiscoveredModel {
 
 export interface SendContext {
   profile: ModelProfile;
-  signal: AbortSignal;
+  signal: Signal;
   log: Logger;
 }
 
@@ -99,7 +100,7 @@ export interface Backend {
    * template (llama.cpp /apply-template + /tokenize). Absent where the server cannot count;
    * throws when it could not this time.
    */
-  countTokens?(req: Request, profile: ModelProfile, signal?: AbortSignal): Promise<number>;
+  countTokens?(req: Request, profile: ModelProfile, signal?: Signal): Promise<number>;
 }
 
 export interface BackendOptions {

@@ -1,3 +1,4 @@
+import type { Signal } from "../ir/signal.js";
 import { GatewayError } from "../ir/errors.js";
 
 /** Priority lanes: the agent's own turn goes before background work (titles, summaries). */
@@ -16,7 +17,7 @@ interface Waiter {
   since: number;
   resolve(slot: Slot): void;
   reject(e: unknown): void;
-  signal: AbortSignal;
+  signal: Signal;
   onAbort(): void;
 }
 
@@ -85,7 +86,7 @@ export class SlotQueue {
    * A place: at once when one is free, else after waiting in `lane`. Rejects with `overloaded`
    * when the queue is full, and when `signal` aborts while waiting.
    */
-  acquire(lane: Lane, signal: AbortSignal, opts: WaitOptions = {}): Promise<Slot> {
+  acquire(lane: Lane, signal: Signal, opts: WaitOptions = {}): Promise<Slot> {
     const now = this.tryAcquire();
     if (now) return Promise.resolve(now);
     if (signal.aborted) return Promise.reject(gone(this.backend));

@@ -5,6 +5,7 @@ import type { BackendConfig, GatewayConfig, TargetConfig } from "../config/types
 import { countPrompt } from "../context/count.js";
 import { chooseWindow } from "../context/window.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
+import { Abort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import { context } from "../stages/context.js";
@@ -249,7 +250,7 @@ export class Router {
    */
   async countTokens(req: Request, log: Logger): Promise<PromptCount> {
     const { profile } = this.resolve(req.model)[0]!;
-    const ctx: StageContext = { profile, log, notes: [], client: req, signal: new AbortController().signal };
+    const ctx: StageContext = { profile, log, notes: [], client: req, signal: new Abort() };
     let shaped = req;
     for (const stage of requestStages) {
       if (stage === context) break;
@@ -327,7 +328,7 @@ export class Router {
    */
   async *stream(
     req: Request,
-    signal: AbortSignal,
+    signal: Signal,
     log: Logger,
     observer: RouteObserver = {},
   ): AsyncGenerator<Event[]> {
@@ -473,7 +474,7 @@ export class Router {
   private async place(
     backend: Backend,
     lane: Lane,
-    signal: AbortSignal,
+    signal: Signal,
     log: Logger,
     observer: RouteObserver,
   ): Promise<Slot> {

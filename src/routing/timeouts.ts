@@ -1,5 +1,6 @@
-import { hookExchange } from "../backends/http.js";
+import { ExchangeSignal } from "../backends/http.js";
 import { GatewayError } from "../ir/errors.js";
+import type { Signal } from "../ir/signal.js";
 import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
 
@@ -71,8 +72,8 @@ function seconds(ms: number): string {
  * stops it at its first byte; at any later point the backend request is aborted at once.
  */
 export class Attempt {
-  readonly signal: AbortSignal;
-  private readonly controller = new AbortController();
+  /** The signal the backend request runs under, with the hooks that tell the watchdog of its head. */
+  readonly signal: ExchangeSignal;
   private phase: Phase = "loading";
   private failure: GatewayError | undefined;
   /**
@@ -90,28 +91,14 @@ export class Attempt {
   private clientLeft = false;
   private rejectPending: ((e: unknown) => void) | undefined;
   private innerPending = false;
-  /** Ways to abort the backend requests under way (see ExchangeHooks.track). */
-  private readonly exchanges = new Set<(reason: unknown) => void>();
 
   constructor(
-    private readonly client: AbortSignal,
+    private readonly client: Signal,
     private readonly limits: Timeouts,
     private readonly backend: string,
     private readonly log: Logger,
   ) {
-    this.signal = this.controller.signal;
-    hookExchange(this.signal, {
-      connectMs: limits.connectMs,
-      onHeaders: () => this.headers(),
-      track: (abort) => {
-        if (this.signal.aborted) {
-          abort(this.signal.reason);
-          return () => undefined;
-        }
-        this.exchanges.add(abort);
-        return () => this.exchanges.delete(abort);
-      },
-    });
+    this.signal = new ExchangeSignal({ connectMs: limits.connectMs, onHeaders: () => this.headers() });
     client.addEventListener("abort", this.onClientAbort);
     let step = 0;
     for (const ms of [limits.loadMs, limits.firstTokenMs, limits.idleMs, limits.totalMs])
@@ -150,11 +137,7 @@ export class Attempt {
   };
 
   private abort(reason?: unknown): void {
-    if (this.controller.signal.aborted) return;
-    this.controller.abort(reason);
-    // the backend requests of this attempt, aborted directly (see ExchangeHooks.track)
-    for (const abort of this.exchanges) abort(this.controller.signal.reason);
-    this.exchanges.clear();
+    this.signal.abort(reason);
   }
 
   /** A new phase begins: its limit counts from now (the timer needs no change, see `timer`). */

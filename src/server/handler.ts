@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { collect } from "../ir/collect.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newId } from "../ir/ids.js";
+import { Abort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { RouteObserver, Router } from "../routing/router.js";
@@ -85,7 +86,7 @@ export async function handleGeneration(
     // the request's size in bytes is a fair estimate at no cost on the hot path.
     inputTokensEstimate: Math.ceil(bodyBytes / 4),
   };
-  const abort = new AbortController();
+  const abort = new Abort();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
   };
@@ -109,8 +110,8 @@ export async function handleGeneration(
   };
   let outcome = "ok";
   try {
-    const events = deps.router.stream(req, abort.signal, log, observer)[Symbol.asyncIterator]();
-    if (live) outcome = await streamAnswer(live, req, events, deps, abort.signal);
+    const events = deps.router.stream(req, abort, log, observer)[Symbol.asyncIterator]();
+    if (live) outcome = await streamAnswer(live, req, events, deps, abort);
     else {
       const answer = await collect(iterable(events), req.model);
       // as in a stream: the estimate stands when the backend reported no count
@@ -121,9 +122,9 @@ export async function handleGeneration(
     }
   } catch (e) {
     const err = toGatewayError(e);
-    outcome = abort.signal.aborted ? "client_gone" : err.kind;
-    if (!abort.signal.aborted) sendError(surface, res, err, deps, outcome);
-    if (err.kind === "api_error" && !abort.signal.aborted)
+    outcome = abort.aborted ? "client_gone" : err.kind;
+    if (!abort.aborted) sendError(surface, res, err, deps, outcome);
+    if (err.kind === "api_error" && !abort.aborted)
       log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
     res.off("close", onClose);
@@ -197,7 +198,7 @@ async function streamAnswer(
   req: Request,
   events: AsyncIterator<Event[]>,
   deps: HandlerDeps,
-  signal: AbortSignal,
+  signal: Signal,
 ): Promise<string> {
   const { out, encoder } = live;
   let first: IteratorResult<Event[]>;

@@ -1,4 +1,5 @@
 import type { Features } from "../context/estimate.js";
+import type { Signal } from "../ir/signal.js";
 import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { ModelProfile } from "../routing/profile.js";
@@ -15,7 +16,7 @@ export interface StageContext {
   /** The client's request as decoded, before any stage reshaped it. */
   client: Request;
   /** Aborted when the client goes away. */
-  signal: AbortSignal;
+  signal: Signal;
   /** Set by the tools stage: how tool calls travel for this request. */
   toolMode?: ToolMode;
   /** Set by the context stage: the prompt tokens of the request as sent, for the response stages. */
