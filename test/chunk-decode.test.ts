@@ -562,6 +562,11 @@ async function withServer(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits until `cond` holds (polled every 2 ms, 2 s at most). */
+async function until(cond: () => boolean): Promise<void> {
+  for (const t0 = performance.now(); !cond(); await sleep(2))
+    if (performance.now() - t0 > 2000) throw new Error("timed out waiting");
+}
 const chunkOf = (text: string) =>
   `data: ${JSON.stringify({ id: "c", model: "m", choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`;
 const FINISH = `data: ${JSON.stringify({ id: "c", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\ndata: [DONE]\n\n`;
@@ -603,6 +608,47 @@ describe("decodeResponse", () => {
         await sleep(10);
         const free = Object.values(dispatcher.http.freeSockets).flat();
         assert.equal(free.length, 1, "the socket went back to the pool");
+      },
+    );
+  });
+
+  test("an answer that came whole in one read is one batch with its end; the connection is kept", async () => {
+    await withServer(
+      (res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.end(chunkOf("a") + chunkOf("b") + FINISH);
+      },
+      async (url, dispatcher) => {
+        // read to the end
+        let res = await open(url, dispatcher);
+        // the whole response is in before the first read (one write of the server's)
+        await until(() => res.body.complete);
+        const batches = await collectAll(decodeResponse("b", res, "sse", new ChatChunkDecoder("b")));
+        assert.deepEqual(batches, [
+          [
+            { type: "start", id: "c", model: "m" },
+            { type: "textDelta", text: "a" },
+            { type: "textDelta", text: "b" },
+            { type: "stop", reason: "end_turn" },
+          ],
+        ]);
+        await sleep(10);
+        assert.equal(Object.values(dispatcher.http.freeSockets).flat().length, 1, "back in the pool");
+
+        // a caller that stops at that batch, its last: the body was read to its end, nothing to destroy
+        res = await open(url, dispatcher);
+        await until(() => res.body.complete);
+        for await (const batch of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) {
+          assert.equal(batch.at(-1)?.type, "stop");
+          break;
+        }
+        await sleep(10);
+        assert.equal(res.body.destroyed && !res.body.readableEnded, false, "the body was not cut");
+        assert.equal(
+          Object.values(dispatcher.http.freeSockets).flat().length,
+          1,
+          "the same connection back in the pool",
+        );
       },
     );
   });

@@ -9,6 +9,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { request } from "undici";
 import { createDispatcher } from "../src/backends/http.js";
 import { detectLocalServers } from "../src/config/detect.js";
+import { Counter, Histogram } from "../src/server/metrics.js";
 import { normalize } from "../src/stages/normalize.js";
 import type { Request } from "../src/ir/types.js";
 import { startOllamaFake } from "./fakes/ollama.js";
@@ -131,6 +132,39 @@ fallbacks:
       await gw.close();
       await good.close();
     }
+  });
+});
+
+describe("metrics", () => {
+  test("each label set counts on its own, in any order of calls; values are escaped", () => {
+    const c = new Counter<"model" | "outcome">("t_total", "t");
+    const calls: Array<[string, string]> = [
+      ["a", "ok"],
+      ["a", "ok"],
+      ["b", "ok"],
+      ["a", "ok"],
+      ["a", "error"],
+      ['q"x\\y', "ok"],
+      ["a", "error"],
+    ];
+    for (const [model, outcome] of calls) c.inc({ model, outcome });
+    c.inc({ model: "a", outcome: "ok" }, 5);
+    assert.equal(c.get({ model: "a", outcome: "ok" }), 8);
+    assert.equal(c.get({ model: "b", outcome: "ok" }), 1);
+    assert.equal(c.get({ model: "a", outcome: "error" }), 2);
+    assert.equal(c.get({ model: "b", outcome: "error" }), 0);
+    assert.match(c.render(), /^t_total\{model="q\\"x\\\\y",outcome="ok"\} 1$/m);
+    const h = new Histogram<"surface">("h_seconds", "h", [1]);
+    for (const [surface, v] of [
+      ["x", 0.5],
+      ["y", 2],
+      ["x", 3],
+    ] as const)
+      h.observe({ surface }, v);
+    const text = h.render();
+    assert.match(text, /^h_seconds_count\{surface="x"\} 2$/m);
+    assert.match(text, /^h_seconds_bucket\{surface="x",le="1"\} 1$/m);
+    assert.match(text, /^h_seconds_count\{surface="y"\} 1$/m);
   });
 });
 

@@ -1,6 +1,5 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { finished } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { createParser } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
@@ -557,10 +556,12 @@ export interface StreamDecoder {
  * destroyed.
  *
  * This is the loop of the stream's async iterator written out (read what is buffered, wait for
- * `readable` or the end that `finished` sees), with the splitting and decoding inside it: the
- * iterator and the generators that were stacked on it cost a few microseconds a batch, and a
- * server streaming tokens one by one sends a batch per token. Reading, backpressure, the error of
- * a destroyed body and the destroy when the caller stops early are the iterator's.
+ * `readable`, the end or an error), with the splitting and decoding inside it: the iterator and
+ * the generators that were stacked on it cost a few microseconds a batch, and a server streaming
+ * tokens one by one sends a batch per token. Reading, backpressure, the error of a destroyed body
+ * and the destroy when the caller stops early are the iterator's. A chunk that completes the
+ * response carries the decoder's end in its own batch: a short answer that came in one read
+ * (a non-streaming client's, most often) goes up the layers once instead of two or three times.
  */
 export async function* decodeResponse(
   backend: string,
@@ -570,14 +571,29 @@ export async function* decodeResponse(
 ): AsyncGenerator<Event[]> {
   const body = res.body;
   const splitter = splitterFor(framing);
-  let done = false;
-  /** The body's end (null) or error, once `finished` saw it. */
+  /** The body's end (null) or error, once it came; undefined before. */
   let over: unknown;
+  /** Whether the body was read to its last byte (its `end` follows by itself). */
+  let whole = false;
   let wake: (() => void) | undefined;
   const kick = (): void => {
     const w = wake;
     wake = undefined;
     w?.();
+  };
+  // What `stream.finished` would report, with three listeners instead of its five and its checks
+  // of every kind of stream: the end, an error, or a close before the end.
+  const onEnd = (): void => {
+    if (over === undefined) over = null;
+    kick();
+  };
+  const onError = (e: unknown): void => {
+    if (over === undefined) over = e;
+    kick();
+  };
+  const onClose = (): void => {
+    if (over === undefined) over = body.readableEnded ? null : prematureClose();
+    kick();
   };
   /** The chunk's payloads through the decoder into `out`; what the decoder threw, if it did. */
   const decode = (chunk: Buffer | string | undefined, out: Event[]): unknown => {
@@ -586,28 +602,45 @@ export async function* decodeResponse(
     else splitter.feed(chunk, payloads);
     for (let i = 0; i < payloads.length; i++) {
       try {
-        if (decoder.push(payloads[i]!, out)) done = true;
+        decoder.push(payloads[i]!, out);
       } catch (e) {
         return e;
       }
     }
     return undefined;
   };
-  let cleanup: (() => void) | undefined;
+  /** The end of the body (an event or line left without its terminator) and the decoder's. */
+  const finish = (out: Event[]): unknown => {
+    const failed = decode(undefined, out);
+    if (failed !== undefined) return failed;
+    try {
+      decoder.end(out);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  };
+  body.on("readable", kick);
+  body.on("end", onEnd);
+  body.on("error", onError);
+  body.on("close", onClose);
+  if (body.destroyed) over = body.errored ?? (body.readableEnded ? null : prematureClose());
   try {
-    body.on("readable", kick);
-    cleanup = finished(body, { writable: false }, (err) => {
-      over = err ?? null;
-      kick();
-    });
     for (;;) {
       const chunk: Buffer | string | null = body.destroyed ? null : body.read();
       if (chunk !== null) {
         const out: Event[] = [];
-        const failed = decode(chunk, out);
+        let failed = decode(chunk, out);
+        // the last of the response (Node has it all and nothing is left to read): the end goes with it
+        const last = failed === undefined && body.complete && body.readableLength === 0;
+        if (last) {
+          whole = true;
+          failed = finish(out);
+        }
         // what came before a bad payload in the same network chunk still goes out first
         if (out.length) yield out;
         if (failed !== undefined) throw failed;
+        if (last) return;
       } else if (over === null) break;
       else if (over !== undefined) throw over;
       else {
@@ -616,19 +649,25 @@ export async function* decodeResponse(
         });
       }
     }
-    // the end of the body: an event or line left without its terminator
+    whole = true;
     const out: Event[] = [];
-    const failed = decode(undefined, out);
+    const failed = finish(out);
     if (out.length) yield out;
     if (failed !== undefined) throw failed;
   } catch (e) {
     throw midStreamError(backend, e);
   } finally {
     body.off("readable", kick);
-    if (!done || over !== null) body.destroy();
-    else cleanup?.();
+    body.off("end", onEnd);
+    body.off("error", onError);
+    body.off("close", onClose);
+    // Read to its end, the body emits `end` and its connection goes back to the pool; otherwise
+    // (the caller stopped early, an error) it is destroyed, and the connection with it.
+    if (!whole && over !== null) body.destroy();
   }
-  const out: Event[] = [];
-  decoder.end(out);
-  if (out.length) yield out;
+}
+
+/** The error `stream.finished` reports for a body closed before its end. */
+function prematureClose(): Error {
+  return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 }

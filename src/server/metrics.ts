@@ -16,15 +16,42 @@ function labelText(labels: Labels): string {
   return s ? `${s}}` : "";
 }
 
+/**
+ * The key of a label set, with the last one remembered: a busy gateway counts the same model and
+ * outcome again and again, and comparing a few strings costs less than building the text and
+ * hashing it.
+ */
+class LabelKeys {
+  private last: Labels | undefined;
+  private lastSize = 0;
+  private lastKey = "";
+
+  of(labels: Labels): string {
+    const last = this.last;
+    let size = 0;
+    let same = last !== undefined;
+    for (const k in labels) {
+      size++;
+      if (same && labels[k] !== last![k]) same = false;
+    }
+    if (same && size === this.lastSize) return this.lastKey;
+    this.last = { ...labels };
+    this.lastSize = size;
+    this.lastKey = labelText(labels);
+    return this.lastKey;
+  }
+}
+
 export class Counter<L extends string> {
   private readonly values = new Map<string, number>();
+  private readonly keys = new LabelKeys();
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
 
   inc(labels: Record<L, string>, by = 1): void {
-    const key = labelText(labels);
+    const key = this.keys.of(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
 
@@ -44,6 +71,7 @@ export class Histogram<L extends string> {
     string,
     { counts: number[]; sum: number; count: number; labels: Labels }
   >();
+  private readonly keys = new LabelKeys();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -51,7 +79,7 @@ export class Histogram<L extends string> {
   ) {}
 
   observe(labels: Record<L, string>, value: number): void {
-    const key = labelText(labels);
+    const key = this.keys.of(labels);
     let s = this.series.get(key);
     if (!s) {
       s = { counts: this.buckets.map(() => 0), sum: 0, count: 0, labels };
