@@ -584,7 +584,7 @@ backends:
   own:
     kind: openai-compat
     url: "http://them:secret@127.0.0.1:${port}/v1"
-    headers: { Authorization: "Bearer mine", Host: "models.internal" }
+    headers: { Authorization: "Bearer mine", Host: "models.internal", Content-Type: "application/json; charset=utf-8" }
     discover: false
 models:
   a: { backend: plain, model: qwen }
@@ -593,7 +593,8 @@ models:
 `);
     try {
       const heads: Array<Record<string, string | string[] | undefined>> = [];
-      for (const model of ["a", "b", "c"]) {
+      // "a" twice: a head worked out once is not changed by the request that used it
+      for (const model of ["a", "b", "c", "a"]) {
         const res = await fetch(`${gw.url}/v1/chat/completions`, {
           method: "POST",
           headers: { "content-type": "application/json" },
@@ -602,10 +603,17 @@ models:
         assert.equal(res.status, 200, await res.clone().text());
         heads.push(fake.requests.filter((r) => r.path === "/v1/chat/completions").at(-1)!.headers);
       }
-      const [plain, creds, own] = heads as [(typeof heads)[0], (typeof heads)[0], (typeof heads)[0]];
+      const [plain, creds, own, again] = heads as [
+        (typeof heads)[0],
+        (typeof heads)[0],
+        (typeof heads)[0],
+        (typeof heads)[0],
+      ];
       assert.equal(plain.host, `127.0.0.1:${port}`);
       assert.equal(plain.authorization, undefined);
       assert.equal(plain["content-type"], "application/json");
+      assert.equal(plain.accept, "text/event-stream");
+      assert.deepEqual(again, plain);
       assert.match(String(plain["content-length"]), /^[1-9]\d*$/);
       assert.equal(plain["transfer-encoding"], undefined);
       assert.equal(creds.host, `localhost:${port}`);
@@ -613,6 +621,13 @@ models:
       assert.equal(creds["x-team"], "blue");
       assert.equal(own.host, "models.internal");
       assert.equal(own.authorization, "Bearer mine");
+      assert.equal(own["content-type"], "application/json; charset=utf-8");
+      const raw = fake.requests.filter((r) => r.path === "/v1/chat/completions").map((r) => r.rawHeaders);
+      assert.deepEqual(
+        raw.map((h) => h?.filter((_, i) => i % 2 === 0).filter((k) => /^content-type$/i.test(k)).length),
+        [1, 1, 1, 1],
+        "one content-type each",
+      );
     } finally {
       await gw.close();
       await fake.close();

@@ -68,7 +68,10 @@ export class ExchangeSignal extends Abort {
 
 interface SendOptions {
   method: "GET" | "POST";
+  /** The caller's headers; a backend passes the same object every time (see `headList`). */
   headers: Record<string, string>;
+  /** Whether the body is JSON: `content-type: application/json` unless the headers name one. */
+  json?: boolean;
   body?: string | Buffer;
   signal: Signal;
   dispatcher: Dispatcher;
@@ -121,6 +124,8 @@ interface Target {
   host: string;
   /** Basic credentials from the URL, as Node would send them. */
   authorization?: string;
+  /** The head of a request with these headers (see `headList`), JSON body or not. */
+  heads: WeakMap<Record<string, string>, { plain?: string[]; json?: string[] }>;
 }
 
 /** URLs parsed into request options, once each: a backend's few endpoints are asked again and again. */
@@ -143,6 +148,7 @@ function targetOf(url: string): Target {
     },
     // `URL.host` leaves out a default port and keeps an IPv6 address's brackets, as Node's own does
     host: u.host,
+    heads: new WeakMap(),
   };
   if (u.username || u.password)
     t.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`;
@@ -166,13 +172,7 @@ function sendOnce(
       return;
     }
     const { secure } = target;
-    // The headers as a flat list: Node writes them out as given, instead of keeping each one in a
-    // table to look up (which it then does for host, authorization and expect) before writing it.
-    const headers: string[] = [];
-    if (!hasHeader(opts.headers, "host")) headers.push("host", target.host);
-    if (target.authorization && !hasHeader(opts.headers, "authorization"))
-      headers.push("authorization", target.authorization);
-    for (const k in opts.headers) headers.push(k, opts.headers[k]!);
+    const headers = headList(target, opts.headers, opts.json === true);
     if (opts.body !== undefined) headers.push("content-length", String(Buffer.byteLength(opts.body)));
     const signal = opts.signal;
     if (signal.aborted) {
@@ -223,6 +223,31 @@ function sendOnce(
   });
 }
 
+/**
+ * The headers as a flat list, as Node writes them out (instead of keeping each in a table to look
+ * up before writing it), without the length: worked out once for a URL and a headers object (a
+ * backend sends the same ones every time), and copied for each request.
+ */
+function headList(target: Target, given: Record<string, string>, json: boolean): string[] {
+  let cached = target.heads.get(given);
+  if (!cached) {
+    cached = {};
+    target.heads.set(given, cached);
+  }
+  let list = json ? cached.json : cached.plain;
+  if (!list) {
+    list = [];
+    if (!hasHeader(given, "host")) list.push("host", target.host);
+    if (target.authorization && !hasHeader(given, "authorization"))
+      list.push("authorization", target.authorization);
+    if (json && !hasHeader(given, "content-type")) list.push("content-type", "application/json");
+    for (const k in given) list.push(k, given[k]!);
+    if (json) cached.json = list;
+    else cached.plain = list;
+  }
+  return list.slice();
+}
+
 function hasHeader(headers: Record<string, string>, name: string): boolean {
   for (const k in headers) if (k.toLowerCase() === name) return true;
   return false;
@@ -262,7 +287,8 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
   try {
     res = await send(opts.url, {
       method: "POST",
-      headers: { "content-type": "application/json", ...opts.headers },
+      headers: opts.headers,
+      json: true,
       // a Buffer is JSON already encoded (backends/json-body.ts): it goes to the socket as it is
       body: Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body),
       signal: opts.signal,
@@ -276,6 +302,8 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
   const text = await bodyText(res).catch(() => "");
   throw upstreamError(opts.backend, status, text, res.headers);
 }
+
+const NO_HEADERS: Record<string, string> = {};
 
 /** GETs (or POSTs) JSON for discovery; throws GatewayError on failure. */
 export async function fetchJson(
@@ -294,10 +322,8 @@ export async function fetchJson(
   try {
     res = await send(url, {
       method: init.method ?? "GET",
-      headers: {
-        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-        ...init.headers,
-      },
+      headers: init.headers ?? NO_HEADERS,
+      json: init.body !== undefined,
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
       dispatcher,

@@ -293,6 +293,7 @@ export class FakeHost implements FakeServer {
         method: req.method ?? "GET",
         path: target,
         headers: req.headers,
+        rawHeaders: req.rawHeaders,
         body,
       };
       recorded.receivedAt = performance.now();

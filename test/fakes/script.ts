@@ -53,6 +53,8 @@ export interface RecordedRequest {
   /** The request target as sent (path and query string). */
   path: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The headers as they came: names and values in turn, in their order, repeats kept. */
+  rawHeaders?: string[];
   /** Parsed JSON when the body is JSON, the raw text when it is not, undefined when there is none. */
   body: any;
   /** Chat requests: the prompt's tokens as the fake counted them (tokenizer.ts) and the window in effect. */

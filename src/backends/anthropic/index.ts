@@ -28,12 +28,15 @@ export class AnthropicBackend implements Backend {
   readonly baseUrl: string;
   readonly caps = CAPS;
   private readonly headers: Record<string, string>;
+  /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
+  private readonly streamHeaders: Record<string, string>;
 
   constructor(private readonly opts: BackendOptions) {
     this.name = opts.name;
     this.baseUrl = anthropicRoot(opts.baseUrl);
     this.headers = { "anthropic-version": "2023-06-01", ...opts.headers };
     if (opts.apiKey) this.headers["x-api-key"] = opts.apiKey;
+    this.streamHeaders = { accept: "text/event-stream", ...this.headers };
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
@@ -41,7 +44,7 @@ export class AnthropicBackend implements Backend {
       backend: this.name,
       url: `${this.baseUrl}/v1/messages`,
       body: encodeAnthropicRequest(req, ctx.profile),
-      headers: { accept: "text/event-stream", ...this.headers },
+      headers: this.streamHeaders,
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,
     });

@@ -34,12 +34,15 @@ export class OllamaBackend implements Backend {
   readonly baseUrl: string;
   readonly caps = CAPS;
   private readonly headers: Record<string, string>;
+  /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
+  private readonly streamHeaders: Record<string, string>;
 
   constructor(private readonly opts: BackendOptions) {
     this.name = opts.name;
     this.baseUrl = ollamaRoot(opts.baseUrl);
     this.headers = { ...opts.headers };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
+    this.streamHeaders = { accept: "application/x-ndjson", ...this.headers };
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
@@ -47,7 +50,7 @@ export class OllamaBackend implements Backend {
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,
       body: encodeOllamaBody(req, ctx.profile),
-      headers: { accept: "application/x-ndjson", ...this.headers },
+      headers: this.streamHeaders,
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,
     });

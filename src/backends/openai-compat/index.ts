@@ -62,6 +62,8 @@ export class OpenAICompatBackend implements Backend {
   /** Exact prompt counts: llama.cpp only (see `tokenize`). */
   readonly countTokens?: (req: Request, profile: ModelProfile) => Promise<number>;
   private readonly headers: Record<string, string>;
+  /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
+  private readonly streamHeaders: Record<string, string>;
 
   constructor(private readonly opts: BackendOptions) {
     this.name = opts.name;
@@ -72,6 +74,7 @@ export class OpenAICompatBackend implements Backend {
     this.caps = CAPS[this.flavor];
     this.headers = { ...opts.headers };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
+    this.streamHeaders = { accept: "text/event-stream", ...this.headers };
     if (this.flavor === "llamacpp") this.countTokens = (req, profile) => this.tokenize(req, profile);
   }
 
@@ -81,7 +84,7 @@ export class OpenAICompatBackend implements Backend {
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,
       body,
-      headers: { accept: "text/event-stream", ...this.headers },
+      headers: this.streamHeaders,
       signal: ctx.signal,
       dispatcher: this.opts.dispatcher,
     });
