@@ -774,6 +774,27 @@ describe("upstream bodies from the pool", () => {
     releaseBody(e);
   });
 
+  test("as many buffers are kept as requests at once gave back, within 4 MiB", () => {
+    // 40 requests at once: every buffer they give back is there for the next 40
+    const first = Array.from({ length: 40 }, (_, i) => jsonBody({ i }));
+    const lent = new Set(first.map((b) => b.buffer));
+    assert.equal(lent.size, 40);
+    for (const b of first) releaseBody(b);
+    const next = Array.from({ length: 40 }, (_, i) => jsonBody({ i }));
+    assert.equal(next.filter((b) => lent.has(b.buffer)).length, 40, "all reused, none allocated anew");
+    for (const b of next) releaseBody(b);
+    // ten large bodies: as many of their buffers are kept as fit in 4 MiB
+    const big = Array.from({ length: 10 }, (_, i) => jsonBody({ i, pad: "x".repeat(300_000) }));
+    const bigBuffers = new Set(big.map((b) => b.buffer));
+    const size = big[0]!.buffer.byteLength;
+    assert.ok(size > 512 * 1024 && size <= 1024 * 1024, `a large body's buffer: ${size} bytes`);
+    for (const b of big) releaseBody(b);
+    const after = Array.from({ length: 10 }, (_, i) => jsonBody({ i }));
+    const fit = Math.floor((4 * 1024 * 1024) / size);
+    assert.equal(after.filter((b) => bigBuffers.has(b.buffer)).length, fit, `${fit} of them kept`);
+    for (const b of after) releaseBody(b);
+  });
+
   test("concurrent OpenClaw-sized requests reach the server each with its own body, intact", async () => {
     const fake = await startOpenAICompatFake({ contextLength: 1_000_000, maxContextLength: 1_000_000 });
     const gw = await startGateway(oneBackend("openai-compat", `${fake.url}/v1`, "fake-model"));

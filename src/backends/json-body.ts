@@ -170,10 +170,17 @@ export function clearJsonCache(): void {
  * simply collected.
  */
 const free: Buffer[] = [];
+/** The bytes of the free buffers. */
+let freeBytes = 0;
 /** Buffers given out as bodies and not given back (a body is given back once). */
 const lent = new WeakSet<ArrayBufferLike>();
-/** Free buffers kept at most, and the largest kept. */
-const FREE_MAX = 8;
+/**
+ * Free buffers kept: as many as requests at once may give back (below 64, a gateway under load
+ * would drop most of what came back and allocate anew for the next requests: garbage outside the
+ * JavaScript heap, 64 KiB a request), within 4 MiB, none larger than 1 MiB.
+ */
+const FREE_MAX = 64;
+const FREE_BYTES_MAX = 4 * 1024 * 1024;
 const POOLED_MAX = 1024 * 1024;
 const FIRST_SIZE = 64 * 1024;
 
@@ -185,19 +192,26 @@ function takeBuffer(): Buffer {
   const b = free[best]!;
   free[best] = free[free.length - 1]!;
   free.pop();
+  freeBytes -= b.length;
   return b;
 }
 
-/** Keeps a buffer for the next body; when the pool is full, in place of a smaller one. */
+/** Keeps a buffer for the next body; when the pool is full, in place of smaller ones. */
 function giveBack(b: Buffer): void {
   if (b.length > POOLED_MAX) return;
-  if (free.length < FREE_MAX) {
-    free.push(b);
-    return;
+  // make room by dropping the smallest free buffers, as long as they are smaller than this one
+  while (free.length >= FREE_MAX || freeBytes + b.length > FREE_BYTES_MAX) {
+    if (!free.length) return;
+    let least = 0;
+    for (let i = 1; i < free.length; i++) if (free[i]!.length < free[least]!.length) least = i;
+    const dropped = free[least]!;
+    if (dropped.length >= b.length) return;
+    free[least] = free[free.length - 1]!;
+    free.pop();
+    freeBytes -= dropped.length;
   }
-  let least = 0;
-  for (let i = 1; i < free.length; i++) if (free[i]!.length < free[least]!.length) least = i;
-  if (free[least]!.length < b.length) free[least] = b;
+  free.push(b);
+  freeBytes += b.length;
 }
 
 /**
