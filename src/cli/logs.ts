@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readSync, statSync, unwatchFile, watchFile } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { serviceManager } from "../service/service.js";
@@ -74,10 +74,13 @@ function follow(path: string, from: number, print: (l: string) => void): Promise
     partial = lines.pop() ?? "";
     for (const l of lines) if (l) print(l);
   };
-  watchFile(path, { interval: 250 }, read);
+  // polled against the position reached, not against the last stat seen: a line appended between
+  // printing the tail and the first look is still printed
+  const timer = setInterval(read, 250);
+  read();
   return new Promise((resolve) => {
     const stop = () => {
-      unwatchFile(path);
+      clearInterval(timer);
       resolve();
     };
     process.once("SIGINT", stop);
