@@ -95,6 +95,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       bodyLimitBytes: c.server?.body_limit_mb
         ? Math.round(c.server.body_limit_mb * 1024 * 1024)
         : DEFAULT_BODY_LIMIT,
+      ...(c.server?.receive_timeout_ms ? { receiveTimeoutMs: c.server.receive_timeout_ms } : {}),
     },
     log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
     backends,

@@ -51,6 +51,8 @@ export const NativeConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).optional(),
       master_key: z.string().min(1).optional(),
       body_limit_mb: z.number().positive().optional(),
+      // the time a client has to send a request's headers, then its body
+      receive_timeout_ms: z.number().int().positive().optional(),
     })
     .optional(),
   log: z

@@ -9,6 +9,8 @@ export type ErrorKind =
   | "permission"
   | "not_found"
   | "request_too_large"
+  /** The client did not send its request in time (server.receive_timeout_ms). */
+  | "request_timeout"
   | "rate_limit"
   | "api_error"
   | "overloaded"
@@ -21,6 +23,7 @@ const STATUS: Record<ErrorKind, number> = {
   permission: 403,
   not_found: 404,
   request_too_large: 413,
+  request_timeout: 408,
   rate_limit: 429,
   api_error: 500,
   overloaded: 529,

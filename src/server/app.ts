@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Dispatcher } from "../backends/http.js";
-import type { GatewayConfig } from "../config/types.js";
+import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { frozenHeight } from "../ir/frozen.js";
 import type { Logger } from "../log.js";
@@ -91,6 +91,9 @@ export function buildGateway(opts: AppOptions): Gateway {
     pingIntervalMs: opts.pingIntervalMs ?? 10_000,
   };
   const limit = config.server.bodyLimitBytes;
+  const receiveMs = config.server.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS;
+  // what of a refused body is read and thrown away before the connection is closed (see refuse)
+  const drainLimit = Math.max(limit, DRAIN_AT_LEAST);
   // agents resend their conversation every turn: what a body shares with the last ones is not parsed again
   const bodies = new BodyParser();
   const key = config.server.masterKey;
@@ -181,14 +184,80 @@ export function buildGateway(opts: AppOptions): Gateway {
   const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
     sendError(surfaceFor(req), res, err, deps, "invalid");
 
-  const server = http.createServer((req, res) => {
+  /**
+   * Answers a request whose body is not read (the key, the route, the size or the time refused
+   * it) and closes its connection, without losing the answer to a client still sending.
+   *
+   * A socket closed on bytes it has not read is reset, and a client that reads its answer once it
+   * has sent everything (most do) then sees the reset, not the answer: an SDK sends the whole body
+   * again. So the answer goes out at once and whole (its length stated, `Connection: close`), the
+   * rest of the body is read and thrown away, and the response ends (Node then closes the
+   * connection) when the body has ended, after `drainLimit` more bytes, or at the deadline to
+   * receive the request (by default: `receiveMs` from its headers), whichever comes first.
+   */
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    err: GatewayError,
+    deadline = performance.now() + receiveMs,
+  ) => {
+    const answer = surfaceFor(req).encodeError(err);
+    log.debug({ status: answer.status, err: err.message }, "refused a request");
+    req.on("error", ignore);
+    if (res.headersSent || res.destroyed) {
+      req.destroy();
+      return;
+    }
+    res.writeHead(answer.status, {
+      ...answer.headers,
+      "content-length": Buffer.byteLength(answer.body),
+      connection: "close",
+    });
+    const left = deadline - performance.now();
+    if (req.complete || left <= 0) {
+      res.end(answer.body);
+      return;
+    }
+    res.write(answer.body);
+    let room = drainLimit;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      req.off("data", onData);
+      req.off("end", end);
+      req.off("close", end);
+      res.end();
+    };
+    const onData = (c: Buffer) => {
+      room -= c.length;
+      if (room < 0) end();
+    };
+    const timer = setTimeout(end, left);
+    req.on("data", onData);
+    req.on("end", end);
+    req.on("close", end);
+    req.resume();
+  };
+
+  const timeLimits: http.ServerOptions = {
+    // the headers within the time to receive a request (Node answers a bare 408 and closes)
+    headersTimeout: receiveMs,
+    // Node's own limit on a whole request, a backstop for what the deadline below does not watch
+    // (the body of a route that reads none): the headers' time and the body's. It ends with the
+    // request's last byte: answers that run for minutes are not cut.
+    requestTimeout: 2 * receiveMs,
+    // how often Node looks at those two: a tenth of the time (its default: every 30 s)
+    connectionsCheckingInterval: Math.min(30_000, Math.max(10, Math.round(receiveMs / 10))),
+  };
+  const server = http.createServer(timeLimits, (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
     const route = routes.get(`${req.method} ${path}`);
     if (key && path !== "/health") {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {
-        req.resume();
-        return fail(
+        return refuse(
           req,
           res,
           new GatewayError(
@@ -201,8 +270,7 @@ export function buildGateway(opts: AppOptions): Gateway {
       }
     }
     if (!route) {
-      req.resume();
-      return fail(req, res, new GatewayError("not_found", `no route for ${req.method} ${path}`));
+      return refuse(req, res, new GatewayError("not_found", `no route for ${req.method} ${path}`));
     }
     const run = (body: unknown, bodyBytes = 0) => {
       Promise.resolve()
@@ -217,7 +285,9 @@ export function buildGateway(opts: AppOptions): Gateway {
       req.resume();
       return run(undefined);
     }
-    readBody(req, limit).then(
+    // the body within the time to receive a request, from its headers on
+    const deadline = performance.now() + receiveMs;
+    readBody(req, limit, deadline, receiveMs).then(
       (bytes) => {
         let body: unknown;
         try {
@@ -248,17 +318,11 @@ export function buildGateway(opts: AppOptions): Gateway {
         run(body, bytes.length);
       },
       (e: unknown) => {
-        if (e instanceof GatewayError) {
-          // The rest of an oversized body is not read: close the connection after answering.
-          res.setHeader("connection", "close");
-          fail(req, res, e);
-          res.on("finish", () => req.destroy());
-        } else req.destroy();
+        if (e instanceof GatewayError) refuse(req, res, e, deadline);
+        else req.destroy();
       },
     );
   });
-  // Local generations run for minutes: no server-side time limit on a request.
-  server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
 
   return {
@@ -327,11 +391,12 @@ function resilienceGauges(router: Router): string {
 }
 
 /**
- * Reads a request body, refusing more than `limit` bytes with a 413. The bytes go into one buffer
- * as they come (sized from content-length when the client sent one), and nothing of them stays
- * referenced from the request once it has been read.
+ * Reads a request body, refusing more than `limit` bytes with a 413, and a body not in by
+ * `deadline` with a 408 (the caller answers both, and reads no more of the body into memory).
+ * The bytes go into one buffer as they come (sized from content-length when the client sent
+ * one), and nothing of them stays referenced from the request once it has been read.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number, deadline: number, receiveMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = () =>
       new GatewayError("request_too_large", `request body is larger than the limit of ${formatBytes(limit)}`);
@@ -343,10 +408,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     let buf: Buffer | undefined;
     let chunks: Buffer[] | undefined;
     let size = 0;
+    const timer = setTimeout(() => {
+      done();
+      reject(
+        new GatewayError(
+          "request_timeout",
+          `the request body did not arrive within ${formatMs(receiveMs)} (server.receive_timeout_ms)`,
+        ),
+      );
+    }, deadline - performance.now());
     const onData = (c: Buffer) => {
       if (size + c.length > limit) {
         done();
-        req.pause();
         reject(tooLarge());
         return;
       }
@@ -379,6 +452,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       reject(e);
     };
     const done = () => {
+      clearTimeout(timer);
       // Nothing of this read may stay reachable from the request, which lives as long as its
       // answer: a listener left here would hold the promise, and the promise the body.
       req.off("data", onData);
@@ -396,6 +470,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function ignore(): void {}
+
+/** A refused body is drained up to this much at least (or the body limit, if larger). */
+const DRAIN_AT_LEAST = 64 * 1024 * 1024;
 
 /** A body that says its length up to this size is read into one buffer of that size. */
 const PREALLOCATE_UP_TO = 8 * 1024 * 1024;
@@ -441,6 +518,10 @@ function depthOf(v: object, d: number, stopAt: number): number {
     }
   }
   return max;
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${Number((ms / 1000).toFixed(1))} s` : `${ms} ms`;
 }
 
 function formatBytes(n: number): string {

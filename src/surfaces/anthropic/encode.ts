@@ -10,6 +10,8 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
   permission: "permission_error",
   not_found: "not_found_error",
   request_too_large: "request_too_large",
+  // Anthropic has no 408 of its own: the request was at fault
+  request_timeout: "invalid_request_error",
   rate_limit: "rate_limit_error",
   api_error: "api_error",
   overloaded: "overloaded_error",

@@ -10,6 +10,7 @@ const ERRORS: Record<GatewayError["kind"], { status: number; type: string; code:
   permission: { status: 403, type: "permission_error", code: null },
   not_found: { status: 404, type: "invalid_request_error", code: null },
   request_too_large: { status: 413, type: "invalid_request_error", code: "request_too_large" },
+  request_timeout: { status: 408, type: "invalid_request_error", code: "request_timeout" },
   rate_limit: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
   api_error: { status: 500, type: "server_error", code: null },
   overloaded: { status: 503, type: "server_error", code: "overloaded" },
