@@ -178,7 +178,7 @@ export function checkOpenAIStream(events: Array<{ data: any }>): string {
 export function stageContext(
   profile: import("../src/routing/profile.js").ModelProfile,
   client: import("../src/ir/types.js").Request,
-  notes: string[] = [],
+  notes: import("../src/stages/types.js").Note[] = [],
 ): import("../src/stages/types.js").StageContext {
   return { profile, log: silentLogger, notes, client, signal: new AbortController().signal };
 }

@@ -1,13 +1,14 @@
 /**
  * What a client cannot do to the gateway: hold a connection by trickling its request, lose its
- * 413 to a connection reset while it is still sending (and send the body again), or keep its
- * connection after a refusal.
+ * 413 to a connection reset while it is still sending (and send the body again), keep its
+ * connection after a refusal, or grow /metrics with names it makes up.
  * Run: node --import tsx --test test/limits.test.ts
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { request } from "undici";
 import { DEFAULT_BODY_LIMIT, DEFAULT_RECEIVE_TIMEOUT_MS } from "../src/config/types.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import type { FakeServer } from "./fakes/script.js";
@@ -394,6 +395,137 @@ describe("refused clients", () => {
       assert.equal(second.status, 200, "a second request on the same connection");
     } finally {
       socket.destroy();
+    }
+  });
+});
+
+describe("/metrics under invented names", () => {
+  /** The series /metrics has: every line that is not a comment, less its value. */
+  const series = async (g: RunningGateway) =>
+    (await (await fetch(`${g.url}/metrics`)).text())
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => l.slice(0, l.lastIndexOf(" ")));
+
+  /** A request on one of the surfaces with names made up from `n`: fields, block and tool types, a model. */
+  const invented = (n: number, model = "test-model") => {
+    const d = n % 2 ? ANTHROPIC : OPENAI;
+    const body =
+      d === ANTHROPIC
+        ? {
+            model,
+            max_tokens: 8,
+            [`field_${n}`]: 1,
+            system: [
+              { type: "text", text: "Be brief." },
+              { type: `sys_${n}`, text: "?" },
+            ],
+            tools: [{ type: `server_tool_${n}`, name: `t${n}` }],
+            messages: [
+              {
+                role: "user",
+                content: [
+                  { type: `block_${n}`, x: 1 },
+                  { type: "text", text: "Hi" },
+                ],
+              },
+            ],
+          }
+        : {
+            model,
+            [`field_${n}`]: 1,
+            messages: [
+              ...Array.from({ length: n % 5 }, () => ({ role: "user", content: "Hi" })),
+              { role: "system", content: "late" },
+              {
+                role: "user",
+                content: [
+                  { type: `part_${n}`, x: 1 },
+                  { type: "text", text: "Hi" },
+                ],
+              },
+            ],
+          };
+    return { d, body: JSON.stringify(body) };
+  };
+
+  const send = async (g: RunningGateway, n: number, model?: string) => {
+    const { d, body } = invented(n, model);
+    const res = await request(`${g.url}${d.path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...d.headers },
+      body,
+    });
+    await res.body.text();
+    return res.statusCode;
+  };
+
+  const run = async (count: number, one: (n: number) => Promise<number>) => {
+    const statuses = new Map<number, number>();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let n = next++; n < count; n = next++) {
+          const s = await one(n);
+          statuses.set(s, (statuses.get(s) ?? 0) + 1);
+        }
+      }),
+    );
+    return statuses;
+  };
+
+  test("1,000 requests with invented fields, block and tool types and models add no series", async () => {
+    fake.setReply({ text: "Hi." });
+    // no limit on requests at once: whether one had to wait (clawbridge_queued_total, by backend
+    // and lane) would depend on timing
+    const g = await startGateway(config(fake.url, "", "", "    concurrency: 0"));
+    try {
+      // every kind of label once: served and unknown models, each kind of note
+      for (let n = 0; n < 4; n++) {
+        assert.equal(await send(g, n), 200);
+        assert.equal(await send(g, n, `made-up-${n}`), 404);
+      }
+      const before = await series(g);
+      for (const what of ["ignored_field", "ignored_block", "ignored_tool", "system"])
+        assert.ok(
+          before.some((s) => s === `clawbridge_reshaped_total{what="${what}"}`),
+          `a ${what} series: ${before.join("\n")}`,
+        );
+      const statuses = await run(1000, (n) => send(g, 1000 + n, n % 4 === 0 ? `made-up-${n}` : undefined));
+      assert.deepEqual(Object.fromEntries(statuses), { 200: 750, 404: 250 });
+      const after = await series(g);
+      assert.deepEqual(after, before, "the same series after 1,000 requests");
+      const text = await (await fetch(`${g.url}/metrics`)).text();
+      // the counters counted them: the series are the same, their values grew
+      assert.match(text, /^clawbridge_reshaped_total\{what="ignored_block"\} (\d+)$/m);
+      const blocks = Number(/^clawbridge_reshaped_total\{what="ignored_block"\} (\d+)$/m.exec(text)![1]);
+      assert.ok(blocks >= 1250, `ignored blocks counted: ${blocks}`);
+      assert.match(
+        text,
+        /^clawbridge_requests_total\{surface="openai",model="\(unknown\)",outcome="not_found"\} \d+$/m,
+      );
+    } finally {
+      await g.close();
+    }
+  });
+
+  test("a catch-all model entry (*) is one label, whatever model the client names", async () => {
+    fake.setReply({ text: "Hi." });
+    const g = await startGateway(
+      config(fake.url, "", '  "*": { backend: fake, model: "fake-model" }', "    concurrency: 0"),
+    );
+    try {
+      for (let n = 0; n < 4; n++) assert.equal(await send(g, n, `first-made-up-${n}`), 200);
+      const before = await series(g);
+      const statuses = await run(100, (n) => send(g, n, `made-up-${n}`));
+      assert.deepEqual(Object.fromEntries(statuses), { 200: 100 });
+      assert.deepEqual(await series(g), before);
+      assert.ok(
+        before.some((s) => s.includes('model="*"')),
+        before.join("\n"),
+      );
+    } finally {
+      await g.close();
     }
   });
 });

@@ -11,6 +11,7 @@ import { createDispatcher } from "../src/backends/http.js";
 import { detectLocalServers } from "../src/config/detect.js";
 import { Counter, Histogram } from "../src/server/metrics.js";
 import { normalize } from "../src/stages/normalize.js";
+import type { Note } from "../src/stages/types.js";
 import type { Request } from "../src/ir/types.js";
 import { startOllamaFake } from "./fakes/ollama.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
@@ -199,7 +200,7 @@ describe("normalize stage", () => {
         metadata: {},
         ignored: ["cache_control"],
       };
-      const notes: string[] = [];
+      const notes: Note[] = [];
       const out = normalize(req, stageContext(profile, req, notes));
       assert.equal(out.system, "base\n\nlate instruction");
       assert.deepEqual(
@@ -209,7 +210,7 @@ describe("normalize stage", () => {
       assert.deepEqual(out.messages[1]?.parts, [{ type: "text", text: "b" }]);
       assert.deepEqual(out.tools, []);
       assert.deepEqual(out.sampling, { temperature: 0.5 });
-      for (const what of ["cache_control", "messages.1", "thinking", "tools", "topK"]) {
+      for (const what of ["cache_control", "system: messages.1", "thinking", "tools", "topK"]) {
         assert.ok(
           notes.some((n) => n.startsWith(what)),
           `noted ${what}: ${notes.join(" | ")}`,
@@ -229,7 +230,7 @@ describe("normalize stage: reasoning going back to Anthropic", () => {
     });
     try {
       const profile = gw.router.resolve("cloud")[0]!.profile;
-      const notes: string[] = [];
+      const notes: Note[] = [];
       const out = normalize(
         {
           ...emptyRequest("cloud"),

@@ -10,7 +10,7 @@ import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import { context } from "../stages/context.js";
 import { requestStages, responseStages } from "../stages/pipeline.js";
-import type { PromptCount, StageContext } from "../stages/types.js";
+import { type NoteSubject, type PromptCount, type StageContext, noteSubject } from "../stages/types.js";
 import { Breaker, DEFAULT_BREAKER, isBackendFailure } from "./breaker.js";
 import { DEFAULT_BACKGROUND_RULES, LaneRules } from "./lanes.js";
 import type { ContextInfo, ModelProfile } from "./profile.js";
@@ -32,8 +32,8 @@ export interface ServedModel {
 }
 
 export interface RouteObserver {
-  /** Called for each note a stage made (dropped fields and the like). */
-  note?(what: string): void;
+  /** Called with the subject of each note a stage made (dropped fields and the like). */
+  note?(what: NoteSubject | "other"): void;
   /** Called for each thing a response stage did (a rescued tool call, a repair). */
   count?(what: string, n?: number): void;
   /** Called when routing moves on from a failed target. */
@@ -259,6 +259,16 @@ export class Router {
     return countPrompt(shaped, profile, true, log);
   }
 
+  /**
+   * The name a model is served under, for the metrics: the name itself when an entry has it
+   * (configured or discovered), "*" when the catch-all entry serves it, undefined when nothing
+   * does. Never the client's name for a model no entry has: it would be a label without bound.
+   */
+  servedAs(model: string): string | undefined {
+    if (this.entries.has(model)) return model;
+    return this.entries.has("*") ? "*" : undefined;
+  }
+
   /** The targets for a model name, in the order they are tried. */
   resolve(model: string): readonly Target[] {
     const entry = this.entries.get(model) ?? this.entries.get("*");
@@ -372,7 +382,7 @@ export class Router {
         }
         if (ctx.notes.length) {
           log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
-          for (const n of ctx.notes) observer.note?.(n.slice(0, n.indexOf(":")));
+          for (const n of ctx.notes) observer.note?.(noteSubject(n));
         }
         try {
           slot ??=

@@ -128,8 +128,8 @@ export async function handleGeneration(
       log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
     res.off("close", onClose);
-    // unknown names stay out of the labels: a client must not be able to grow the metrics without bound
-    const model = outcome === "not_found" ? "(unknown)" : req.model;
+    // only names the gateway serves are labels: a client must not be able to grow the metrics without bound
+    const model = deps.router.servedAs(req.model) ?? "(unknown)";
     deps.metrics.requests.inc({ surface: surface.name, model, outcome });
     deps.metrics.duration.observe({ surface: surface.name }, (performance.now() - started) / 1000);
   }

@@ -1,5 +1,5 @@
 import type { Message, Part, Request, Sampling } from "../ir/types.js";
-import type { StageContext } from "./types.js";
+import type { NoteSubject, StageContext } from "./types.js";
 
 /**
  * Makes a request fit what the target backend's wire takes (LiteLLM's drop_params, done in one
@@ -10,7 +10,12 @@ import type { StageContext } from "./types.js";
 export function normalize(req: Request, ctx: StageContext): Request {
   const { profile, notes } = ctx;
   const caps = profile.backend.caps;
-  for (const f of req.ignored) notes.push(`${f}: not used by local backends`);
+  for (const f of req.ignored)
+    notes.push(
+      f === "cache_control"
+        ? "cache_control: not used by local backends"
+        : `${ignoredKind(f)}: ${f} is not used by local backends`,
+    );
 
   let system = req.system;
   let messages: Message[] = [];
@@ -18,7 +23,7 @@ export function normalize(req: Request, ctx: StageContext): Request {
     if (m.role === "system") {
       const text = m.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("\n");
       system = system ? `${system}\n\n${text}` : text;
-      notes.push(`messages.${i}: system message folded into the system prompt`);
+      notes.push(`system: messages.${i} (a system message) folded into the system prompt`);
       continue;
     }
     messages.push(m);
@@ -103,6 +108,15 @@ export function normalize(req: Request, ctx: StageContext): Request {
   }
 
   return { ...req, system, messages, tools, toolChoice, sampling, limits };
+}
+
+/**
+ * What a field the decoder left unread is, by how the decoders write it: `tools.1(web_search)`,
+ * `messages.0.content.2(document)`, `system.0(x)` or a top-level field's name.
+ */
+function ignoredKind(f: string): NoteSubject {
+  if (!f.endsWith(")")) return "ignored_field";
+  return f.startsWith("tools.") ? "ignored_tool" : "ignored_block";
 }
 
 function toolPartAsText(p: Part): string {

@@ -4,6 +4,53 @@ import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { ModelProfile } from "../routing/profile.js";
 
+/**
+ * What a note is about: its text up to the first colon, and its label in
+ * `clawbridge_reshaped_total`. A closed list: a note never names its subject from the request
+ * (a field's name, a block's type, a message's index), or a client could grow the metrics
+ * without bound; those go after the colon.
+ */
+export const NOTE_SUBJECTS = [
+  // a field at the top of the body that this surface does not know
+  "ignored_field",
+  // a content or system block of a type the surface does not know
+  "ignored_block",
+  // a tool of a type that exists only on the client's own API (Anthropic's server-side tools)
+  "ignored_tool",
+  "cache_control",
+  // a system message folded into the system prompt
+  "system",
+  "messages",
+  "thinking",
+  "images",
+  "tool history",
+  "tools",
+  "tool_choice",
+  "context",
+  "max_tokens",
+  // sampling settings the backend's wire has no place for (the IR's names)
+  "temperature",
+  "topP",
+  "topK",
+  "stop",
+  "seed",
+  "presencePenalty",
+  "frequencyPenalty",
+] as const;
+
+export type NoteSubject = (typeof NOTE_SUBJECTS)[number];
+
+/** "subject: what was done, and why". */
+export type Note = `${NoteSubject}: ${string}`;
+
+const SUBJECTS: ReadonlySet<string> = new Set(NOTE_SUBJECTS);
+
+/** A note's subject; "other" for a text that does not start with one (no stage writes such). */
+export function noteSubject(note: string): NoteSubject | "other" {
+  const subject = note.slice(0, note.indexOf(":"));
+  return SUBJECTS.has(subject) ? (subject as NoteSubject) : "other";
+}
+
 /** How tool calls are carried for one request (see `stages/tools.ts`). */
 export type ToolMode = "native" | "rescue" | "emulate" | "strip";
 
@@ -11,8 +58,8 @@ export type ToolMode = "native" | "rescue" | "emulate" | "strip";
 export interface StageContext {
   profile: ModelProfile;
   log: Logger;
-  /** Things changed or dropped on the way, for the log and the counters ("what: why"). */
-  notes: string[];
+  /** Things changed or dropped on the way, for the log and the counters. */
+  notes: Note[];
   /** The client's request as decoded, before any stage reshaped it. */
   client: Request;
   /** Aborted when the client goes away. */

@@ -1,5 +1,5 @@
 import type { Message, Request } from "../../ir/types.js";
-import type { RequestStage, StageContext, ToolMode } from "../types.js";
+import type { Note, RequestStage, StageContext, ToolMode } from "../types.js";
 import { emulateTools, forcedCallSchema } from "./emulate.js";
 
 /**
@@ -69,7 +69,7 @@ function strip(req: Request, ctx: StageContext): Request {
     if (parts.length) messages.push({ role: m.role, parts });
   }
   if (!req.tools.length && !dropped) return req;
-  const warning = `tools: strip mode dropped ${req.tools.length} tool definition(s) and ${dropped} tool call/result part(s); the model cannot use tools`;
+  const warning: Note = `tools: strip mode dropped ${req.tools.length} tool definition(s) and ${dropped} tool call/result part(s); the model cannot use tools`;
   ctx.notes.push(warning);
   // once per model in the log at warn level; each request's notes carry it at debug level
   if (!warnedStrip.has(ctx.profile)) {
