@@ -10,6 +10,7 @@ import { startAnthropicFake } from "./anthropic.js";
 import { startOllamaFake } from "./ollama.js";
 import { type OpenAICompatFakeOptions, startOpenAICompatFake } from "./openai-compat.js";
 import type { FakeServer, ScriptedReply } from "./script.js";
+import { countTokens, fakeTokenIds, fakeTokenize } from "./tokenizer.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -149,6 +150,57 @@ function accumulate(chunks: any[]) {
 // ---------------------------------------------------------------------------------------------------------------
 // OpenAI-compatible
 // ---------------------------------------------------------------------------------------------------------------
+
+describe("fake tokenizer", () => {
+  it("splits as its pattern does: the hand scanner for ASCII changes no piece, id or count", () => {
+    const PIECES = /<\|[a-z_]+\|>| ?[\p{L}\p{N}]+| ?[^\s\p{L}\p{N}]|\s+/gu;
+    const PLAIN = / ?[\p{L}\p{N}]+| ?[^\s\p{L}\p{N}]|\s+/gu;
+    const id = (piece: string) => {
+      let h = 2166136261;
+      for (const ch of piece) h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 16777619) >>> 0;
+      return 100 + (h % 127900);
+    };
+    // words, marks and spaces of every kind, ASCII and not, astral, lone surrogates, special markers
+    const alphabet = [
+      ...'aZ9 .<|>_-"{}\t\n\r\v\f\u0000\u001féßª٣中\u00a0\u2028\ufeff\u3000\u0301',
+      " ",
+      "  ",
+      "😀",
+      "𝕏",
+      "\ud800",
+      "\udfff",
+      "<|eot_id|>",
+      "<|x",
+    ];
+    let seed = 7;
+    const rnd = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const texts = [
+      "<|start_header_id|>user<|end_header_id|>\n\nHello, world!  Ça va?\t😀 x",
+      ...Array.from({ length: 3000 }, () =>
+        Array.from(
+          { length: Math.floor(rnd() * 24) },
+          () => alphabet[Math.floor(rnd() * alphabet.length)],
+        ).join(""),
+      ),
+    ];
+    for (const text of texts) {
+      for (const special of [true, false]) {
+        const want = text.match(special ? PIECES : PLAIN) ?? [];
+        const what = `${JSON.stringify(text)} (special ${special})`;
+        assert.deepEqual(
+          fakeTokenize(text, special).map((t) => t.piece),
+          want,
+          what,
+        );
+        assert.deepEqual(fakeTokenIds(text, special), want.map(id), what);
+      }
+      assert.equal(countTokens(text), (text.match(PIECES) ?? []).length, JSON.stringify(text));
+    }
+  });
+});
 
 describe("openai-compat fake", () => {
   for (const flavor of ["generic", "llamacpp", "vllm", "lmstudio"] as const) {

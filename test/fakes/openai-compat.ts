@@ -33,7 +33,7 @@ import {
   unixSeconds,
 } from "./core.js";
 import type { FakeServer, ReplyFn, ScriptedReply } from "./script.js";
-import { BOS, chatTokens, fakeTokenize, renderChat } from "./tokenizer.js";
+import { BOS, chatTokens, fakeTokenIds, fakeTokenize, renderChat } from "./tokenizer.js";
 
 export type OpenAICompatFlavor = "llamacpp" | "vllm" | "lmstudio" | "tinygrad" | "generic";
 
@@ -503,9 +503,16 @@ const llamacpp: Dialect = {
     if (ex.method === "POST" && ex.pathname === "/tokenize") {
       const body = (ex.body ?? {}) as Obj;
       const content = typeof body.content === "string" ? body.content : "";
-      const tokens = fakeTokenize(content, body.parse_special === true);
-      if (body.add_special === true) tokens.unshift(BOS);
-      send({ tokens: body.with_pieces === true ? tokens : tokens.map((t) => t.id) });
+      const special = body.parse_special === true;
+      if (body.with_pieces === true) {
+        const tokens = fakeTokenize(content, special);
+        if (body.add_special === true) tokens.unshift(BOS);
+        send({ tokens });
+      } else {
+        const tokens = fakeTokenIds(content, special);
+        if (body.add_special === true) tokens.unshift(BOS.id);
+        send({ tokens });
+      }
       return true;
     }
     if (ex.method === "POST" && ex.pathname === "/apply-template") {
