@@ -176,7 +176,7 @@ export function checkOpenAIStream(events: Array<{ data: any }>): string {
 
 /** A stage context for calling a stage directly in a test. */
 export function stageContext(
-  profile: import("../src/routing/profile.js").ModelProfile,
+  profile: import("../src/ir/contract.js").ModelProfile,
   client: import("../src/ir/types.js").Request,
   notes: string[] = [],
 ): import("../src/stages/types.js").StageContext {

@@ -7,7 +7,7 @@ import {
 } from "../clients/claude-code.js";
 import { type OfferedModel, openclawConfigPath, writeOpenClawConfig } from "../clients/openclaw.js";
 import { ConfigError } from "../config/load.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import { loadServed } from "./served.js";
 
 /** Used when the window cannot be known (no config value, a server that does not say). */

@@ -3,7 +3,7 @@ import { detectedConfig, detectLocalServers } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
 import { silentLogger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import { Router } from "../routing/router.js";
 import { findConfigFile } from "./serve.js";
 

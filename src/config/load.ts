@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { ConfigError, type Where, checkReferences } from "./check.js";
 import { importLiteLLM } from "./litellm.js";
 import type { LaneRule } from "../routing/lanes.js";
-import type { Timeouts } from "../routing/timeouts.js";
+import type { Timeouts } from "../ir/contract.js";
 import type { EmbeddedSettings } from "../backends/embedded/index.js";
 import {
   type NativeBackend,

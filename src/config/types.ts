@@ -18,7 +18,7 @@ export interface GatewayConfig {
   /** Warnings met while loading (unknown LiteLLM settings and the like). */
   warnings: string[];
   /** Time limits for every target, under what backends and targets set. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
+  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
   backgroundLane?: import("../routing/lanes.js").LaneRule[];
 }
@@ -41,7 +41,7 @@ export interface BackendConfig {
   /** Circuit breaker: failures in a row that open it (0: off), and the cool-down before a probe. */
   breaker?: Partial<import("../routing/breaker.js").BreakerSettings>;
   /** Time limits for this backend's targets. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
+  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
   /** Memory its models may use (VRAM), in bytes: Ollama's num_ctx is chosen to fit it. */
   memoryBytes?: number;
   /** embedded only: where its GGUF models are and how to run them. */
@@ -52,13 +52,13 @@ export interface TargetConfig {
   backend: string;
   model: string;
   /** Time limits for this target, over the backend's and the top level's. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
+  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
   contextWindow?: number;
   maxOutputTokens?: number;
   dropParams?: boolean;
   supportsTools?: boolean;
-  toolMode?: import("../routing/profile.js").ToolModeSetting;
-  toolFormat?: import("../routing/profile.js").ToolFormat;
+  toolMode?: import("../ir/contract.js").ToolModeSetting;
+  toolFormat?: import("../ir/contract.js").ToolFormat;
   strictAlternation?: boolean;
   keepAlive?: string | number;
   numCtx?: number;

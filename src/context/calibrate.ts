@@ -1,4 +1,4 @@
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import { FEATURES, type Features, PRIOR, REQUEST, tokensOf } from "./estimate.js";
 
 /**

@@ -1,7 +1,7 @@
-import type { Backend } from "../backends/types.js";
+import type { Backend } from "../ir/contract.js";
 import type { Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import type { PromptCount } from "../stages/types.js";
 import { calibrationOf } from "./calibrate.js";
 import { requestFeatures } from "./estimate.js";

@@ -1,6 +1,6 @@
 import type { Dispatcher } from "../backends/http.js";
 import { createBackend } from "../backends/index.js";
-import type { Backend, DiscoveredModel } from "../backends/types.js";
+import type { Backend, ContextInfo, DiscoveredModel, ModelProfile, Timeouts } from "../ir/contract.js";
 import type { BackendConfig, GatewayConfig, TargetConfig } from "../config/types.js";
 import { countPrompt } from "../context/count.js";
 import { chooseWindow } from "../context/window.js";
@@ -13,10 +13,8 @@ import { requestStages, responseStages } from "../stages/pipeline.js";
 import type { PromptCount, StageContext } from "../stages/types.js";
 import { Breaker, DEFAULT_BREAKER, isBackendFailure } from "./breaker.js";
 import { DEFAULT_BACKGROUND_RULES, LaneRules } from "./lanes.js";
-import type { ContextInfo, ModelProfile } from "./profile.js";
-import { type Lane, type Slot, SlotQueue } from "./queue.js";
-import { canProbeSlots, DEFAULT_MAX_QUEUE, defaultConcurrency, probeSlots } from "./slots.js";
-import { Attempt, mergeTimeouts, type Timeouts } from "./timeouts.js";
+import { DEFAULT_MAX_QUEUE, type Lane, type Slot, SlotQueue } from "./queue.js";
+import { Attempt, mergeTimeouts } from "./timeouts.js";
 
 export interface ServedModel {
   id: string;
@@ -79,7 +77,6 @@ export class Router {
   private readonly backendTimeouts = new Map<string, Timeouts>();
   private timeouts: Partial<Timeouts> | undefined;
   private lanes = new LaneRules();
-  private readonly dispatcher: Dispatcher;
   /** The configuration each configured profile came from (for re-resolving its window). */
   private readonly configOf = new WeakMap<ModelProfile, TargetConfig>();
   private readonly backendConfigs = new Map<string, BackendConfig>();
@@ -113,7 +110,6 @@ export class Router {
     }
     this.fallbacks = config.fallbacks;
     this.discoverOn = new Set(config.backends.filter((b) => b.discover).map((b) => b.name));
-    this.dispatcher = dispatcher;
     this.setUpResilience(config);
   }
 
@@ -126,7 +122,6 @@ export class Router {
       backend,
       model: t.model,
       dropParams: t.dropParams ?? true,
-      defaults: {},
     };
     if (t.contextWindow !== undefined) p.contextWindow = t.contextWindow;
     if (t.maxOutputTokens !== undefined) p.maxOutputTokens = t.maxOutputTokens;
@@ -139,9 +134,9 @@ export class Router {
     if (t.reserveOutputTokens !== undefined) p.reserveOutputTokens = t.reserveOutputTokens;
     const memory = this.backendConfigs.get(t.backend)?.memoryBytes;
     if (memory !== undefined) p.memoryBytes = memory;
-    if (t.temperature !== undefined) p.defaults.temperature = t.temperature;
-    if (t.topP !== undefined) p.defaults.topP = t.topP;
-    if (t.topK !== undefined) p.defaults.topK = t.topK;
+    if (t.temperature !== undefined) p.temperature = t.temperature;
+    if (t.topP !== undefined) p.topP = t.topP;
+    if (t.topK !== undefined) p.topK = t.topK;
     if (t.extraBody !== undefined) p.extraBody = t.extraBody;
     if (t.forceTool !== undefined) p.forceTool = t.forceTool;
     this.configOf.set(p, t);
@@ -215,7 +210,6 @@ export class Router {
             backend,
             model: d.name,
             dropParams: true,
-            defaults: {},
           };
           const memory = this.backendConfigs.get(backend.name)?.memoryBytes;
           if (memory !== undefined) profile.memoryBytes = memory;
@@ -515,7 +509,7 @@ export class Router {
     const state = this.backendState.get(backend.name) ?? this.addBackendState(backend);
     const probe = state.probe;
     if (probe && !probe.known && performance.now() >= probe.nextAt) {
-      probe.running ??= probeSlots(backend, this.backendConfigs.get(backend.name), this.dispatcher)
+      probe.running ??= backend.askConcurrency!()
         .then(
           (n) => {
             probe.known = true;
@@ -568,7 +562,7 @@ export class Router {
   }
 
   private addBackendState(backend: Backend, b?: BackendConfig): BackendState {
-    const limit = b?.concurrency ?? defaultConcurrency(backend);
+    const limit = b?.concurrency ?? backend.concurrency;
     const state: BackendState = {
       queue: new SlotQueue(backend.name, limit, b?.maxQueue ?? DEFAULT_MAX_QUEUE),
       breaker: new Breaker(backend.name, {
@@ -576,7 +570,7 @@ export class Router {
         cooldownMs: b?.breaker?.cooldownMs ?? DEFAULT_BREAKER.cooldownMs,
       }),
     };
-    if (b?.concurrency === undefined && canProbeSlots(backend)) state.probe = { known: false, nextAt: 0 };
+    if (b?.concurrency === undefined && backend.askConcurrency) state.probe = { known: false, nextAt: 0 };
     this.backendState.set(backend.name, state);
     this.breakers.set(backend.name, state.breaker);
     return state;

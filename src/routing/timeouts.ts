@@ -3,23 +3,7 @@ import { GatewayError } from "../ir/errors.js";
 import type { Signal } from "../ir/signal.js";
 import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
-
-/**
- * Time limits on one exchange with a backend, per model profile. Each phase has its own limit,
- * counted from the start of that phase; 0 turns a limit off.
- */
-export interface Timeouts {
-  /** Setting up the TCP (TLS) connection. */
-  connectMs: number;
-  /** Request sent → the backend's first byte (its response headers): model load, JIT warm-up, the server's own queue. */
-  loadMs: number;
-  /** First byte → first event of the answer: prompt processing. */
-  firstTokenMs: number;
-  /** Longest silence between two events once the answer has started: a hang. */
-  idleMs: number;
-  /** The whole exchange, from the request sent to the last event (queue wait not counted). */
-  totalMs: number;
-}
+import type { Timeouts } from "../ir/contract.js";
 
 /**
  * Defaults for local servers: a model load or a kernel JIT takes minutes before the first byte,

@@ -4,7 +4,7 @@ import { messageFeatures } from "../context/estimate.js";
 import { dropOldest } from "../context/fit.js";
 import { contextOverflowError } from "../ir/errors.js";
 import type { Message, Request } from "../ir/types.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import type { PromptCount, StageContext } from "./types.js";
 
 /** The server is asked for an exact count only when the estimate comes this close to the window. */

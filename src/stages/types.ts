@@ -2,10 +2,7 @@ import type { Features } from "../context/estimate.js";
 import type { Signal } from "../ir/signal.js";
 import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
-
-/** How tool calls are carried for one request (see `stages/tools.ts`). */
-export type ToolMode = "native" | "rescue" | "emulate" | "strip";
+import type { ModelProfile, ToolMode } from "../ir/contract.js";
 
 /** What a stage knows of the request it works on: one per target tried. */
 export interface StageContext {

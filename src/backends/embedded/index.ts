@@ -9,16 +9,16 @@ import { randomInt } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { GatewayError } from "../../ir/errors.js";
 import type { Event, Request } from "../../ir/types.js";
-import type { Logger } from "../../log.js";
-import type { ModelProfile } from "../../routing/profile.js";
 import {
   ALL_SAMPLING,
   type Backend,
-  type BackendOptions,
   type DiscoveredModel,
+  type Log,
+  type ModelProfile,
   type SendContext,
   type WireCaps,
-} from "../types.js";
+} from "../../ir/contract.js";
+import type { BackendOptions } from "../types.js";
 import { engineClient, workerError } from "./client.js";
 import { type EngineSettings, engineModule } from "./engine.js";
 import { type FoundModel, findModels } from "./find.js";
@@ -98,7 +98,10 @@ export class EmbeddedBackend implements Backend {
   readonly name: string;
   readonly baseUrl = "in-process";
   readonly caps = CAPS;
-  /** Requests served at once: the sequences of each model's context. */
+  get concurrency(): number {
+    return this.slots;
+  }
+  /** Requests served at once: the sequences of each model's context (`parallel`, default 1). */
   readonly slots: number;
   readonly settings: EmbeddedSettings;
   private readonly engine: EngineSettings;
@@ -214,7 +217,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   /** Loads the model in the engine (once; said in the log), before anything is sent. */
-  private async load(spec: ModelSpec, log?: Logger): Promise<void> {
+  private async load(spec: ModelSpec, log?: Log): Promise<void> {
     const key = modelKey(spec);
     if (this.ready.has(key)) return;
     try {

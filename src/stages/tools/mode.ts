@@ -1,5 +1,6 @@
+import type { ToolMode } from "../../ir/contract.js";
 import type { Message, Request } from "../../ir/types.js";
-import type { RequestStage, StageContext, ToolMode } from "../types.js";
+import type { RequestStage, StageContext } from "../types.js";
 import { emulateTools, forcedCallSchema } from "./emulate.js";
 
 /**
