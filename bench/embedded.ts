@@ -244,7 +244,7 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
     name: "bench",
     baseUrl: "",
     dispatcher: undefined as never,
-    embedded: {
+    settings: {
       paths: [model],
       modelsDir: join(tmpdir(), "clawbridge-none"),
       ollamaDir: false,

@@ -3,7 +3,8 @@ import type { Command } from "commander";
 import { createDispatcher } from "../backends/http.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { defaultModelsDir } from "../backends/embedded/find.js";
-import { detectEmbedded, detectLocalServers, detectedConfig, LOCAL_SERVERS } from "../config/detect.js";
+import { localServers } from "../backends/registry.js";
+import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/detect.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, type Logger } from "../log.js";
@@ -61,7 +62,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     if (file) config = loadConfigFile(file);
     else {
       const found = await detectLocalServers(dispatcher);
-      const embedded = found.length ? undefined : detectEmbedded();
+      const embedded = found.length ? undefined : detectOnDisk();
       config = detectedConfig(embedded ? [embedded] : found);
       if (embedded) {
         say(
@@ -74,7 +75,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
           say(`  ${f.backend.name} at ${f.backend.url} (${f.models} model${f.models === 1 ? "" : "s"})`);
       } else {
         hints = [
-          `No config file, no local server answered on ${LOCAL_SERVERS.map((s) => new URL(s.url).port).join(", ")}, and no GGUF model was found on disk.`,
+          `No config file, no local server answered on ${localServers()
+            .map((s) => new URL(s.url).port)
+            .join(", ")}, and no GGUF model was found on disk.`,
           "Start one (e.g. `ollama serve`, or `llama-server -m model.gguf --port 8080`) and restart clawbridge,",
           `or put a GGUF model in ${defaultModelsDir()} (\`clawbridge pull <url>\`) to run it in-process,`,
           "or write a config file (see README, Configuration) and run: clawbridge serve --config clawbridge.yaml",

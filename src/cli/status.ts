@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { createDispatcher, fetchJson } from "../backends/http.js";
+import { kindOf } from "../backends/registry.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { DEFAULT_PORT } from "../config/types.js";
 import { findConfigFile } from "./serve.js";
@@ -71,20 +72,14 @@ export function registerStatus(program: Command): void {
           process.stdout.write(`${JSON.stringify(health, null, 2)}\n`);
           return;
         }
-        // what Ollama has in memory right now (the other servers load one model at start)
+        // what the servers that can say hold in memory right now (Ollama; the others load one model at start)
         const loaded = new Map<string, string[]>();
         await Promise.all(
           ((health.backends ?? []) as Obj[])
-            .filter((b) => b.kind === "ollama" && b.status === "ok")
+            .filter((b) => b.status === "ok")
             .map(async (b) => {
-              const ps = (await fetchJson(b.name, `${b.url}/api/ps`, dispatcher, { timeoutMs: 2000 }).catch(
-                () => undefined,
-              )) as Obj | undefined;
-              if (ps)
-                loaded.set(
-                  b.name,
-                  ((ps.models ?? []) as Obj[]).map((m) => String(m.name)),
-                );
+              const models = await kindOf(String(b.kind))?.loaded?.(b.name, b.url, dispatcher);
+              if (models) loaded.set(b.name, models);
             }),
         );
         for (const l of renderStatus(url, health, loaded)) process.stdout.write(`${l}\n`);

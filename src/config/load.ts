@@ -5,9 +5,8 @@ import { ConfigError, type Where, checkReferences } from "./check.js";
 import { importLiteLLM } from "./litellm.js";
 import type { LaneRule } from "../routing/lanes.js";
 import type { Timeouts } from "../ir/contract.js";
-import type { EmbeddedSettings } from "../backends/embedded/index.js";
+import { kindOf } from "../backends/registry.js";
 import {
-  type NativeBackend,
   type NativeLaneRule,
   type NativeTarget,
   type NativeTimeouts,
@@ -51,12 +50,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     name,
     kind: b.kind,
     url:
-      b.kind === "embedded"
-        ? EMBEDDED_URL
-        : (b.url ?? fail(where(["backends", name]), `backends.${name}.url`, "required")),
+      kindOf(b.kind)?.inProcessUrl ??
+      b.url ??
+      fail(where(["backends", name]), `backends.${name}.url`, "required"),
     ...(b.api_key ? { apiKey: b.api_key } : {}),
-    ...(b.flavor ? { flavor: b.flavor } : {}),
     ...(b.headers ? { headers: b.headers } : {}),
+    settings: b.settings,
     discover: b.discover ?? true,
     ...(b.start
       ? {
@@ -81,7 +80,6 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       : {}),
     ...(b.timeouts ? { timeouts: timeoutsOf(b.timeouts) } : {}),
     ...(b.vram_gb ? { memoryBytes: Math.round(b.vram_gb * 1024 ** 3) } : {}),
-    ...(b.kind === "embedded" ? { embedded: embeddedOf(b) } : {}),
   }));
   const models = Object.entries(c.models ?? {}).map(([alias, t]) => ({
     alias,
@@ -108,21 +106,6 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (key) config.server.masterKey = key;
   checkReferences(config, (path) => where(path));
   return config;
-}
-
-/** The `url` an embedded backend has: it has no server. */
-export const EMBEDDED_URL = "embedded://in-process";
-
-function embeddedOf(b: NativeBackend): EmbeddedSettings {
-  const out: EmbeddedSettings = {};
-  if (b.models_dir !== undefined) out.modelsDir = b.models_dir;
-  if (b.paths !== undefined) out.paths = b.paths;
-  if (b.ollama_models !== undefined) out.ollamaDir = b.ollama_models;
-  if (b.threads !== undefined) out.threads = b.threads;
-  if (b.context_size !== undefined) out.contextSize = b.context_size;
-  if (b.parallel !== undefined) out.parallel = b.parallel;
-  if (b.gpu !== undefined) out.gpu = b.gpu;
-  return out;
 }
 
 function timeoutsOf(t: NativeTimeouts): Partial<Timeouts> {

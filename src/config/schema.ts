@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { FLAVORS } from "../backends/openai-compat/index.js";
+import type { BackendKind } from "../backends/kind.js";
+import { kindOf, kinds, readSettings } from "../backends/registry.js";
 
 /** clawbridge's own config file (YAML). snake_case, as the file is written by people. */
 
@@ -44,6 +45,79 @@ const Target = z.strictObject({
   force_tool: z.string().min(1).optional(),
 });
 
+/** The fields every backend has, whatever its kind. */
+const BACKEND_FIELDS = {
+  // every kind but an in-process one needs one: checked in load.ts
+  url: z.url({ protocol: /^https?$/ }).optional(),
+  api_key: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  discover: z.boolean().optional(),
+  // `clawbridge up`: how to start the server when it is not running
+  start: z
+    .strictObject({
+      command: z.string().min(1),
+      cwd: z.string().optional(),
+      env: z.record(z.string(), z.string()).optional(),
+      ready_timeout_s: z.number().positive().optional(),
+      warmup: z.array(z.number().int().positive()).optional(),
+    })
+    .optional(),
+  concurrency: z.number().int().nonnegative().optional(),
+  max_queue: z.number().int().nonnegative().optional(),
+  breaker: z
+    .strictObject({
+      failures: z.number().int().nonnegative().optional(),
+      cooldown_ms: z.number().int().positive().optional(),
+    })
+    .optional(),
+  timeouts: Timeouts.optional(),
+  vram_gb: z.number().positive().optional(),
+};
+const Common = z.strictObject(BACKEND_FIELDS);
+
+/** Each kind's entry: the common fields and the kind's own (`fields` in its registry entry), nothing else. */
+const entries = new WeakMap<BackendKind, z.ZodObject>();
+function entryOf(kind: BackendKind): z.ZodObject {
+  let schema = entries.get(kind);
+  if (!schema) {
+    schema = z.strictObject({ kind: z.literal(kind.kind), ...BACKEND_FIELDS, ...kind.fields });
+    entries.set(kind, schema);
+  }
+  return schema;
+}
+
+/**
+ * A backend entry, checked against its kind as the registry knows it when the file is read (so
+ * a kind registered later, a test's own, validates too); the kind's own fields become its settings.
+ */
+const BackendEntry = z.looseObject({ kind: z.string() }).transform((raw, ctx) => {
+  const kind = kindOf(raw.kind);
+  if (!kind) {
+    ctx.issues.push({
+      code: "invalid_value",
+      values: kinds().map((k) => k.kind),
+      input: raw.kind,
+      path: ["kind"],
+      message: `Invalid option: expected one of ${kinds()
+        .map((k) => JSON.stringify(k.kind))
+        .join("|")}`,
+    });
+    return z.NEVER;
+  }
+  const r = entryOf(kind).safeParse(raw);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.issues.push({ ...issue, input: undefined });
+    return z.NEVER;
+  }
+  const common: Record<string, unknown> = {};
+  const own: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r.data)) {
+    if (k === "kind") continue;
+    (k in BACKEND_FIELDS ? common : own)[k] = v;
+  }
+  return { ...(common as z.output<typeof Common>), kind: kind.kind, settings: readSettings(kind.kind, own) };
+});
+
 export const NativeConfigSchema = z.strictObject({
   server: z
     .strictObject({
@@ -59,48 +133,7 @@ export const NativeConfigSchema = z.strictObject({
       file: z.string().optional(),
     })
     .optional(),
-  backends: z
-    .record(
-      z.string().min(1),
-      z.strictObject({
-        kind: z.enum(["ollama", "openai-compat", "anthropic", "embedded"]),
-        // every kind but embedded (in-process) needs one: checked in load.ts
-        url: z.url({ protocol: /^https?$/ }).optional(),
-        api_key: z.string().optional(),
-        flavor: z.enum(FLAVORS).optional(),
-        headers: z.record(z.string(), z.string()).optional(),
-        discover: z.boolean().optional(),
-        // `clawbridge up`: how to start the server when it is not running
-        start: z
-          .strictObject({
-            command: z.string().min(1),
-            cwd: z.string().optional(),
-            env: z.record(z.string(), z.string()).optional(),
-            ready_timeout_s: z.number().positive().optional(),
-            warmup: z.array(z.number().int().positive()).optional(),
-          })
-          .optional(),
-        concurrency: z.number().int().nonnegative().optional(),
-        max_queue: z.number().int().nonnegative().optional(),
-        breaker: z
-          .strictObject({
-            failures: z.number().int().nonnegative().optional(),
-            cooldown_ms: z.number().int().positive().optional(),
-          })
-          .optional(),
-        timeouts: Timeouts.optional(),
-        vram_gb: z.number().positive().optional(),
-        // embedded (GGUF models in-process)
-        models_dir: z.string().min(1).optional(),
-        paths: z.array(z.string().min(1)).optional(),
-        ollama_models: z.union([z.string().min(1), z.literal(false)]).optional(),
-        threads: z.number().int().positive().optional(),
-        context_size: z.number().int().positive().optional(),
-        parallel: z.number().int().positive().optional(),
-        gpu: z.enum(["auto", "off"]).optional(),
-      }),
-    )
-    .optional(),
+  backends: z.record(z.string().min(1), BackendEntry).optional(),
   models: z.record(z.string().min(1), z.union([Target, z.array(Target).min(1)])).optional(),
   fallbacks: z.record(z.string(), z.array(z.string())).optional(),
   timeouts: Timeouts.optional(),

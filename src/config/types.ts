@@ -1,4 +1,4 @@
-import type { BackendKind } from "../backends/types.js";
+import type { BackendEntry } from "../backends/kind.js";
 
 /** The configuration after loading, validation and import: what the gateway is built from. */
 export interface GatewayConfig {
@@ -23,13 +23,8 @@ export interface GatewayConfig {
   backgroundLane?: import("../routing/lanes.js").LaneRule[];
 }
 
-export interface BackendConfig {
-  name: string;
-  kind: BackendKind;
-  url: string;
-  apiKey?: string;
-  flavor?: string;
-  headers?: Record<string, string>;
+/** A backend: the fields every kind has (name, kind, url, key, headers, its kind's settings) and these. */
+export interface BackendConfig extends BackendEntry {
   /** `clawbridge up`: how to start the server when it is not running. */
   start?: import("../up/supervisor.js").StartSpec;
   /** Also serve every model the backend lists, under its own name. */
@@ -42,10 +37,8 @@ export interface BackendConfig {
   breaker?: Partial<import("../routing/breaker.js").BreakerSettings>;
   /** Time limits for this backend's targets. */
   timeouts?: Partial<import("../ir/contract.js").Timeouts>;
-  /** Memory its models may use (VRAM), in bytes: Ollama's num_ctx is chosen to fit it. */
+  /** Memory its models may use (VRAM), in bytes: a window chosen per request is chosen to fit it. */
   memoryBytes?: number;
-  /** embedded only: where its GGUF models are and how to run them. */
-  embedded?: import("../backends/embedded/index.js").EmbeddedSettings;
 }
 
 export interface TargetConfig {

@@ -1,5 +1,5 @@
 import type { Dispatcher } from "../backends/http.js";
-import { createBackend } from "../backends/index.js";
+import { createBackend, kindOf } from "../backends/registry.js";
 import type { Backend, ContextInfo, DiscoveredModel, ModelProfile, Timeouts } from "../ir/contract.js";
 import type { BackendConfig, GatewayConfig, TargetConfig } from "../config/types.js";
 import { countPrompt } from "../context/count.js";
@@ -88,18 +88,7 @@ export class Router {
   ) {
     for (const b of config.backends) {
       this.backendConfigs.set(b.name, b);
-      this.backends.set(
-        b.name,
-        createBackend(b.kind, {
-          name: b.name,
-          baseUrl: b.url,
-          dispatcher,
-          ...(b.apiKey ? { apiKey: b.apiKey } : {}),
-          ...(b.flavor ? { flavor: b.flavor } : {}),
-          ...(b.headers ? { headers: b.headers } : {}),
-          ...(b.embedded ? { embedded: b.embedded } : {}),
-        }),
-      );
+      this.backends.set(b.name, createBackend(b, dispatcher));
     }
     for (const m of config.models) {
       this.entries.set(m.alias, {
@@ -153,7 +142,7 @@ export class Router {
       ...(t?.numCtx !== undefined ? { configuredNumCtx: t.numCtx } : {}),
       ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
       ...(d ? { discovered: d } : {}),
-      perRequest: d?.windowPerRequest ?? p.backend.kind === "ollama",
+      perRequest: d?.windowPerRequest ?? kindOf(p.backend.kind)?.windowPerRequest ?? false,
     });
     if (choice.window !== undefined) p.contextWindow = choice.window;
     else delete p.contextWindow;

@@ -1,7 +1,7 @@
 import type { Event, Request } from "../../ir/types.js";
 import { decodeResponse, fetchJson, postJson } from "../http.js";
 import type { Backend, DiscoveredModel, SendContext, WireCaps } from "../../ir/contract.js";
-import type { BackendOptions } from "../types.js";
+import type { BackendOptions } from "../kind.js";
 import { AnthropicEventDecoder } from "./decode.js";
 import { encodeAnthropicRequest } from "./encode.js";
 

@@ -18,7 +18,7 @@ import {
   type SendContext,
   type WireCaps,
 } from "../../ir/contract.js";
-import type { BackendOptions } from "../types.js";
+import type { BackendOptions } from "../kind.js";
 import { engineClient, workerError } from "./client.js";
 import { type EngineSettings, engineModule } from "./engine.js";
 import { type FoundModel, findModels } from "./find.js";
@@ -113,9 +113,9 @@ export class EmbeddedBackend implements Backend {
   /** Generations running now, and when each of the last ones stopped (performance.now()): for tests. */
   readonly activity = { running: 0, peak: 0, stoppedAt: [] as number[], tokens: 0 };
 
-  constructor(opts: BackendOptions) {
+  constructor(opts: BackendOptions<EmbeddedSettings>) {
     this.name = opts.name;
-    this.settings = opts.embedded ?? {};
+    this.settings = opts.settings;
     this.slots = Math.max(1, this.settings.parallel ?? 1);
     this.engine = {
       threads: this.settings.threads ?? availableParallelism(),

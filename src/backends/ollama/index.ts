@@ -7,7 +7,7 @@ import {
   type SendContext,
   type WireCaps,
 } from "../../ir/contract.js";
-import type { BackendOptions } from "../types.js";
+import type { BackendOptions } from "../kind.js";
 import { OllamaLineDecoder } from "./decode.js";
 import { encodeOllamaBody } from "./encode.js";
 

@@ -8,7 +8,7 @@ import {
   type SendContext,
   type WireCaps,
 } from "../../ir/contract.js";
-import type { BackendOptions } from "../types.js";
+import type { BackendOptions } from "../kind.js";
 import { ChatChunkDecoder } from "./decode.js";
 import { encodeChatBody, encodeChatRequest } from "./encode.js";
 
@@ -75,12 +75,11 @@ export class OpenAICompatBackend implements Backend {
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;
 
-  constructor(private readonly opts: BackendOptions) {
+  constructor(private readonly opts: BackendOptions<{ flavor?: string }>) {
     this.name = opts.name;
     this.baseUrl = openaiRoot(opts.baseUrl);
-    this.flavor = (FLAVORS as readonly string[]).includes(opts.flavor ?? "")
-      ? (opts.flavor as Flavor)
-      : "generic";
+    const flavor = opts.settings.flavor ?? "";
+    this.flavor = (FLAVORS as readonly string[]).includes(flavor) ? (flavor as Flavor) : "generic";
     this.caps = CAPS[this.flavor];
     this.headers = { ...opts.headers };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
