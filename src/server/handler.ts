@@ -80,7 +80,7 @@ export async function handleGeneration(
   }
   const log = deps.log;
   const meta: ResponseMeta = {
-    id: surface.name === "anthropic" ? newId("msg_") : newId("chatcmpl-"),
+    id: newId(surface.idPrefix),
     model: req.model,
     // A placeholder until the backend reports its count (message_start must carry a number):
     // the request's size in bytes is a fair estimate at no cost on the hot path.
