@@ -6,6 +6,7 @@ import { createDispatcher, type Dispatcher } from "../src/backends/http.js";
 import { parseConfig } from "../src/config/load.js";
 import type { GatewayConfig } from "../src/config/types.js";
 import { silentLogger } from "../src/log.js";
+import { ModelState } from "../src/routing/model-state.js";
 import { buildGateway, type Gateway } from "../src/server/app.js";
 
 export interface RunningGateway extends Gateway {
@@ -180,7 +181,14 @@ export function stageContext(
   client: import("../src/ir/types.js").Request,
   notes: string[] = [],
 ): import("../src/stages/types.js").StageContext {
-  return { profile, log: silentLogger, notes, client, signal: new AbortController().signal };
+  return {
+    profile,
+    state: new ModelState(profile),
+    log: silentLogger,
+    notes,
+    client,
+    signal: new AbortController().signal,
+  };
 }
 
 /** A minimal IR request, to build on in tests that call stages directly. */

@@ -1,49 +1,66 @@
 import { z } from "zod";
 import type { BackendKind } from "../backends/kind.js";
 import { kindOf, kinds, readSettings } from "../backends/registry.js";
+import { camelKeys } from "../ir/keys.js";
+import type { TargetConfig } from "./types.js";
 
-/** clawbridge's own config file (YAML). snake_case, as the file is written by people. */
+/**
+ * clawbridge's own config file (YAML). snake_case, as the file is written by people; what is read
+ * comes out camelCased (`camelKeys`), as the code names it, so no field is copied by hand.
+ */
 
 /** Time limits, ms; 0 turns one off (see src/routing/timeouts.ts). */
-const Timeouts = z.strictObject({
-  connect_ms: z.number().int().nonnegative().optional(),
-  load_ms: z.number().int().nonnegative().optional(),
-  first_token_ms: z.number().int().nonnegative().optional(),
-  idle_ms: z.number().int().nonnegative().optional(),
-  total_ms: z.number().int().nonnegative().optional(),
-});
+const Timeouts = z
+  .strictObject({
+    connect_ms: z.number().int().nonnegative().optional(),
+    load_ms: z.number().int().nonnegative().optional(),
+    first_token_ms: z.number().int().nonnegative().optional(),
+    idle_ms: z.number().int().nonnegative().optional(),
+    total_ms: z.number().int().nonnegative().optional(),
+  })
+  .transform(camelKeys);
 
 /** A rule for the background lane: every condition it sets must hold. */
-const LaneRule = z.strictObject({
-  tools: z.boolean().optional(),
-  stream: z.boolean().optional(),
-  max_tokens_below: z.number().int().positive().optional(),
-  system_matches: z.string().min(1).optional(),
-  model_matches: z.string().min(1).optional(),
-});
+const LaneRule = z
+  .strictObject({
+    tools: z.boolean().optional(),
+    stream: z.boolean().optional(),
+    max_tokens_below: z.number().int().positive().optional(),
+    system_matches: z.string().min(1).optional(),
+    model_matches: z.string().min(1).optional(),
+  })
+  .transform(camelKeys);
 
-const Target = z.strictObject({
-  backend: z.string().min(1),
-  timeouts: Timeouts.optional(),
-  model: z.string().min(1),
-  context_window: z.number().int().positive().optional(),
-  max_output_tokens: z.number().int().positive().optional(),
-  drop_params: z.boolean().optional(),
-  supports_tools: z.boolean().optional(),
-  tool_mode: z.enum(["auto", "native", "rescue", "emulate", "strip"]).optional(),
-  tool_format: z.enum(["hermes", "llama3", "mistral", "json"]).optional(),
-  strict_alternation: z.boolean().optional(),
-  keep_alive: z.union([z.string(), z.number()]).optional(),
-  num_ctx: z.number().int().positive().optional(),
-  fit_policy: z.enum(["error", "drop-oldest"]).optional(),
-  reserve_output_tokens: z.number().int().nonnegative().optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().min(0).max(1).optional(),
-  top_k: z.number().int().nonnegative().optional(),
-  extra_body: z.record(z.string(), z.unknown()).optional(),
-  // a demo and test aid: the client's tool choice becomes this tool while the turn has no tool result yet
-  force_tool: z.string().min(1).optional(),
-});
+/** A model's target: its backend and model, and the settings of its profile (`ModelSettings` in ir/contract.ts). */
+const Target = z
+  .strictObject({
+    backend: z.string().min(1),
+    timeouts: Timeouts.optional(),
+    model: z.string().min(1),
+    context_window: z.number().int().positive().optional(),
+    max_output_tokens: z.number().int().positive().optional(),
+    drop_params: z.boolean().optional(),
+    supports_tools: z.boolean().optional(),
+    tool_mode: z.enum(["auto", "native", "rescue", "emulate", "strip"]).optional(),
+    tool_format: z.enum(["hermes", "llama3", "mistral", "json"]).optional(),
+    strict_alternation: z.boolean().optional(),
+    keep_alive: z.union([z.string(), z.number()]).optional(),
+    num_ctx: z.number().int().positive().optional(),
+    fit_policy: z.enum(["error", "drop-oldest"]).optional(),
+    reserve_output_tokens: z.number().int().nonnegative().optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    top_k: z.number().int().nonnegative().optional(),
+    extra_body: z.record(z.string(), z.unknown()).optional(),
+    // a demo and test aid: the client's tool choice becomes this tool while the turn has no tool result yet
+    force_tool: z.string().min(1).optional(),
+  })
+  .transform(camelKeys);
+
+/** The target as read is exactly the contract's model settings, its backend and model: checked here. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const targetIsTheContract: Same<z.output<typeof Target>, TargetConfig> = true;
+void targetIsTheContract;
 
 /** The fields every backend has, whatever its kind. */
 const BACKEND_FIELDS = {
@@ -69,6 +86,7 @@ const BACKEND_FIELDS = {
       failures: z.number().int().nonnegative().optional(),
       cooldown_ms: z.number().int().positive().optional(),
     })
+    .transform(camelKeys)
     .optional(),
   timeouts: Timeouts.optional(),
   vram_gb: z.number().positive().optional(),
@@ -141,10 +159,6 @@ export const NativeConfigSchema = z.strictObject({
 });
 
 export type NativeConfig = z.infer<typeof NativeConfigSchema>;
-export type NativeTarget = z.infer<typeof Target>;
-export type NativeBackend = NonNullable<NativeConfig["backends"]>[string];
-export type NativeTimeouts = z.infer<typeof Timeouts>;
-export type NativeLaneRule = z.infer<typeof LaneRule>;
 
 export const LiteLLMConfigSchema = z.looseObject({
   model_list: z

@@ -1,4 +1,5 @@
 import type { BackendEntry } from "../backends/kind.js";
+import type { ModelSettings, Timeouts } from "../ir/contract.js";
 
 /** The configuration after loading, validation and import: what the gateway is built from. */
 export interface GatewayConfig {
@@ -18,7 +19,7 @@ export interface GatewayConfig {
   /** Warnings met while loading (unknown LiteLLM settings and the like). */
   warnings: string[];
   /** Time limits for every target, under what backends and targets set. */
-  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
+  timeouts?: Partial<Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
   backgroundLane?: import("../routing/lanes.js").LaneRule[];
 }
@@ -36,34 +37,18 @@ export interface BackendConfig extends BackendEntry {
   /** Circuit breaker: failures in a row that open it (0: off), and the cool-down before a probe. */
   breaker?: Partial<import("../routing/breaker.js").BreakerSettings>;
   /** Time limits for this backend's targets. */
-  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
+  timeouts?: Partial<Timeouts>;
   /** Memory its models may use (VRAM), in bytes: a window chosen per request is chosen to fit it. */
   memoryBytes?: number;
 }
 
-export interface TargetConfig {
+/** One target of a model: its backend and model, the settings of its profile, and its time limits. */
+export type TargetConfig = ModelSettings & {
   backend: string;
   model: string;
   /** Time limits for this target, over the backend's and the top level's. */
-  timeouts?: Partial<import("../ir/contract.js").Timeouts>;
-  contextWindow?: number;
-  maxOutputTokens?: number;
-  dropParams?: boolean;
-  supportsTools?: boolean;
-  toolMode?: import("../ir/contract.js").ToolModeSetting;
-  toolFormat?: import("../ir/contract.js").ToolFormat;
-  strictAlternation?: boolean;
-  keepAlive?: string | number;
-  numCtx?: number;
-  fitPolicy?: "error" | "drop-oldest";
-  reserveOutputTokens?: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  extraBody?: Record<string, unknown>;
-  /** A demo and test aid: the tool the client's choice becomes while the turn has no tool result. */
-  forceTool?: string;
-}
+  timeouts?: Partial<Timeouts>;
+};
 
 export interface ModelConfig {
   alias: string;

@@ -213,25 +213,27 @@ export interface ModelSettings {
  * and read-only (frozen) from then on: what is learned while serving lives in the model's state
  * (`routing/model-state.ts`). Stages read it; nothing else decides per model.
  */
-export type ModelProfile = Omit<ModelSettings, "dropParams" | "contextWindow" | "numCtx"> & {
-  /** The name clients use. */
-  alias: string;
-  /** The backend serving it. */
-  backend: Backend;
-  /** The backend's own name for the model. */
-  model: string;
-  dropParams: boolean;
-  /**
-   * The context window requests are kept inside, when known: configured beats what the server
-   * reports (with a warning when they disagree); where the window is chosen per request, the one chosen.
-   */
-  contextWindow?: number;
-  /** Where the window is chosen per request (Ollama's num_ctx): the one sent (never the server's silent default). */
-  numCtx?: number;
-  /** How the window was found. */
-  context?: ContextInfo;
-  /** The memory the user says the model may use (VRAM), in bytes: a per-request window is chosen to fit it. */
-  memoryBytes?: number;
-  /** Time limits on the backend's answer (target, backend, top level and defaults). */
-  timeouts?: Readonly<Timeouts>;
-};
+export type ModelProfile = Readonly<
+  Omit<ModelSettings, "dropParams" | "contextWindow" | "numCtx"> & {
+    /** The name clients use. */
+    alias: string;
+    /** The backend serving it. */
+    backend: Backend;
+    /** The backend's own name for the model. */
+    model: string;
+    dropParams: boolean;
+    /**
+     * The context window requests are kept inside, when known: configured beats what the server
+     * reports (with a warning when they disagree); where the window is chosen per request, the one chosen.
+     */
+    contextWindow?: number;
+    /** Where the window is chosen per request (Ollama's num_ctx): the one sent (never the server's silent default). */
+    numCtx?: number;
+    /** How the window was found. */
+    context?: ContextInfo;
+    /** The memory the user says the model may use (VRAM), in bytes: a per-request window is chosen to fit it. */
+    memoryBytes?: number;
+    /** Time limits on the backend's answer (target, backend, top level and defaults). */
+    timeouts?: Readonly<Timeouts>;
+  }
+>;

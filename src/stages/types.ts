@@ -3,10 +3,14 @@ import type { Signal } from "../ir/signal.js";
 import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import type { ModelProfile, ToolMode } from "../ir/contract.js";
+import type { ModelState } from "../routing/model-state.js";
 
 /** What a stage knows of the request it works on: one per target tried. */
 export interface StageContext {
+  /** The model's profile: read-only, resolved from config and discovery. */
   profile: ModelProfile;
+  /** What is learned of the model while serving (its window as served, a refusal of tools, the token calibration). */
+  state: ModelState;
   log: Logger;
   /** Things changed or dropped on the way, for the log and the counters ("what: why"). */
   notes: string[];
