@@ -6,6 +6,7 @@ import { createDispatcher, type Dispatcher } from "../backends/http.js";
 import { createBackend } from "../backends/index.js";
 import { detectLocalServers, LOCAL_SERVERS } from "../config/detect.js";
 import type { BackendConfig } from "../config/types.js";
+import { redact } from "../redact.js";
 import { detectGpuMemory } from "../setup/gpu.js";
 import {
   type Candidate,
@@ -120,7 +121,7 @@ async function init(opts: InitOptions): Promise<number> {
     const found = await findServers(opts.url, dispatcher);
     if (!found.length) {
       const where = opts.url?.join(", ") ?? LOCAL_SERVERS.map((s) => s.url).join(", ");
-      say(`No model server answered at ${where}.`);
+      say(`No model server answered at ${redact(where)}.`);
       say(
         "Start one (`ollama serve`, `llama-server -m model.gguf --port 8080`, ...) and run `clawbridge init` again.",
       );
@@ -136,10 +137,10 @@ async function init(opts: InitOptions): Promise<number> {
       });
       try {
         for (const model of await backend.discover()) cands.push({ backend: f.backend, model });
-        say(`found ${f.backend.name} (${f.backend.kind}) at ${f.backend.url}`);
+        say(`found ${f.backend.name} (${f.backend.kind}) at ${redact(f.backend.url)}`);
       } catch (e) {
         say(
-          `${f.backend.name} at ${f.backend.url} answered, but listing its models failed: ${(e as Error).message}`,
+          `${f.backend.name} at ${redact(f.backend.url)} answered, but listing its models failed: ${redact((e as Error).message)}`,
         );
       }
     }

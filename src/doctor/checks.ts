@@ -9,6 +9,7 @@ import type { Event, Request } from "../ir/types.js";
 import { silentLogger } from "../log.js";
 import { loadServed, type Served } from "../cli/served.js";
 import { OPENCLAW_MIN_CONTEXT } from "../context/window.js";
+import { redact } from "../redact.js";
 
 export type Status = "ok" | "warn" | "fail" | "skip";
 
@@ -35,7 +36,13 @@ type Obj = Record<string, any>;
 /** Every check, in order; never throws: a check that cannot run says why. */
 export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (c: Check) => checks.push(c);
+  // what it says names backend URLs: their credentials stay out of it
+  const add = (c: Check) =>
+    checks.push({
+      ...c,
+      ...(c.detail !== undefined ? { detail: redact(c.detail) } : {}),
+      ...(c.fix !== undefined ? { fix: redact(c.fix) } : {}),
+    });
   let served: Served;
   try {
     served = await loadServed(o.config);
@@ -233,11 +240,22 @@ async function portCheck(s: Served, add: (c: Check) => void): Promise<void> {
     });
     return;
   }
-  const health = (await fetchJson("gateway", `${s.baseUrl}/health`, s.dispatcher, { timeoutMs: 2000 }).catch(
-    () => undefined,
-  )) as Obj | undefined;
+  const key = s.config.server.masterKey;
+  const health = (await fetchJson("gateway", `${s.baseUrl}/health`, s.dispatcher, {
+    timeoutMs: 2000,
+    ...(key ? { headers: { "x-api-key": key } } : {}),
+  }).catch(() => undefined)) as Obj | undefined;
   if (health && typeof health === "object" && "models" in health)
     add({ id: "gateway:port", status: "ok", title: `clawbridge running on port ${port}`, detail: s.baseUrl });
+  else if (key && health && typeof health === "object" && health.status === "ok")
+    // a gateway with a master key tells a caller without it only that it is up
+    add({
+      id: "gateway:port",
+      status: "warn",
+      title: `clawbridge running on port ${port}`,
+      detail: `${s.baseUrl} answers /health, but not to the master key in the config`,
+      fix: "restart clawbridge with this config, or correct server.master_key",
+    });
   else
     add({
       id: "gateway:port",

@@ -5,6 +5,7 @@ import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { frozenHeight } from "../ir/frozen.js";
 import type { Logger } from "../log.js";
+import { redact } from "../redact.js";
 import { LANES } from "../routing/queue.js";
 import { Router } from "../routing/router.js";
 import { anthropicSurface } from "../surfaces/anthropic/index.js";
@@ -138,15 +139,17 @@ export function buildGateway(opts: AppOptions): Gateway {
     });
   };
 
-  const health: Handler = (_req, res) => {
+  const health: Handler = (req, res) => {
+    // without the key, only that the gateway is up: the rest names backends, addresses and the config
+    if (key && !keyMatches(presentedKey(req.headers), key)) return sendJson(res, 200, { status: "ok" });
     const backends = [...router.backends.values()].map((b) => {
       const d = router.discovered.get(b.name);
       return {
         name: b.name,
         kind: b.kind,
-        url: b.baseUrl,
+        url: redact(b.baseUrl),
         status: d === undefined ? "unknown" : d instanceof GatewayError ? "unreachable" : "ok",
-        ...(d instanceof GatewayError ? { error: d.message } : {}),
+        ...(d instanceof GatewayError ? { error: redact(d.message) } : {}),
         ...resilienceHealth(router, b.name),
       };
     });
@@ -298,7 +301,9 @@ function resilienceHealth(router: Router, name: string): Record<string, unknown>
     },
     circuit: breaker.state,
     ...(breaker.failures ? { failures_in_a_row: breaker.failures } : {}),
-    ...(breaker.lastError && breaker.state !== "closed" ? { last_failure: breaker.lastError.message } : {}),
+    ...(breaker.lastError && breaker.state !== "closed"
+      ? { last_failure: redact(breaker.lastError.message) }
+      : {}),
     ...(breaker.suspect ? { suspect: true } : {}),
   };
 }
