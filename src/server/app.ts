@@ -14,6 +14,7 @@ import type { Surface } from "../surfaces/types.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
 import { type HandlerDeps, handleGeneration, sendError } from "./handler.js";
 import { Metrics, renderGauge } from "./metrics.js";
+import { originGuard } from "./origin.js";
 import { BodyParser, text } from "./parse-cache.js";
 
 export interface AppOptions {
@@ -184,7 +185,19 @@ export function buildGateway(opts: AppOptions): Gateway {
   const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
     sendError(surfaceFor(req), res, err, deps, "invalid");
 
+  // web pages: which origins may call, which names a loopback gateway answers to (origin.ts)
+  const guard = originGuard(config.server);
+
   const server = http.createServer((req, res) => {
+    const verdict = guard(req, res);
+    if (verdict !== undefined) {
+      req.resume();
+      if (verdict instanceof GatewayError) {
+        log.warn({ origin: req.headers.origin, host: req.headers.host, url: req.url }, verdict.message);
+        fail(req, res, verdict);
+      }
+      return;
+    }
     const path = (req.url ?? "/").split("?")[0]!;
     const route = routes.get(`${req.method} ${path}`);
     if (key && path !== "/health") {
