@@ -105,7 +105,7 @@ export function registerStatus(program: Command): void {
 }
 
 /** A backend URL as /health shows it, with the credentials of the same backend's URL in the config put back. */
-export function withCredentials(shown: string, configured: string | undefined): string {
+function withCredentials(shown: string, configured: string | undefined): string {
   if (!configured) return shown;
   try {
     const u = new URL(shown);
