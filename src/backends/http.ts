@@ -6,6 +6,7 @@ import { type ErrorKind, GatewayError } from "../ir/errors.js";
 import { Abort, type Signal } from "../ir/signal.js";
 import type { Event } from "../ir/types.js";
 import { releaseBody } from "./json-body.js";
+import { redact } from "../redact.js";
 
 /**
  * The connection pools every backend request goes through: keep-alive, and no time limits of
@@ -337,7 +338,7 @@ export async function fetchJson(
   try {
     return JSON.parse(text);
   } catch {
-    throw new GatewayError("api_error", `backend ${backend}: ${url} did not answer JSON`);
+    throw new GatewayError("api_error", `backend ${backend}: ${redact(url)} did not answer JSON`);
   }
 }
 

@@ -7,6 +7,7 @@ import type { LocalServer } from "../backends/kind.js";
 import { createBackend, kindOf, kinds, localServers, writeSettings } from "../backends/registry.js";
 import { detectLocalServers } from "../config/detect.js";
 import type { BackendConfig } from "../config/types.js";
+import { redact } from "../redact.js";
 import { detectGpuMemory } from "../setup/gpu.js";
 import {
   type Candidate,
@@ -137,7 +138,7 @@ async function init(opts: InitOptions): Promise<number> {
         localServers()
           .map((s) => s.url)
           .join(", ");
-      say(`No model server answered at ${where}.`);
+      say(`No model server answered at ${redact(where)}.`);
       say(
         "Start one (`ollama serve`, `llama-server -m model.gguf --port 8080`, ...) and run `clawbridge init` again.",
       );
@@ -148,10 +149,10 @@ async function init(opts: InitOptions): Promise<number> {
       const backend = createBackend(f.backend, dispatcher);
       try {
         for (const model of await backend.discover()) cands.push({ backend: f.backend, model });
-        say(`found ${f.backend.name} (${f.backend.kind}) at ${f.backend.url}`);
+        say(`found ${f.backend.name} (${f.backend.kind}) at ${redact(f.backend.url)}`);
       } catch (e) {
         say(
-          `${f.backend.name} at ${f.backend.url} answered, but listing its models failed: ${(e as Error).message}`,
+          `${f.backend.name} at ${redact(f.backend.url)} answered, but listing its models failed: ${redact((e as Error).message)}`,
         );
       }
     }

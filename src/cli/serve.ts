@@ -9,6 +9,7 @@ import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, type Logger } from "../log.js";
 import { buildGateway } from "../server/app.js";
+import { redact } from "../redact.js";
 
 export interface ServeOptions {
   /**
@@ -145,7 +146,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   for (const b of gateway.router.backends.values()) {
     const d = gateway.router.discovered.get(b.name);
     const state = d instanceof GatewayError ? `NOT REACHABLE: ${d.message}` : `${d?.length ?? 0} model(s)`;
-    say(`  backend ${b.name} (${b.kind}) ${b.baseUrl} — ${state}`);
+    say(`  backend ${b.name} (${b.kind}) ${redact(b.baseUrl)} — ${redact(state)}`);
   }
   say(`  models: ${models.map((m) => m.id).join(", ") || "none"}`);
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);

@@ -78,6 +78,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       bodyLimitBytes: c.server?.body_limit_mb
         ? Math.round(c.server.body_limit_mb * 1024 * 1024)
         : DEFAULT_BODY_LIMIT,
+      ...(c.server?.cors_origins ? { corsOrigins: c.server.cors_origins } : {}),
+      ...(c.server?.allowed_hosts ? { allowedHosts: c.server.allowed_hosts } : {}),
     },
     log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
     backends,

@@ -2,12 +2,22 @@ import { z } from "zod";
 import type { BackendKind } from "../backends/kind.js";
 import { kindOf, kinds, readSettings } from "../backends/registry.js";
 import { camelKeys } from "../ir/keys.js";
+import { isHostSpec, normalizeOrigin } from "../server/origin.js";
 import type { TargetConfig } from "./types.js";
 
 /**
  * clawbridge's own config file (YAML). snake_case, as the file is written by people; what is read
  * comes out camelCased (`camelKeys`), as the code names it, so no field is copied by hand.
  */
+
+function originOf(spec: string, ctx: z.RefinementCtx): string {
+  try {
+    return normalizeOrigin(spec);
+  } catch (e) {
+    ctx.issues.push({ code: "custom", message: (e as Error).message, input: spec });
+    return z.NEVER;
+  }
+}
 
 /** Time limits, ms; 0 turns one off (see src/routing/timeouts.ts). */
 const Timeouts = z
@@ -143,6 +153,19 @@ export const NativeConfigSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).optional(),
       master_key: z.string().min(1).optional(),
       body_limit_mb: z.number().positive().optional(),
+      // web pages that may use the gateway (src/server/origin.ts); none by default, "*" for all
+      cors_origins: z.array(z.string().transform(originOf)).optional(),
+      // names besides localhost, 127.x and [::1] that requests to a loopback bind may be addressed to
+      allowed_hosts: z
+        .array(
+          z
+            .string()
+            .refine(
+              isHostSpec,
+              "expected a host name or address, with a port or not (e.g. myhost or myhost:4000)",
+            ),
+        )
+        .optional(),
     })
     .optional(),
   log: z

@@ -10,6 +10,10 @@ export interface GatewayConfig {
     port: number;
     masterKey?: string;
     bodyLimitBytes: number;
+    /** Origins of the web pages that may use the gateway, as browsers write them; `*`: any page. */
+    corsOrigins?: string[];
+    /** Host names, besides the loopback ones, that requests to a loopback bind may be addressed to. */
+    allowedHosts?: string[];
   };
   log: { level: string; file?: string };
   backends: BackendConfig[];

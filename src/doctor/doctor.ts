@@ -1,6 +1,7 @@
 import { ConfigError } from "../config/load.js";
 import { loadServed, type Served } from "../routing/served.js";
 import { openclawConfigPath } from "../clients/openclaw.js";
+import { redact } from "../redact.js";
 import { backendChecks } from "./backends.js";
 import type { Check, Status } from "./check.js";
 import { portCheck } from "./gateway.js";
@@ -23,7 +24,13 @@ export interface DoctorOptions {
 /** Every check, area by area, in order; never throws: a check that cannot run says why. */
 export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (c: Check) => checks.push(c);
+  // what it says names backend URLs: their credentials stay out of it
+  const add = (c: Check) =>
+    checks.push({
+      ...c,
+      ...(c.detail !== undefined ? { detail: redact(c.detail) } : {}),
+      ...(c.fix !== undefined ? { fix: redact(c.fix) } : {}),
+    });
   let served: Served;
   try {
     served = await loadServed(o.config);

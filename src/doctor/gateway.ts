@@ -24,11 +24,22 @@ export async function portCheck(s: Served, add: Add): Promise<void> {
     });
     return;
   }
-  const health = (await fetchJson("gateway", `${s.baseUrl}/health`, s.dispatcher, { timeoutMs: 2000 }).catch(
-    () => undefined,
-  )) as Record<string, unknown> | undefined;
+  const key = s.config.server.masterKey;
+  const health = (await fetchJson("gateway", `${s.baseUrl}/health`, s.dispatcher, {
+    timeoutMs: 2000,
+    ...(key ? { headers: { "x-api-key": key } } : {}),
+  }).catch(() => undefined)) as Record<string, unknown> | undefined;
   if (health && typeof health === "object" && "models" in health)
     add({ id: "gateway:port", status: "ok", title: `clawbridge running on port ${port}`, detail: s.baseUrl });
+  else if (key && health && typeof health === "object" && health.status === "ok")
+    // a gateway with a master key tells a caller without it only that it is up
+    add({
+      id: "gateway:port",
+      status: "warn",
+      title: `clawbridge running on port ${port}`,
+      detail: `${s.baseUrl} answers /health, but not to the master key in the config`,
+      fix: "restart clawbridge with this config, or correct server.master_key",
+    });
   else
     add({
       id: "gateway:port",
