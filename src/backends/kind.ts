@@ -98,6 +98,8 @@ export interface BackendKind<S extends object = Settings> {
   readonly inProcessUrl?: string;
   /** The window is chosen per request (Ollama's num_ctx), not fixed when the server started. */
   readonly windowPerRequest?: boolean;
+  /** The names its server may list a model under, the configured one first (Ollama: `NAME:latest` too). */
+  listedAs?(model: string): string[];
   create(opts: BackendOptions<S>): Backend;
   /** Where its servers listen by default (`clawbridge serve` with no config, `init`, `doctor`). */
   readonly local?: ReadonlyArray<Omit<LocalServer, "kind">>;

@@ -69,6 +69,11 @@ export function createBackend(b: BackendEntry, dispatcher: Dispatcher): Backend 
   });
 }
 
+/** The names a backend of this kind may list a model under, the one configured first. */
+export function listedAs(kind: string, model: string): string[] {
+  return kindOf(kind)?.listedAs?.(model) ?? [model];
+}
+
 /** Where local servers listen by default, every kind's, in registry order. */
 export function localServers(): LocalServer[] {
   return kinds().flatMap((k) => (k.local ?? []).map((l) => ({ ...l, kind: k.kind })));

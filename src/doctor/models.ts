@@ -1,4 +1,4 @@
-import { kindOf } from "../backends/registry.js";
+import { kindOf, listedAs } from "../backends/registry.js";
 import { OPENCLAW_MIN_CONTEXT } from "../context/window.js";
 import type { Served } from "../routing/served.js";
 import type { Add } from "./check.js";
@@ -8,9 +8,10 @@ export function modelChecks(s: Served, add: Add): void {
   for (const { id, profile: p } of s.models) {
     const listed = s.router.discovered.get(p.backend.name);
     if (Array.isArray(listed)) {
-      const names = new Set(listed.flatMap((d) => [d.name, d.name.replace(/:latest$/, "")]));
+      const names = new Set(listed.map((d) => d.name));
       const hints = kindOf(p.backend.kind)?.doctor;
-      if (!names.has(p.model) && !names.has(`${p.model}:latest`) && hints?.listsEveryModel !== false)
+      const present = listedAs(p.backend.kind, p.model).some((n) => names.has(n));
+      if (!present && hints?.listsEveryModel !== false)
         add({
           id: `model:${id}:present`,
           status: "fail",

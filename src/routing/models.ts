@@ -1,5 +1,5 @@
 import type { Dispatcher } from "../backends/http.js";
-import { createBackend } from "../backends/registry.js";
+import { createBackend, listedAs } from "../backends/registry.js";
 import type { GatewayConfig, TargetConfig } from "../config/types.js";
 import type { Backend, ContextInfo, DiscoveredModel, ModelProfile } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
@@ -103,7 +103,9 @@ export class ModelRegistry {
         for (const entry of this.entries.values()) {
           for (const t of entry.targets) {
             if (t.profile.backend !== backend) continue;
-            const d = byName.get(t.profile.model) ?? byName.get(`${t.profile.model}:latest`);
+            const d = listedAs(backend.kind, t.profile.model)
+              .map((n) => byName.get(n))
+              .find((x) => x !== undefined);
             if (!d) continue;
             t.state.resolved(t.config ? profileOf(entry.alias, t.config, at, d) : discoveredProfile(d, at));
             this.reportWindow(t.profile);

@@ -9,6 +9,8 @@ export const ollamaKind = defineKind({
   kind: "ollama",
   label: "Ollama",
   windowPerRequest: true,
+  // a name without a tag is the `latest` one
+  listedAs: (model) => (model.includes(":") ? [model] : [model, `${model}:latest`]),
   create: (o) => new OllamaBackend(o),
   local: [{ name: "ollama", url: "http://127.0.0.1:11434", probe: "/api/tags" }],
   at: (root) => ({ url: root, probe: "/api/tags" }),
