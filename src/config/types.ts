@@ -1,5 +1,8 @@
 import type { BackendEntry } from "../backends/kind.js";
 import type { ModelSettings, Timeouts } from "../ir/contract.js";
+import type { BreakerSettings } from "../routing/breaker.js";
+import type { LaneRule } from "../routing/lanes.js";
+import type { StartSpec } from "../up/supervisor.js";
 
 /** The configuration after loading, validation and import: what the gateway is built from. */
 export interface GatewayConfig {
@@ -25,13 +28,13 @@ export interface GatewayConfig {
   /** Time limits for every target, under what backends and targets set. */
   timeouts?: Partial<Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
-  backgroundLane?: import("../routing/lanes.js").LaneRule[];
+  backgroundLane?: LaneRule[];
 }
 
 /** A backend: the fields every kind has (name, kind, url, key, headers, its kind's settings) and these. */
 export interface BackendConfig extends BackendEntry {
   /** `clawbridge up`: how to start the server when it is not running. */
-  start?: import("../up/supervisor.js").StartSpec;
+  start?: StartSpec;
   /** Also serve every model the backend lists, under its own name. */
   discover: boolean;
   /** Requests it serves at once (0: no limit); default by kind, or asked (llama.cpp slots). */
@@ -39,7 +42,7 @@ export interface BackendConfig extends BackendEntry {
   /** Requests that may wait for it; beyond, clients get overloaded with Retry-After. */
   maxQueue?: number;
   /** Circuit breaker: failures in a row that open it (0: off), and the cool-down before a probe. */
-  breaker?: Partial<import("../routing/breaker.js").BreakerSettings>;
+  breaker?: Partial<BreakerSettings>;
   /** Time limits for this backend's targets. */
   timeouts?: Partial<Timeouts>;
   /** Memory its models may use (VRAM), in bytes: a window chosen per request is chosen to fit it. */
