@@ -98,11 +98,8 @@ export class EmbeddedBackend implements Backend {
   readonly name: string;
   readonly baseUrl = "in-process";
   readonly caps = CAPS;
-  get concurrency(): number {
-    return this.slots;
-  }
   /** Requests served at once: the sequences of each model's context (`parallel`, default 1). */
-  readonly slots: number;
+  readonly concurrency: number;
   readonly settings: EmbeddedSettings;
   private readonly engine: EngineSettings;
   private found = new Map<string, FoundModel>();
@@ -116,7 +113,7 @@ export class EmbeddedBackend implements Backend {
   constructor(opts: BackendOptions<EmbeddedSettings>) {
     this.name = opts.name;
     this.settings = opts.settings;
-    this.slots = Math.max(1, this.settings.parallel ?? 1);
+    this.concurrency = Math.max(1, this.settings.parallel ?? 1);
     this.engine = {
       threads: this.settings.threads ?? availableParallelism(),
       gpu: this.settings.gpu ?? "auto",
@@ -207,7 +204,7 @@ export class EmbeddedBackend implements Backend {
     const spec: ModelSpec = {
       path,
       contextSize: this.windowOf(checked),
-      parallel: this.slots,
+      parallel: this.concurrency,
       threads: this.engine.threads,
       gpu: this.engine.gpu,
       engine: engineModule(),
