@@ -298,6 +298,71 @@ async function bodyText(res: IncomingMessage): Promise<string> {
   return s;
 }
 
+/**
+ * How much of an error body is read: enough for any server's message (a JSON error, the last line
+ * of a traceback), and no more, whatever size the server sends.
+ */
+export const ERROR_HEAD_BYTES = 64 * 1024;
+
+/**
+ * The first `max` bytes of a body, as text (`…` marks a cut). A longer body is not read further:
+ * it is destroyed, and its connection with it.
+ */
+export async function readHead(res: IncomingMessage, max = ERROR_HEAD_BYTES): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  let cut = false;
+  try {
+    // leaving the loop early (the cut, an error) destroys the body
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (chunk.length > max - size) {
+        parts.push(chunk.subarray(0, max - size));
+        cut = true;
+        break;
+      }
+      parts.push(chunk);
+      size += chunk.length;
+    }
+  } catch {
+    // what came before the connection broke is the message
+  }
+  const text = Buffer.concat(parts).toString("utf8");
+  return cut ? `${text}…` : text;
+}
+
+/**
+ * The most a body read whole (not streamed: a server that answered a stream request with one JSON
+ * object) may hold: beyond any real answer, short of what would strain the gateway's memory.
+ */
+export const WHOLE_BODY_LIMIT = 64 * 1024 * 1024;
+
+/** A body read whole, as text; fails (and destroys it) beyond `max` bytes. */
+export async function readWhole(
+  backend: string,
+  res: IncomingMessage,
+  max = WHOLE_BODY_LIMIT,
+): Promise<string> {
+  const decoder = new StringDecoder("utf8");
+  let text = "";
+  let size = 0;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        throw new GatewayError(
+          "api_error",
+          `backend ${backend} sent an answer larger than ${Math.round(max / 1024 / 1024)} MB in one piece; clawbridge does not hold more`,
+          { code: "backend_answer_too_large", retryable: false },
+        );
+      }
+      text += decoder.write(chunk);
+    }
+  } catch (e) {
+    throw midStreamError(backend, e);
+  }
+  return text + decoder.end();
+}
+
 export interface PostOptions {
   backend: string;
   url: string;
@@ -328,8 +393,7 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
   }
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return { status, headers: res.headers, body: res };
-  const text = await bodyText(res).catch(() => "");
-  throw upstreamError(opts.backend, status, text, res.headers);
+  throw upstreamError(opts.backend, status, await readHead(res), res.headers);
 }
 
 const NO_HEADERS: Record<string, string> = {};
@@ -348,6 +412,7 @@ export async function fetchJson(
 ): Promise<unknown> {
   let text: string;
   let res: IncomingMessage;
+  let status: number;
   try {
     res = await send(url, {
       method: init.method ?? "GET",
@@ -357,11 +422,11 @@ export async function fetchJson(
       signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
       dispatcher,
     });
-    text = await bodyText(res);
+    status = res.statusCode ?? 0;
+    text = status >= 200 && status < 300 ? await bodyText(res) : await readHead(res);
   } catch (e) {
     throw connectionError(backend, url, e);
   }
-  const status = res.statusCode ?? 0;
   if (status < 200 || status >= 300) throw upstreamError(backend, status, text, res.headers);
   try {
     return JSON.parse(text);
@@ -407,6 +472,9 @@ function origin(url: string): string {
   }
 }
 
+/** The longest message taken from a server's error body (what it says is within it, or it is garbage). */
+const MESSAGE_MAX = 2000;
+
 /** Pulls a human message out of the usual error bodies: OpenAI, Anthropic, Ollama, plain text. */
 export function upstreamMessage(text: string): string {
   try {
@@ -416,7 +484,7 @@ export function upstreamMessage(text: string): string {
       (typeof j?.error?.message === "string" && j.error.message) ||
       (typeof j?.message === "string" && j.message) ||
       (typeof j?.detail === "string" && j.detail);
-    if (m) return m;
+    if (m) return m.length > MESSAGE_MAX ? `${m.slice(0, MESSAGE_MAX)}…` : m;
   } catch {
     // not JSON: fall through to the text itself
   }
