@@ -205,7 +205,8 @@ export class FakeHost implements FakeServer {
   private sendStatusFault(ex: Exchange, fault: Extract<Fault, { kind: "status" }>, errorFor: ErrorFor): void {
     const fallback = errorFor(fault.status);
     let headers = fallback.headers;
-    if (fault.body !== undefined && !looksLikeJson(fault.body)) {
+    const typed = Object.keys(fault.headers ?? {}).some((k) => k.toLowerCase() === "content-type");
+    if (fault.body !== undefined && !typed && !looksLikeJson(fault.body)) {
       headers = { "content-type": "text/plain; charset=utf-8" };
     }
     this.send(ex, fault.status, fault.body ?? fallback.body, { ...headers, ...fault.headers });

@@ -46,7 +46,8 @@ export interface ScriptedReply {
  * send the headers and the first half of the body; `malformed` truncates the body and appends garbage.
  */
 export type Fault =
-  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> } // answer with this status and body
+  // answer with this status and body (text/plain when the body is not JSON, unless the headers name a type)
+  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "delayFirstByte"; ms: number } // wait before sending headers (slow model load)
   | { kind: "delayBetweenChunks"; ms: number }
   | { kind: "resetBeforeHeaders" } // destroy socket without answering
