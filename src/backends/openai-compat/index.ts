@@ -1,6 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { decodeResponse, fetchJson, midStreamError, postJson, readWhole } from "../http.js";
+import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
 import {
   ALL_SAMPLING,
   type Backend,
