@@ -80,6 +80,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         : DEFAULT_BODY_LIMIT,
       ...(c.server?.cors_origins ? { corsOrigins: c.server.cors_origins } : {}),
       ...(c.server?.allowed_hosts ? { allowedHosts: c.server.allowed_hosts } : {}),
+      ...(c.server?.answer_limit_mb
+        ? { answerLimitChars: Math.round(c.server.answer_limit_mb * 1024 * 1024) }
+        : {}),
     },
     log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
     backends,

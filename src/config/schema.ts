@@ -152,6 +152,7 @@ export const NativeConfigSchema = z.strictObject({
       host: z.string().min(1).optional(),
       port: z.number().int().min(0).max(65535).optional(),
       master_key: z.string().min(1).optional(),
+      answer_limit_mb: z.number().positive().optional(),
       body_limit_mb: z.number().positive().optional(),
       // web pages that may use the gateway (src/server/origin.ts); none by default, "*" for all
       cors_origins: z.array(z.string().transform(originOf)).optional(),

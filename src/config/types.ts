@@ -17,6 +17,8 @@ export interface GatewayConfig {
     corsOrigins?: string[];
     /** Host names, besides the loopback ones, that requests to a loopback bind may be addressed to. */
     allowedHosts?: string[];
+    /** The most text a non-streaming answer may hold, in characters (default DEFAULT_ANSWER_LIMIT). */
+    answerLimitChars?: number;
   };
   log: { level: string; file?: string };
   backends: BackendConfig[];
@@ -65,3 +67,5 @@ export interface ModelConfig {
 
 export const DEFAULT_PORT = 4000;
 export const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
+/** 32 Mi characters: far beyond the longest answer a model writes (some 100k tokens), well short of what strains memory. */
+export const DEFAULT_ANSWER_LIMIT = 32 * 1024 * 1024;

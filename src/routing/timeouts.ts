@@ -155,7 +155,8 @@ export class Attempt {
     if (this.failure || this.phase === "done") return;
     const now = performance.now();
     if (this.limits.totalMs > 0 && now - this.startedAt >= this.limits.totalMs) this.expire("total");
-    else if (now >= this.phaseDue()) this.expire(this.limit);
+    // the idle limit runs only while the backend is waited for (see `watch`)
+    else if (now >= this.phaseDue() && (this.limit !== "idle" || this.innerPending)) this.expire(this.limit);
     else this.schedule(now);
   };
 
@@ -224,6 +225,10 @@ export class Attempt {
     const it: AsyncIterator<Event[]> = {
       next: () => {
         if (this.failure) return Promise.reject(this.failure);
+        // The idle limit is the backend's silence: it counts from when the next events are asked
+        // for, and not while the client takes its time with the last ones (a client that does not
+        // read holds the backend's answer back: see server/handler.ts).
+        if (this.phase === "streaming") this.lastEvent = performance.now();
         return new Promise<IteratorResult<Event[]>>((resolve, reject) => {
           this.rejectPending = reject;
           this.innerPending = true;

@@ -91,6 +91,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
     keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
     pingIntervalMs: opts.pingIntervalMs ?? 10_000,
+    answerLimitChars: config.server.answerLimitChars,
   };
   const limit = config.server.bodyLimitBytes;
   // agents resend their conversation every turn: what a body shares with the last ones is not parsed again

@@ -1,6 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { decodeResponse, fetchJson, midStreamError, postJson } from "../http.js";
+import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
 import {
   ALL_SAMPLING,
   type Backend,
@@ -104,13 +104,7 @@ export class OpenAICompatBackend implements Backend {
     const decoder = new ChatChunkDecoder(this.name);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {
       // A server that ignored `stream: true` and answered one JSON object: one payload.
-      let text = "";
-      res.body.setEncoding("utf8");
-      try {
-        for await (const chunk of res.body) text += chunk;
-      } catch (e) {
-        throw midStreamError(this.name, e);
-      }
+      const text = await readWhole(this.name, res.body);
       const out: Event[] = [];
       decoder.push(text, out);
       decoder.end(out);
