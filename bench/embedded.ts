@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import { EmbeddedBackend } from "../src/backends/embedded/index.js";
 import type { Request } from "../src/ir/types.js";
 import { silentLogger } from "../src/log.js";
-import type { ModelProfile } from "../src/routing/profile.js";
+import type { ModelProfile } from "../src/ir/contract.js";
 import { ensureTinyModel } from "../test/fixtures/tiny-gguf.js";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -244,7 +244,7 @@ export async function runEmbeddedBench(opts: EmbeddedBenchOptions): Promise<Embe
     name: "bench",
     baseUrl: "",
     dispatcher: undefined as never,
-    embedded: {
+    settings: {
       paths: [model],
       modelsDir: join(tmpdir(), "clawbridge-none"),
       ollamaDir: false,

@@ -1,4 +1,5 @@
 import { pino } from "pino";
+import { redact } from "./redact.js";
 
 export type Logger = pino.Logger;
 
@@ -8,13 +9,18 @@ export interface LogOptions {
   pretty?: boolean;
 }
 
-/** The gateway's logger: JSON lines (pino), to stderr or to a file. */
-export function createLogger(opts: LogOptions = {}): Logger {
+/**
+ * The gateway's logger: JSON lines (pino), to stderr or to a file. Every line is written with the
+ * credentials of any URL in it redacted (a backend's `http://user:pass@host` in an error).
+ */
+export function createLogger(opts: LogOptions = {}, dest?: pino.DestinationStream): Logger {
   const level = opts.level ?? process.env.CLAWBRIDGE_LOG_LEVEL ?? "info";
+  const options = { level, base: undefined, hooks: { streamWrite: redact } };
+  if (dest) return pino(options, dest);
   if (opts.file) {
-    return pino({ level, base: undefined }, pino.destination({ dest: opts.file, mkdir: true, sync: false }));
+    return pino(options, pino.destination({ dest: opts.file, mkdir: true, sync: false }));
   }
-  return pino({ level, base: undefined }, pino.destination({ dest: 2, sync: false }));
+  return pino(options, pino.destination({ dest: 2, sync: false }));
 }
 
 /** A logger that discards everything (tests, library use). */

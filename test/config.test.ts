@@ -178,7 +178,7 @@ fallbacks:
     assert.equal(c.server.masterKey, "sk-local");
     assert.equal(c.server.port, 4100);
     assert.equal(c.server.bodyLimitBytes, 8 * 1024 * 1024);
-    assert.equal(c.backends.find((b) => b.name === "tiny")?.flavor, "tinygrad");
+    assert.equal(c.backends.find((b) => b.name === "tiny")?.settings?.flavor, "tinygrad");
     assert.equal(c.backends.find((b) => b.name === "tiny")?.discover, false);
     assert.equal(c.models.find((m) => m.alias === "qwen")?.targets.length, 2);
     assert.equal(c.models[0]?.targets[0]?.contextWindow, 32768);

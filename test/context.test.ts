@@ -13,7 +13,6 @@ import OpenAI from "openai";
 import { pino } from "pino";
 import { createDispatcher } from "../src/backends/http.js";
 import { parseConfig } from "../src/config/load.js";
-import { calibrationOf } from "../src/context/calibrate.js";
 import { messageTokens, rawTokens } from "../src/context/estimate.js";
 import { dropOldest } from "../src/context/fit.js";
 import { chooseWindow, fittingContext } from "../src/context/window.js";
@@ -824,8 +823,8 @@ describe("count_tokens", () => {
       );
       assert.ok(mean(errors) < mean(rawErrors), "calibration helps");
       assert.ok(mean(errors) < 0.15, `calibrated mean error ${pct(mean(errors))}`);
-      const profile = gw.router.resolve("m")[0]!.profile;
-      assert.ok(calibrationOf(profile).samples >= 10);
+      const { calibration } = gw.router.resolve("m")[0]!.state;
+      assert.ok(calibration.samples >= 10);
     } finally {
       await gw.close();
       await fake.close();
@@ -869,8 +868,8 @@ describe("count_tokens", () => {
         ratios[0]! > 1.5,
         `the template's own prompt is a large share of a small request (served/estimated ${ratios[0]})`,
       );
-      const profile = gw.router.resolve("m")[0]!.profile;
-      assert.ok(calibrationOf(profile).samples >= 5, "the small requests were learned from");
+      const { calibration } = gw.router.resolve("m")[0]!.state;
+      assert.ok(calibration.samples >= 5, "the small requests were learned from");
       const big = {
         model: "m",
         max_tokens: 50,

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Check, renderChecks, runDoctor } from "../src/doctor/checks.js";
+import { type Check, renderChecks, runDoctor } from "../src/doctor/doctor.js";
 import { startOllamaFake } from "./fakes/ollama.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import type { FakeServer } from "./fakes/script.js";

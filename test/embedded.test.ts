@@ -419,7 +419,7 @@ models:
       "c.yaml",
       {},
     );
-    assert.deepEqual(c.backends[0]!.embedded, {
+    assert.deepEqual(c.backends[0]!.settings, {
       modelsDir: "/m",
       paths: ["/a.gguf", "/b"],
       ollamaDir: false,

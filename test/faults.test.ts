@@ -1,7 +1,10 @@
 /**
- * The fault-injection suite: every way a local server fails, against the fake backends (an
- * OpenAI-compatible llama.cpp and Ollama), with time limits scaled down from minutes to
- * milliseconds. Each case states what the client sees, in both dialects, streaming and not:
+ * The fault-injection suite: every way a local server fails, against the fake backends (every
+ * HTTP kind: the OpenAI-compatible flavors, Ollama, Anthropic), each over connections kept alive
+ * and over connections closed after every response (`Connection: close`; TinyGrad's are always
+ * closed), with time limits scaled down from minutes to milliseconds. Each case states what the
+ * client sees, in both dialects, streaming and not; after each, the gateway still answers a normal
+ * request, and nothing was left unhandled (an error event no one listens to kills the process):
  *
  * | fault                          | not streaming                 | streaming                                            |
  * | ------------------------------ | ----------------------------- | ---------------------------------------------------- |
@@ -14,11 +17,13 @@
  * | answer slower than total_ms    | 504 timeout (total_ms)        | 200, text, then an error event (timeout)             |
  * | slow model load (< load_ms)    | 200, the answer               | 200, opened early, pings, then the answer            |
  * | malformed SSE / NDJSON         | 500 api_error                 | 200, then an error event (api_error)                 |
+ * | no finish marker               | 500 api_error                 | 200, text, then an error event (api_error)           |
+ * | garbage after the last event   | 200, the answer               | 200, the answer                                      |
  * | 500                            | 500 api_error                 | 500 api_error                                        |
  * | 503                            | 529 / 503 overloaded          | 529 / 503 overloaded                                 |
  * | 429 with Retry-After           | 429 rate_limit, Retry-After   | 429 rate_limit, Retry-After                          |
  * | 200 with an empty stream       | 500 api_error                 | 500 api_error                                        |
- * | tools refused                  | 200, the answer (emulated)    | 200, the answer (emulated)                           |
+ * | tools refused (where refused)  | 200, the answer (emulated)    | 200, the answer (emulated)                           |
  *
  * Anthropic clients: errors are `{type:"error",error:{type,message}}`, in a stream an `error`
  * event and no message_stop; pings are `event: ping`. OpenAI clients: `{error:{message,type,param,
@@ -29,6 +34,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { startAnthropicFake } from "./fakes/anthropic.js";
 import { startOllamaFake } from "./fakes/ollama.js";
 import { startOpenAICompatFake } from "./fakes/openai-compat.js";
 import type { FakeServer, ReplyFn, ScriptedReply } from "./fakes/script.js";
@@ -99,37 +105,100 @@ interface Case {
 }
 
 interface Backend {
-  kind: "openai-compat" | "ollama";
+  /** As the test names say it. */
+  name: string;
+  kind: "openai-compat" | "ollama" | "anthropic";
   start(): Promise<FakeServer>;
   model: string;
   yaml: string;
-  /** How this backend refuses tools. */
+  /** How this backend refuses tools (one that never does answers). */
   refuseTools: ScriptedReply | ReplyFn;
   malformed: RegExp;
+  /** After how many chunks the malformed one comes: after the first text. */
+  malformedAfter?: number;
+  /** Whether the gateway asks it for its models. */
+  discover: boolean;
+  /** Its connections are closed after every response, whatever it is told (TinyGrad's HTTP/1.0 server). */
+  alwaysCloses?: boolean;
+}
+
+/** The server does not refuse tools: it answers (and the case checks that it does). */
+const ANSWERS_WITH_TOOLS: ScriptedReply = { text: "Done without tools." };
+
+/** An OpenAI-compatible server that refuses `tools` with this status and error body, and answers without them. */
+function refusing(status: number, body: unknown): ReplyFn {
+  return (r) =>
+    r.body?.tools
+      ? { fault: { kind: "status", status, body: JSON.stringify(body) } }
+      : { text: "Done without tools." };
 }
 
 const BACKENDS: Backend[] = [
   {
+    name: "openai-compat (llamacpp)",
     kind: "openai-compat",
     start: () => startOpenAICompatFake({ flavor: "llamacpp", contextLength: 32768 }),
     model: "fake-model",
     yaml: "flavor: llamacpp",
     // llama-server without --jinja
-    refuseTools: (r) =>
-      r.body?.tools
-        ? {
-            fault: {
-              kind: "status",
-              status: 500,
-              body: JSON.stringify({
-                error: { code: 500, message: "tools param requires --jinja flag", type: "server_error" },
-              }),
-            },
-          }
-        : { text: "Done without tools." },
+    refuseTools: refusing(500, {
+      error: { code: 500, message: "tools param requires --jinja flag", type: "server_error" },
+    }),
     malformed: /malformed/,
+    discover: true,
   },
   {
+    name: "openai-compat (vllm)",
+    kind: "openai-compat",
+    start: () => startOpenAICompatFake({ flavor: "vllm", contextLength: 32768 }),
+    model: "fake-model",
+    yaml: "flavor: vllm",
+    // vLLM started without a tool parser
+    refuseTools: refusing(400, {
+      error: {
+        message: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+        type: "BadRequestError",
+        param: null,
+        code: 400,
+      },
+    }),
+    malformed: /malformed/,
+    discover: true,
+  },
+  {
+    name: "openai-compat (lmstudio)",
+    kind: "openai-compat",
+    start: () => startOpenAICompatFake({ flavor: "lmstudio", contextLength: 32768 }),
+    model: "fake-model",
+    yaml: "flavor: lmstudio",
+    refuseTools: ANSWERS_WITH_TOOLS,
+    malformed: /malformed/,
+    discover: true,
+  },
+  {
+    name: "openai-compat (generic)",
+    kind: "openai-compat",
+    start: () => startOpenAICompatFake({ flavor: "generic", contextLength: 32768 }),
+    model: "fake-model",
+    yaml: "flavor: generic",
+    refuseTools: ANSWERS_WITH_TOOLS,
+    malformed: /malformed/,
+    discover: true,
+  },
+  {
+    name: "openai-compat (tinygrad)",
+    kind: "openai-compat",
+    start: () => startOpenAICompatFake({ flavor: "tinygrad", contextLength: 32768 }),
+    model: "fake-model",
+    yaml: "flavor: tinygrad",
+    // text only: the gateway never sends it tools (they are emulated from the start)
+    refuseTools: ANSWERS_WITH_TOOLS,
+    malformed: /malformed/,
+    discover: true,
+    alwaysCloses: true,
+  },
+  {
+    name: "ollama",
     kind: "ollama",
     // discovery off for the refusal case, so the gateway learns it from the refusal itself
     start: () => startOllamaFake({ models: [{ name: "q:latest", capabilities: ["completion"] }] }),
@@ -137,10 +206,27 @@ const BACKENDS: Backend[] = [
     yaml: "",
     refuseTools: { text: "Done without tools." },
     malformed: /malformed|not JSON|invalid/i,
+    discover: true,
+  },
+  {
+    name: "anthropic",
+    kind: "anthropic",
+    start: () => startAnthropicFake(),
+    model: "claude-fake",
+    yaml: "",
+    refuseTools: ANSWERS_WITH_TOOLS,
+    malformed: /malformed/,
+    // message_start, content_block_start, ping, the first text delta
+    malformedAfter: 4,
+    // the fake has no model list
+    discover: false,
   },
 ];
 
 function cases(b: Backend): Case[] {
+  // A body delimited by the connection's close ends where the reset cuts it, as far as Node's http
+  // client can tell: the answer is then one that ended before it finished.
+  const brokeOff = b.alwaysCloses ? /broke off|ended its stream without finishing/ : /broke off/;
   return [
     {
       name: "connection refused",
@@ -157,8 +243,8 @@ function cases(b: Backend): Case[] {
     {
       name: "reset mid-stream",
       reply: { text: LONG_TEXT, fault: { kind: "resetAfterChunks", chunks: 5 } },
-      plain: { status: "api", match: /broke off/ },
-      stream: { inStream: "api", match: /broke off/, text: true },
+      plain: { status: "api", match: brokeOff },
+      stream: { inStream: "api", match: brokeOff, text: true },
     },
     {
       name: "hang before the first byte",
@@ -193,9 +279,21 @@ function cases(b: Backend): Case[] {
     },
     {
       name: "malformed stream",
-      reply: { text: LONG_TEXT, fault: { kind: "malformed", afterChunks: 2 } },
+      reply: { text: LONG_TEXT, fault: { kind: "malformed", afterChunks: b.malformedAfter ?? 2 } },
       plain: { status: "api", match: b.malformed },
       stream: { inStream: "api", match: b.malformed },
+    },
+    {
+      name: "no finish marker",
+      reply: { text: LONG_TEXT, fault: { kind: "unfinished" } },
+      plain: { status: "api", match: /ended its stream without finishing/ },
+      stream: { inStream: "api", match: /ended its stream without finishing/, text: true },
+    },
+    {
+      name: "garbage after the last event",
+      reply: { text: "All of it.", fault: { kind: "garbageAfterEnd" } },
+      plain: { ok: "All of it." },
+      stream: { ok: "All of it." },
     },
     {
       name: "500",
@@ -224,7 +322,7 @@ function cases(b: Backend): Case[] {
     {
       name: "tools refused",
       tools: true,
-      noDiscovery: b.kind === "ollama",
+      noDiscovery: b.kind === "ollama" || !b.discover,
       reply: b.refuseTools,
       plain: { ok: "Done without tools." },
       stream: { ok: "Done without tools." },
@@ -252,6 +350,7 @@ backends:
     url: "${url}"
     ${b.yaml}
     breaker: { failures: 0 }
+    concurrency: 0
     timeouts: { ${t} }
 models:
   test-model: { backend: b, model: "${b.model}" }
@@ -399,48 +498,96 @@ function check(a: Answer, d: Dialect, stream: boolean, want: Outcome, what: stri
   if (want.text) assert.ok(said.length > 0, `${what}: some text came before the failure`);
 }
 
-for (const b of BACKENDS) {
-  describe(`faults: ${b.kind} backend`, () => {
-    let fake: FakeServer;
-    let downUrl: string;
-    before(async () => {
-      fake = await b.start();
-      downUrl = `http://127.0.0.1:${await closedPort()}`;
-    });
-    after(async () => {
-      await fake.close();
-    });
+/**
+ * Errors no one handled while the suite ran: an `error` event without a listener (on a socket, a
+ * stream) is thrown from the emitter and would end the gateway's process, every client's answer
+ * with it. Here the gateway runs in the test's process: they are caught and asserted on.
+ */
+const unhandled: unknown[] = [];
+const onUnhandled = (e: unknown): void => {
+  unhandled.push(e);
+};
+before(() => {
+  process.on("uncaughtException", onUnhandled);
+  process.on("unhandledRejection", onUnhandled);
+});
+after(() => {
+  process.off("uncaughtException", onUnhandled);
+  process.off("unhandledRejection", onUnhandled);
+});
 
-    for (const c of cases(b)) {
-      test(c.name, async () => {
-        const limits = { ...LIMITS, ...c.limits };
-        const url = c.down ? downUrl : fake.url;
-        const gw: RunningGateway = await startGateway(yamlOf(b, url, limits), {
-          keepAliveAfterMs: OPEN_AFTER_MS,
-          pingIntervalMs: PING_MS,
-          discover: !c.down && !c.noDiscovery,
-        });
-        try {
-          if (c.reply) fake.setReply(c.reply);
-          for (const d of DIALECTS) {
-            for (const stream of [false, true]) {
-              const what = `${b.kind} / ${c.name} / ${d.name} / stream ${stream}`;
-              const started = performance.now();
-              const a = await post(gw.url, d, stream, c.tools ?? false);
-              check(a, d, stream, stream ? c.stream : c.plain, what);
-              assert.ok(performance.now() - started < ANSWER_WITHIN_MS, `${what}: answered in time`);
-            }
-          }
-          // whatever happened, the backend's place was given back
-          const health = (await (await fetch(`${gw.url}/health`)).json()) as any;
-          assert.equal(health.backends[0].queue.running, 0, `${c.name}: no place left held`);
-        } finally {
-          fake.setReply({ text: "Hello from the fake backend." });
-          await gw.close();
-        }
+/** Waits for every check, then fails with the first that failed (not before the others are over). */
+async function settled(checks: Promise<void>[]): Promise<void> {
+  for (const r of await Promise.allSettled(checks)) if (r.status === "rejected") throw r.reason;
+}
+
+/** A normal request in each dialect, streaming and not: the gateway is alive and well after a fault. */
+async function stillServes(gw: RunningGateway, what: string): Promise<void> {
+  const normal = "Hello from the fake backend.";
+  await settled(
+    DIALECTS.flatMap((d) =>
+      [false, true].map(async (stream) => {
+        const a = await post(gw.url, d, stream, false);
+        check(a, d, stream, { ok: normal }, `${what}, then a normal request / ${d.name} / stream ${stream}`);
+      }),
+    ),
+  );
+}
+
+for (const b of BACKENDS) {
+  for (const connection of b.alwaysCloses ? ["close"] : ["keep-alive", "close"]) {
+    describe(`faults: ${b.name} backend, connection ${connection}`, () => {
+      let fake: FakeServer;
+      let downUrl: string;
+      before(async () => {
+        fake = await b.start();
+        fake.setKeepAlive(connection === "keep-alive");
+        downUrl = `http://127.0.0.1:${await closedPort()}`;
       });
-    }
-  });
+      after(async () => {
+        await fake.close();
+      });
+
+      for (const c of cases(b)) {
+        test(c.name, async () => {
+          const limits = { ...LIMITS, ...c.limits };
+          const url = c.down ? downUrl : fake.url;
+          const gw: RunningGateway = await startGateway(yamlOf(b, url, limits), {
+            keepAliveAfterMs: OPEN_AFTER_MS,
+            pingIntervalMs: PING_MS,
+            discover: !c.down && !c.noDiscovery,
+          });
+          const name = `${b.name} (${connection}) / ${c.name}`;
+          try {
+            if (c.reply) fake.setReply(c.reply);
+            // the four requests at once (the backend serves them all at once: concurrency 0)
+            await settled(
+              DIALECTS.flatMap((d) =>
+                [false, true].map(async (stream) => {
+                  const what = `${name} / ${d.name} / stream ${stream}`;
+                  const started = performance.now();
+                  const a = await post(gw.url, d, stream, c.tools ?? false);
+                  check(a, d, stream, stream ? c.stream : c.plain, what);
+                  assert.ok(performance.now() - started < ANSWER_WITHIN_MS, `${what}: answered in time`);
+                }),
+              ),
+            );
+            fake.setReply({ text: "Hello from the fake backend." });
+            if (!c.down) await stillServes(gw, name);
+            // whatever happened, the backend's place was given back
+            const health = (await (await fetch(`${gw.url}/health`)).json()) as any;
+            assert.equal(health.backends[0].queue.running, 0, `${name}: no place left held`);
+            // what a socket or a stream let fall comes a tick or two later
+            await new Promise((r) => setTimeout(r, 20));
+            assert.deepEqual(unhandled.splice(0).map(String), [], `${name}: nothing left unhandled`);
+          } finally {
+            fake.setReply({ text: "Hello from the fake backend." });
+            await gw.close();
+          }
+        });
+      }
+    });
+  }
 }
 
 describe("after the fault suite", () => {

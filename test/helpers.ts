@@ -6,6 +6,7 @@ import { createDispatcher, type Dispatcher } from "../src/backends/http.js";
 import { parseConfig } from "../src/config/load.js";
 import type { GatewayConfig } from "../src/config/types.js";
 import { silentLogger } from "../src/log.js";
+import { ModelState } from "../src/routing/model-state.js";
 import { buildGateway, type Gateway } from "../src/server/app.js";
 
 export interface RunningGateway extends Gateway {
@@ -176,11 +177,18 @@ export function checkOpenAIStream(events: Array<{ data: any }>): string {
 
 /** A stage context for calling a stage directly in a test. */
 export function stageContext(
-  profile: import("../src/routing/profile.js").ModelProfile,
+  profile: import("../src/ir/contract.js").ModelProfile,
   client: import("../src/ir/types.js").Request,
   notes: import("../src/stages/types.js").Note[] = [],
 ): import("../src/stages/types.js").StageContext {
-  return { profile, log: silentLogger, notes, client, signal: new AbortController().signal };
+  return {
+    profile,
+    state: new ModelState(profile),
+    log: silentLogger,
+    notes,
+    client,
+    signal: new AbortController().signal,
+  };
 }
 
 /** A minimal IR request, to build on in tests that call stages directly. */

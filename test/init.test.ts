@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
-import type { DiscoveredModel } from "../src/backends/types.js";
+import type { DiscoveredModel } from "../src/ir/contract.js";
 import type { BackendConfig } from "../src/config/types.js";
 import { detectGpuMemory } from "../src/setup/gpu.js";
 import { fitTable, largestFit, proposeAliases } from "../src/setup/propose.js";

@@ -37,8 +37,8 @@ interface Dialect {
   name: "anthropic" | "openai";
   path: string;
   headers: Record<string, string>;
-  /** Asserts an error body in this dialect, with this type (Anthropic) or code (OpenAI). */
-  expectError(text: string, kind: string, what: string): void;
+  /** Asserts an error body in this dialect, with this type (Anthropic) or code (and type, OpenAI). */
+  expectError(text: string, kind: string, what: string, openaiType?: string): void;
 }
 
 const ANTHROPIC: Dialect = {
@@ -58,11 +58,11 @@ const OPENAI: Dialect = {
   name: "openai",
   path: "/v1/chat/completions",
   headers: {},
-  expectError(text, code, what) {
+  expectError(text, code, what, type = "invalid_request_error") {
     const body = JSON.parse(text);
     assert.deepEqual(Object.keys(body), ["error"], `${what}: ${text}`);
     assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"], what);
-    assert.equal(body.error.type, "invalid_request_error", `${what}: ${text}`);
+    assert.equal(body.error.type, type, `${what}: ${text}`);
     assert.equal(body.error.code, code, `${what}: ${text}`);
     assert.ok(body.error.message.length > 0, what);
   },
@@ -348,10 +348,10 @@ describe("refused clients", () => {
     });
   }
 
-  test("a 401 without a body (GET) and a 404 for an unknown route close the connection too", async () => {
+  test("a 401 without a body (GET), a 404 for an unknown route and a 403 for a foreign host close the connection too", async () => {
     const get = await rawRequest(
       keyed.url,
-      "GET /v1/models HTTP/1.1\r\nhost: x\r\nx-api-key: wrong\r\n\r\n",
+      "GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: wrong\r\n\r\n",
       [],
       {
         readWhileSending: true,
@@ -361,11 +361,22 @@ describe("refused clients", () => {
     assert.ok(get.closed, "closed after the 401");
     const route = await rawRequest(
       plain.url,
-      "POST /v1/nowhere HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n",
+      "POST /v1/nowhere HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\n\r\n",
       [Buffer.from("{}")],
     );
     assert.equal(route.status, 404);
     assert.ok(route.closed, "closed after the 404");
+    // a loopback gateway answers only loopback names (a rebound web page): refused with its body unread
+    const size = 4 * 1024 * 1024;
+    const host = await rawRequest(
+      plain.url,
+      requestHead(OPENAI, size, { host: "rebound.example" }),
+      bodyPieces(size, false),
+    );
+    assert.equal(host.error, undefined, `${host.error} instead of an answer`);
+    assert.equal(host.status, 403, host.body);
+    OPENAI.expectError(host.body, "host_not_allowed", "foreign host", "permission_error");
+    assert.ok(host.closed, "closed after the 403");
   });
 
   test("with the right key the connection is kept for the next request", async () => {
@@ -373,7 +384,7 @@ describe("refused clients", () => {
     const { port } = new URL(keyed.url);
     const socket = connect({ port: Number(port), host: "127.0.0.1" });
     const body = JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "Hi" }] });
-    const req = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer ${MASTER_KEY}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const req = `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${MASTER_KEY}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
     let got = Buffer.alloc(0);
     socket.on("data", (d: Buffer) => {
       got = Buffer.concat([got, d]);

@@ -26,10 +26,10 @@ import {
 import { encodeOllamaBody, encodeOllamaChat } from "../src/backends/ollama/encode.js";
 import { encodeChatBody, encodeChatRequest } from "../src/backends/openai-compat/encode.js";
 import { CAPS } from "../src/backends/openai-compat/index.js";
-import type { WireCaps } from "../src/backends/types.js";
+import type { WireCaps } from "../src/ir/contract.js";
 import { deepFreeze } from "../src/ir/frozen.js";
 import type { Message, Part, Request, Tool } from "../src/ir/types.js";
-import type { ModelProfile } from "../src/routing/profile.js";
+import type { ModelProfile } from "../src/ir/contract.js";
 import { nestingDepth } from "../src/server/app.js";
 import { BodyParser } from "../src/server/parse-cache.js";
 import { normalize } from "../src/stages/normalize.js";

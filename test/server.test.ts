@@ -271,15 +271,15 @@ describe("clawbridge serve", () => {
         {
           name: "llamacpp",
           kind: "openai-compat",
-          flavor: "llamacpp",
           url: `${llama.url}/v1`,
+          settings: { flavor: "llamacpp" },
           probe: "/models",
         },
         {
           name: "vllm",
           kind: "openai-compat",
-          flavor: "vllm",
           url: "http://127.0.0.1:9/v1",
+          settings: { flavor: "vllm" },
           probe: "/models",
         },
       ]);

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { collect } from "../src/ir/collect.js";
 import type { Event, Request, Response, Tool } from "../src/ir/types.js";
-import type { ModelProfile } from "../src/routing/profile.js";
+import type { ModelProfile, ToolMode } from "../src/ir/contract.js";
 import { coerceToSchema, parseJsonLenient } from "../src/stages/tools/repair.js";
 import { rescue } from "../src/stages/tools/rescue.js";
 import { type ScanOutput, ToolCallScanner } from "../src/stages/tools/scanner.js";
-import type { StageContext, ToolMode } from "../src/stages/types.js";
+import type { StageContext } from "../src/stages/types.js";
 import { CORPUS, CORPUS_TOOLS, type CorpusCase, prng, words } from "./fixtures/tool-corpus.js";
 import { emptyRequest, stageContext } from "./helpers.js";
 
@@ -26,7 +26,6 @@ function profile(signedThinking = false): ModelProfile {
     alias: "m",
     model: "m",
     dropParams: true,
-    defaults: {},
     backend: { name: "b", kind: "openai-compat", caps: { thinkingNeedsSignature: signedThinking } } as any,
   };
 }

@@ -1,11 +1,13 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
+import type { Socket } from "node:net";
 import { StringDecoder } from "node:string_decoder";
 import { createParser } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
 import { Abort, type Signal } from "../ir/signal.js";
 import type { Event } from "../ir/types.js";
 import { releaseBody } from "./json-body.js";
+import { redact } from "../redact.js";
 
 /**
  * The connection pools every backend request goes through: keep-alive, and no time limits of
@@ -180,6 +182,7 @@ function sendOnce(
       return;
     }
     const hooks = signal instanceof ExchangeSignal ? signal.hooks : undefined;
+    let response: IncomingMessage | undefined;
     const req = (secure ? https : http).request(
       {
         ...target.options,
@@ -188,14 +191,22 @@ function sendOnce(
         agent: secure ? opts.dispatcher.https : opts.dispatcher.http,
       },
       (res) => {
+        response = res;
         hooks?.onHeaders?.();
         resolve(res);
       },
     );
     track?.(req);
+    req.once("socket", guard);
     // as Node's own `signal` option does it, with a listener that costs next to nothing on the
     // request path's own signals (ir/signal.ts)
     const onAbort = (): void => {
+      // A response that came in full is over: there is nothing left to abort, and destroying the
+      // request now would destroy its socket with an error just as Node, on the response's `end`
+      // (due on the next tick), takes the socket's error listener off to pool it. The error would
+      // then have no listener: an uncaught exception. Whoever holds the response reads it to its
+      // end or destroys it (decodeResponse, readHead), which closes the socket without an error.
+      if (response?.complete) return;
       req.destroy(abortError(signal.reason));
     };
     signal.addEventListener("abort", onAbort);
@@ -222,6 +233,24 @@ function sendOnce(
     req.end(opts.body);
   });
 }
+
+/** Marks a socket that has a listener for its errors of its own (see `guard`). */
+const GUARDED = Symbol("clawbridge.guarded");
+
+/**
+ * Gives a backend connection a listener for its errors, once in its life. While it serves a request,
+ * Node's own listener passes its errors to the request; between requests, the agent's. In the moments
+ * between (a response ending, the socket going back to the pool) it has none, and an error then, as
+ * a destroy with an error makes, would be thrown from the socket and end the process: this one
+ * makes sure none ever is. The error itself reaches whoever needs it through Node's listeners.
+ */
+function guard(socket: Socket & { [GUARDED]?: true }): void {
+  if (socket[GUARDED]) return;
+  socket[GUARDED] = true;
+  socket.on("error", ignore);
+}
+
+function ignore(): void {}
 
 /**
  * The headers as a flat list, as Node writes them out (instead of keeping each in a table to look
@@ -269,6 +298,71 @@ async function bodyText(res: IncomingMessage): Promise<string> {
   return s;
 }
 
+/**
+ * How much of an error body is read: enough for any server's message (a JSON error, the last line
+ * of a traceback), and no more, whatever size the server sends.
+ */
+export const ERROR_HEAD_BYTES = 64 * 1024;
+
+/**
+ * The first `max` bytes of a body, as text (`…` marks a cut). A longer body is not read further:
+ * it is destroyed, and its connection with it.
+ */
+export async function readHead(res: IncomingMessage, max = ERROR_HEAD_BYTES): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  let cut = false;
+  try {
+    // leaving the loop early (the cut, an error) destroys the body
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (chunk.length > max - size) {
+        parts.push(chunk.subarray(0, max - size));
+        cut = true;
+        break;
+      }
+      parts.push(chunk);
+      size += chunk.length;
+    }
+  } catch {
+    // what came before the connection broke is the message
+  }
+  const text = Buffer.concat(parts).toString("utf8");
+  return cut ? `${text}…` : text;
+}
+
+/**
+ * The most a body read whole (not streamed: a server that answered a stream request with one JSON
+ * object) may hold: beyond any real answer, short of what would strain the gateway's memory.
+ */
+export const WHOLE_BODY_LIMIT = 64 * 1024 * 1024;
+
+/** A body read whole, as text; fails (and destroys it) beyond `max` bytes. */
+export async function readWhole(
+  backend: string,
+  res: IncomingMessage,
+  max = WHOLE_BODY_LIMIT,
+): Promise<string> {
+  const decoder = new StringDecoder("utf8");
+  let text = "";
+  let size = 0;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        throw new GatewayError(
+          "api_error",
+          `backend ${backend} sent an answer larger than ${Math.round(max / 1024 / 1024)} MB in one piece; clawbridge does not hold more`,
+          { code: "backend_answer_too_large", retryable: false },
+        );
+      }
+      text += decoder.write(chunk);
+    }
+  } catch (e) {
+    throw midStreamError(backend, e);
+  }
+  return text + decoder.end();
+}
+
 export interface PostOptions {
   backend: string;
   url: string;
@@ -299,8 +393,7 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
   }
   const status = res.statusCode ?? 0;
   if (status >= 200 && status < 300) return { status, headers: res.headers, body: res };
-  const text = await bodyText(res).catch(() => "");
-  throw upstreamError(opts.backend, status, text, res.headers);
+  throw upstreamError(opts.backend, status, await readHead(res), res.headers);
 }
 
 const NO_HEADERS: Record<string, string> = {};
@@ -319,6 +412,7 @@ export async function fetchJson(
 ): Promise<unknown> {
   let text: string;
   let res: IncomingMessage;
+  let status: number;
   try {
     res = await send(url, {
       method: init.method ?? "GET",
@@ -328,16 +422,16 @@ export async function fetchJson(
       signal: AbortSignal.timeout(init.timeoutMs ?? 5000),
       dispatcher,
     });
-    text = await bodyText(res);
+    status = res.statusCode ?? 0;
+    text = status >= 200 && status < 300 ? await bodyText(res) : await readHead(res);
   } catch (e) {
     throw connectionError(backend, url, e);
   }
-  const status = res.statusCode ?? 0;
   if (status < 200 || status >= 300) throw upstreamError(backend, status, text, res.headers);
   try {
     return JSON.parse(text);
   } catch {
-    throw new GatewayError("api_error", `backend ${backend}: ${url} did not answer JSON`);
+    throw new GatewayError("api_error", `backend ${backend}: ${redact(url)} did not answer JSON`);
   }
 }
 
@@ -378,6 +472,9 @@ function origin(url: string): string {
   }
 }
 
+/** The longest message taken from a server's error body (what it says is within it, or it is garbage). */
+const MESSAGE_MAX = 2000;
+
 /** Pulls a human message out of the usual error bodies: OpenAI, Anthropic, Ollama, plain text. */
 export function upstreamMessage(text: string): string {
   try {
@@ -387,7 +484,7 @@ export function upstreamMessage(text: string): string {
       (typeof j?.error?.message === "string" && j.error.message) ||
       (typeof j?.message === "string" && j.message) ||
       (typeof j?.detail === "string" && j.detail);
-    if (m) return m;
+    if (m) return m.length > MESSAGE_MAX ? `${m.slice(0, MESSAGE_MAX)}…` : m;
   } catch {
     // not JSON: fall through to the text itself
   }
@@ -621,14 +718,17 @@ export async function* decodeResponse(
     if (over === undefined) over = body.readableEnded ? null : prematureClose();
     kick();
   };
+  /** Whether the decoder had the answer's last payload (`[DONE]`, `done: true`, message_stop). */
+  let last = false;
   /** The chunk's payloads through the decoder into `out`; what the decoder threw, if it did. */
   const decode = (chunk: Buffer | string | undefined, out: Event[]): unknown => {
     const payloads: string[] = [];
     if (chunk === undefined) splitter.end(payloads);
     else splitter.feed(chunk, payloads);
-    for (let i = 0; i < payloads.length; i++) {
+    // what comes after the last payload is no part of the answer, and is not read
+    for (let i = 0; i < payloads.length && !last; i++) {
       try {
-        decoder.push(payloads[i]!, out);
+        if (decoder.push(payloads[i]!, out)) last = true;
       } catch (e) {
         return e;
       }
@@ -637,7 +737,7 @@ export async function* decodeResponse(
   };
   /** The end of the body (an event or line left without its terminator) and the decoder's. */
   const finish = (out: Event[]): unknown => {
-    const failed = decode(undefined, out);
+    const failed = last ? undefined : decode(undefined, out);
     if (failed !== undefined) return failed;
     try {
       decoder.end(out);
@@ -657,16 +757,17 @@ export async function* decodeResponse(
       if (chunk !== null) {
         const out: Event[] = [];
         let failed = decode(chunk, out);
-        // the last of the response (Node has it all and nothing is left to read): the end goes with it
-        const last = failed === undefined && body.complete && body.readableLength === 0;
-        if (last) {
-          whole = true;
+        // the last of the response (Node has it all and nothing is left to read), or of the
+        // answer: the end goes with it
+        const ends = failed === undefined && (last || (body.complete && body.readableLength === 0));
+        if (ends) {
+          whole = body.complete && body.readableLength === 0;
           failed = finish(out);
         }
         // what came before a bad payload in the same network chunk still goes out first
         if (out.length) yield out;
         if (failed !== undefined) throw failed;
-        if (last) return;
+        if (ends) return;
       } else if (over === null) break;
       else if (over !== undefined) throw over;
       else {
@@ -687,10 +788,27 @@ export async function* decodeResponse(
     body.off("end", onEnd);
     body.off("error", onError);
     body.off("close", onClose);
-    // Read to its end, the body emits `end` and its connection goes back to the pool; otherwise
+    // Read to its end, the body emits `end` and its connection goes back to the pool. After the
+    // answer's last payload, what is left of it (the end of the chunked body, most often, or what
+    // a server sent after its end) is read and dropped for the same, within a bound. Otherwise
     // (the caller stopped early, an error) it is destroyed, and the connection with it.
-    if (!whole && over !== null) body.destroy();
+    if (!whole && over !== null) {
+      if (last && over === undefined && !body.destroyed) discardRest(body);
+      else body.destroy();
+    }
   }
+}
+
+/** How long what a server sends after the answer's last payload is read before the connection is closed. */
+const REST_MS = 2000;
+
+/** Reads the rest of a body and drops it, so its connection can serve again; destroys it after REST_MS. */
+function discardRest(body: IncomingMessage): void {
+  const timer = setTimeout(() => body.destroy(), REST_MS);
+  const done = (): void => clearTimeout(timer);
+  body.once("end", done);
+  body.once("close", done);
+  body.resume();
 }
 
 /** The error `stream.finished` reports for a body closed before its end. */

@@ -7,8 +7,9 @@ import {
 } from "../clients/claude-code.js";
 import { type OfferedModel, openclawConfigPath, writeOpenClawConfig } from "../clients/openclaw.js";
 import { ConfigError } from "../config/load.js";
-import type { ModelProfile } from "../routing/profile.js";
-import { loadServed } from "./served.js";
+import type { ModelProfile } from "../ir/contract.js";
+import { loadServed } from "../routing/served.js";
+import { findConfigFile } from "./serve.js";
 
 /** Used when the window cannot be known (no config value, a server that does not say). */
 const UNKNOWN_WINDOW = 16_384;
@@ -33,7 +34,7 @@ async function withServed<T>(
 ): Promise<T | undefined> {
   let served: Awaited<ReturnType<typeof loadServed>>;
   try {
-    served = await loadServed(config);
+    served = await loadServed(findConfigFile(config));
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`clawbridge: ${e.message}\n`);

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { renderChecks, runDoctor } from "../doctor/checks.js";
+import { renderChecks, runDoctor } from "../doctor/doctor.js";
+import { findConfigFile } from "./serve.js";
 
 export function registerDoctor(program: Command): void {
   program
@@ -13,7 +14,7 @@ export function registerDoctor(program: Command): void {
     .option("--json", "print the checks as JSON")
     .action(async (opts: { config?: string; openclawConfig?: string; probe: boolean; json?: boolean }) => {
       const checks = await runDoctor({
-        ...(opts.config ? { config: opts.config } : {}),
+        config: findConfigFile(opts.config),
         ...(opts.openclawConfig ? { openclawConfig: opts.openclawConfig } : {}),
         probe: opts.probe,
       });

@@ -3,9 +3,11 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import { createDispatcher, type Dispatcher } from "../backends/http.js";
-import { createBackend } from "../backends/index.js";
-import { detectLocalServers, LOCAL_SERVERS } from "../config/detect.js";
+import type { LocalServer } from "../backends/kind.js";
+import { createBackend, kindOf, kinds, localServers, writeSettings } from "../backends/registry.js";
+import { detectLocalServers } from "../config/detect.js";
 import type { BackendConfig } from "../config/types.js";
+import { redact } from "../redact.js";
 import { detectGpuMemory } from "../setup/gpu.js";
 import {
   type Candidate,
@@ -25,23 +27,34 @@ interface InitOptions {
 
 const say = (line = "") => process.stdout.write(`${line}\n`);
 
-/** The servers to look at: the URLs given (kind found by probing), or the default local ports. */
+/**
+ * The servers to look at: the URLs given (the kind found by probing each where its servers
+ * answer), or the default local ports.
+ */
 async function findServers(urls: string[] | undefined, dispatcher: Dispatcher) {
   if (!urls?.length) return detectLocalServers(dispatcher);
-  const servers = urls.flatMap((u, i) => {
+  const servers: LocalServer[] = [];
+  /** Which URL given each server would be. */
+  const given = new Map<string, number>();
+  for (const [i, u] of urls.entries()) {
+    // the root, whatever API path was pasted after it
     const root = u.replace(/\/+$/, "").replace(/\/(v1|api)$/, "");
-    return [
-      { name: `ollama${i || ""}`, kind: "ollama" as const, url: root, probe: "/api/tags" },
-      { name: `server${i || ""}`, kind: "openai-compat" as const, url: `${root}/v1`, probe: "/models" },
-    ];
-  });
+    for (const k of kinds()) {
+      const at = k.at?.(root);
+      if (!at) continue;
+      const name = `${k.foundName ?? k.kind}${i || ""}`;
+      servers.push({ name, kind: k.kind, ...at });
+      given.set(name, i);
+    }
+  }
   const found = await detectLocalServers(dispatcher, servers);
-  // an Ollama also answers /v1/models: keep one backend per URL, the native one first
-  const seen = new Set<string>();
+  // a server may answer as more than one kind (an Ollama also answers /v1/models): one backend
+  // per URL given, of the kind registered first (the native one)
+  const seen = new Set<number>();
   return found.filter((f) => {
-    const key = f.backend.url.replace(/\/v1$/, "");
-    if (seen.has(key)) return false;
-    seen.add(key);
+    const i = given.get(f.backend.name);
+    if (seen.has(i!)) return false;
+    seen.add(i!);
     return true;
   });
 }
@@ -74,8 +87,9 @@ export function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], 
         {
           kind: b.kind,
           url: b.url,
-          ...(b.flavor ? { flavor: b.flavor } : {}),
-          ...(vramGb && b.kind === "ollama" ? { vram_gb: vramGb } : {}),
+          ...writeSettings(b.kind, b.settings ?? {}),
+          // the memory budget is what a window chosen per request is fitted to
+          ...(vramGb && kindOf(b.kind)?.windowPerRequest ? { vram_gb: vramGb } : {}),
         },
       ]),
     ),
@@ -119,8 +133,12 @@ async function init(opts: InitOptions): Promise<number> {
   try {
     const found = await findServers(opts.url, dispatcher);
     if (!found.length) {
-      const where = opts.url?.join(", ") ?? LOCAL_SERVERS.map((s) => s.url).join(", ");
-      say(`No model server answered at ${where}.`);
+      const where =
+        opts.url?.join(", ") ??
+        localServers()
+          .map((s) => s.url)
+          .join(", ");
+      say(`No model server answered at ${redact(where)}.`);
       say(
         "Start one (`ollama serve`, `llama-server -m model.gguf --port 8080`, ...) and run `clawbridge init` again.",
       );
@@ -128,18 +146,13 @@ async function init(opts: InitOptions): Promise<number> {
     }
     const cands: Candidate[] = [];
     for (const f of found) {
-      const backend = createBackend(f.backend.kind, {
-        name: f.backend.name,
-        baseUrl: f.backend.url,
-        dispatcher,
-        ...(f.backend.flavor ? { flavor: f.backend.flavor } : {}),
-      });
+      const backend = createBackend(f.backend, dispatcher);
       try {
         for (const model of await backend.discover()) cands.push({ backend: f.backend, model });
-        say(`found ${f.backend.name} (${f.backend.kind}) at ${f.backend.url}`);
+        say(`found ${f.backend.name} (${f.backend.kind}) at ${redact(f.backend.url)}`);
       } catch (e) {
         say(
-          `${f.backend.name} at ${f.backend.url} answered, but listing its models failed: ${(e as Error).message}`,
+          `${f.backend.name} at ${redact(f.backend.url)} answered, but listing its models failed: ${redact((e as Error).message)}`,
         );
       }
     }

@@ -33,7 +33,7 @@ export interface ModelRow {
   /** Whether OpenClaw's practical minimum (~16k) is met. */
   openclawOk: boolean;
   why: string;
-  warnings: string[];
+  warnings: readonly string[];
 }
 
 export function registerModels(program: Command): void {

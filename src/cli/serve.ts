@@ -3,11 +3,13 @@ import type { Command } from "commander";
 import { createDispatcher } from "../backends/http.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { defaultModelsDir } from "../backends/embedded/find.js";
-import { detectEmbedded, detectLocalServers, detectedConfig, LOCAL_SERVERS } from "../config/detect.js";
+import { localServers } from "../backends/registry.js";
+import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/detect.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, type Logger } from "../log.js";
 import { buildGateway } from "../server/app.js";
+import { redact } from "../redact.js";
 
 export interface ServeOptions {
   /**
@@ -61,7 +63,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     if (file) config = loadConfigFile(file);
     else {
       const found = await detectLocalServers(dispatcher);
-      const embedded = found.length ? undefined : detectEmbedded();
+      const embedded = found.length ? undefined : detectOnDisk();
       config = detectedConfig(embedded ? [embedded] : found);
       if (embedded) {
         say(
@@ -74,7 +76,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
           say(`  ${f.backend.name} at ${f.backend.url} (${f.models} model${f.models === 1 ? "" : "s"})`);
       } else {
         hints = [
-          `No config file, no local server answered on ${LOCAL_SERVERS.map((s) => new URL(s.url).port).join(", ")}, and no GGUF model was found on disk.`,
+          `No config file, no local server answered on ${localServers()
+            .map((s) => new URL(s.url).port)
+            .join(", ")}, and no GGUF model was found on disk.`,
           "Start one (e.g. `ollama serve`, or `llama-server -m model.gguf --port 8080`) and restart clawbridge,",
           `or put a GGUF model in ${defaultModelsDir()} (\`clawbridge pull <url>\`) to run it in-process,`,
           "or write a config file (see README, Configuration) and run: clawbridge serve --config clawbridge.yaml",
@@ -142,7 +146,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   for (const b of gateway.router.backends.values()) {
     const d = gateway.router.discovered.get(b.name);
     const state = d instanceof GatewayError ? `NOT REACHABLE: ${d.message}` : `${d?.length ?? 0} model(s)`;
-    say(`  backend ${b.name} (${b.kind}) ${b.baseUrl} — ${state}`);
+    say(`  backend ${b.name} (${b.kind}) ${redact(b.baseUrl)} — ${redact(state)}`);
   }
   say(`  models: ${models.map((m) => m.id).join(", ") || "none"}`);
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);

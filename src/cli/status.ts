@@ -1,13 +1,19 @@
 import type { Command } from "commander";
 import { createDispatcher, fetchJson } from "../backends/http.js";
+import { kindOf } from "../backends/registry.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { DEFAULT_PORT } from "../config/types.js";
+import { redact } from "../redact.js";
 import { findConfigFile } from "./serve.js";
 
 type Obj = Record<string, any>;
 
-/** The running gateway's state, in lines a person reads. */
+/** The running gateway's state, in lines a person reads; credentials in URLs redacted. */
 export function renderStatus(url: string, health: Obj, loaded: Map<string, string[]>): string[] {
+  return renderLines(url, health, loaded).map(redact);
+}
+
+function renderLines(url: string, health: Obj, loaded: Map<string, string[]>): string[] {
   const lines = [`clawbridge at ${url}: ${health.status} (config: ${health.config})`];
   for (const b of (health.backends ?? []) as Obj[]) {
     const q = b.queue as Obj | undefined;
@@ -39,6 +45,8 @@ export function registerStatus(program: Command): void {
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
       let url = opts.url;
       let key: string | undefined = process.env.CLAWBRIDGE_MASTER_KEY;
+      // backend URLs as configured: /health shows them with their credentials redacted
+      const configured = new Map<string, string>();
       const file = findConfigFile(opts.config);
       if (file) {
         try {
@@ -46,6 +54,7 @@ export function registerStatus(program: Command): void {
           const host = ["0.0.0.0", "::"].includes(c.server.host) ? "127.0.0.1" : c.server.host;
           url ??= `http://${host}:${c.server.port}`;
           key = c.server.masterKey ?? key;
+          for (const b of c.backends) configured.set(b.name, b.url);
         } catch (e) {
           if (!(e instanceof ConfigError)) throw e;
           process.stderr.write(`clawbridge: ${e.message}\n`);
@@ -62,7 +71,7 @@ export function registerStatus(program: Command): void {
           })) as Obj;
         } catch (e) {
           process.stderr.write(
-            `clawbridge is not answering at ${url} (${(e as Error).message}).\nStart it with \`clawbridge serve\` (or \`clawbridge service install\`).\n`,
+            `clawbridge is not answering at ${redact(url)} (${redact((e as Error).message)}).\nStart it with \`clawbridge serve\` (or \`clawbridge service install\`).\n`,
           );
           process.exitCode = 1;
           return;
@@ -71,20 +80,15 @@ export function registerStatus(program: Command): void {
           process.stdout.write(`${JSON.stringify(health, null, 2)}\n`);
           return;
         }
-        // what Ollama has in memory right now (the other servers load one model at start)
+        // what the servers that can say hold in memory right now (Ollama; the others load one model at start)
         const loaded = new Map<string, string[]>();
         await Promise.all(
           ((health.backends ?? []) as Obj[])
-            .filter((b) => b.kind === "ollama" && b.status === "ok")
+            .filter((b) => b.status === "ok")
             .map(async (b) => {
-              const ps = (await fetchJson(b.name, `${b.url}/api/ps`, dispatcher, { timeoutMs: 2000 }).catch(
-                () => undefined,
-              )) as Obj | undefined;
-              if (ps)
-                loaded.set(
-                  b.name,
-                  ((ps.models ?? []) as Obj[]).map((m) => String(m.name)),
-                );
+              const root = withCredentials(String(b.url), configured.get(b.name));
+              const models = await kindOf(String(b.kind))?.loaded?.(b.name, root, dispatcher);
+              if (models) loaded.set(b.name, models);
             }),
         );
         for (const l of renderStatus(url, health, loaded)) process.stdout.write(`${l}\n`);
@@ -93,4 +97,19 @@ export function registerStatus(program: Command): void {
         await dispatcher.close();
       }
     });
+}
+
+/** A backend URL as /health shows it, with the credentials of the same backend's URL in the config put back. */
+function withCredentials(shown: string, configured: string | undefined): string {
+  if (!configured) return shown;
+  try {
+    const u = new URL(shown);
+    const c = new URL(configured);
+    if (u.host !== c.host) return shown;
+    u.username = c.username;
+    u.password = c.password;
+    return u.href.replace(/\/+$/, "");
+  } catch {
+    return shown;
+  }
 }

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { GatewayError } from "../ir/errors.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import type { Router } from "../routing/router.js";
 import { Supervisor } from "../up/supervisor.js";
 import { warmUp } from "../up/warmup.js";

@@ -1,45 +1,20 @@
-import type { Dispatcher } from "../backends/http.js";
-import type { BackendKind } from "../backends/types.js";
-import { fetchJson } from "../backends/http.js";
-import { type FoundModel, findModels } from "../backends/embedded/find.js";
-import { EMBEDDED_URL } from "./load.js";
+import { type Dispatcher, fetchJson } from "../backends/http.js";
+import type { LocalServer } from "../backends/kind.js";
+import { kinds, localServers, readSettings } from "../backends/registry.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type BackendConfig, type GatewayConfig } from "./types.js";
-
-/** Where local servers listen by default, and how to tell one is there. */
-export const LOCAL_SERVERS: Array<{
-  name: string;
-  kind: BackendKind;
-  flavor?: string;
-  url: string;
-  probe: string;
-}> = [
-  { name: "ollama", kind: "ollama", url: "http://127.0.0.1:11434", probe: "/api/tags" },
-  {
-    name: "llamacpp",
-    kind: "openai-compat",
-    flavor: "llamacpp",
-    url: "http://127.0.0.1:8080/v1",
-    probe: "/models",
-  },
-  {
-    name: "lmstudio",
-    kind: "openai-compat",
-    flavor: "lmstudio",
-    url: "http://127.0.0.1:1234/v1",
-    probe: "/models",
-  },
-  { name: "vllm", kind: "openai-compat", flavor: "vllm", url: "http://127.0.0.1:8000/v1", probe: "/models" },
-];
 
 export interface Detected {
   backend: BackendConfig;
   models: number;
 }
 
-/** Probes the default ports; each server found becomes a backend that serves all its models. */
+/**
+ * Probes where servers listen by default (every kind's, from the registry); each server found
+ * becomes a backend that serves all its models.
+ */
 export async function detectLocalServers(
   dispatcher: Dispatcher,
-  servers = LOCAL_SERVERS,
+  servers: readonly LocalServer[] = localServers(),
   timeoutMs = 1500,
 ): Promise<Detected[]> {
   const found = await Promise.all(
@@ -50,8 +25,13 @@ export async function detectLocalServers(
           data?: unknown[];
         };
         const models = (j.models ?? j.data ?? []).length;
-        const backend: BackendConfig = { name: s.name, kind: s.kind, url: s.url, discover: true };
-        if (s.flavor) backend.flavor = s.flavor;
+        const backend: BackendConfig = {
+          name: s.name,
+          kind: s.kind,
+          url: s.url,
+          discover: true,
+          settings: readSettings(s.kind, s.settings),
+        };
         return { backend, models };
       } catch {
         return undefined;
@@ -62,19 +42,29 @@ export async function detectLocalServers(
 }
 
 /**
- * With no server found: the GGUF models on disk (clawbridge's models folder, Ollama's pulled
- * models), served in-process by an embedded backend. None found: undefined.
+ * With no server found: models on disk that a kind can serve in-process (GGUF files in
+ * clawbridge's models folder, Ollama's pulled models), as a backend that serves them all. None
+ * found: undefined.
  */
-export function detectEmbedded(
+export function detectOnDisk(
   env: NodeJS.ProcessEnv = process.env,
-): (Detected & { found: FoundModel[] }) | undefined {
-  const found = findModels({}, env);
-  if (!found.length) return undefined;
-  return {
-    backend: { name: "local", kind: "embedded", url: EMBEDDED_URL, discover: true, embedded: {} },
-    models: found.length,
-    found,
-  };
+): (Detected & { found: Array<{ name: string; from: string; path: string }> }) | undefined {
+  for (const kind of kinds()) {
+    const disk = kind.inProcessUrl !== undefined ? kind.onDisk?.(env) : undefined;
+    if (!disk) continue;
+    return {
+      backend: {
+        name: "local",
+        kind: kind.kind,
+        url: kind.inProcessUrl!,
+        discover: true,
+        settings: disk.settings,
+      },
+      models: disk.models.length,
+      found: disk.models,
+    };
+  }
+  return undefined;
 }
 
 /** A configuration made of what was detected. */

@@ -1,4 +1,4 @@
-import type { BackendKind } from "../backends/types.js";
+import { litellmProviders, readSettings } from "../backends/registry.js";
 import { ConfigError, type Where, checkReferences } from "./check.js";
 import type { LiteLLMConfig } from "./schema.js";
 import {
@@ -8,17 +8,6 @@ import {
   type GatewayConfig,
   type TargetConfig,
 } from "./types.js";
-
-/** LiteLLM provider prefixes clawbridge serves, and the backend each becomes. */
-const PROVIDERS: Record<string, { kind: BackendKind; flavor?: string; defaultBase: string }> = {
-  ollama: { kind: "ollama", defaultBase: "http://localhost:11434" },
-  ollama_chat: { kind: "ollama", defaultBase: "http://localhost:11434" },
-  openai: { kind: "openai-compat", defaultBase: "https://api.openai.com/v1" },
-  hosted_vllm: { kind: "openai-compat", flavor: "vllm", defaultBase: "http://localhost:8000/v1" },
-  lm_studio: { kind: "openai-compat", flavor: "lmstudio", defaultBase: "http://localhost:1234/v1" },
-  llamafile: { kind: "openai-compat", flavor: "llamacpp", defaultBase: "http://localhost:8080/v1" },
-  anthropic: { kind: "anthropic", defaultBase: "https://api.anthropic.com" },
-};
 
 /** litellm_params keys that are read; others are reported once as not used. */
 const USED_PARAMS = new Set([
@@ -47,31 +36,33 @@ export function importLiteLLM(
   const globalDrop = c.litellm_settings?.drop_params ?? c.general_settings?.drop_params;
   const backends = new Map<string, BackendConfig>();
   const models = new Map<string, TargetConfig[]>();
+  // the provider prefixes served, each kind's (its registry entry says which)
+  const providers = litellmProviders();
 
   for (const [i, entry] of c.model_list.entries()) {
     const p = entry.litellm_params;
     const slash = p.model.indexOf("/");
     const prefix = slash > 0 ? p.model.slice(0, slash) : "";
-    const provider = PROVIDERS[prefix];
+    const provider = providers.get(prefix);
     if (!provider) {
       throw new ConfigError(
         `${where(["model_list", i, "litellm_params", "model"])}: model_list.${i}.litellm_params.model: '${p.model}' — ` +
-          `clawbridge serves the providers ${Object.keys(PROVIDERS)
-            .map((k) => `${k}/`)
-            .join(", ")}`,
+          `clawbridge serves the providers ${[...providers.keys()].map((k) => `${k}/`).join(", ")}`,
       );
     }
-    const url =
-      p.api_base ??
-      (provider.kind === "anthropic" ? env.ANTHROPIC_BASE_URL : undefined) ??
-      provider.defaultBase;
-    const apiKey = p.api_key ?? (provider.kind === "anthropic" ? env.ANTHROPIC_API_KEY : undefined);
+    const url = p.api_base ?? (provider.env?.url ? env[provider.env.url] : undefined) ?? provider.defaultBase;
+    const apiKey = p.api_key ?? (provider.env?.apiKey ? env[provider.env.apiKey] : undefined);
     const backendName = nameFor(provider.kind, url);
     const existing = backends.get(backendName);
     if (!existing) {
-      const b: BackendConfig = { name: backendName, kind: provider.kind, url, discover: false };
+      const b: BackendConfig = {
+        name: backendName,
+        kind: provider.kind,
+        url,
+        discover: false,
+        settings: readSettings(provider.kind, provider.settings),
+      };
       if (apiKey) b.apiKey = apiKey;
-      if (provider.flavor) b.flavor = provider.flavor;
       backends.set(backendName, b);
     }
     for (const k of Object.keys(p)) {
@@ -120,7 +111,7 @@ export function importLiteLLM(
   return config;
 }
 
-function nameFor(kind: BackendKind, url: string): string {
+function nameFor(kind: string, url: string): string {
   try {
     const u = new URL(url);
     return `${kind}@${u.host}`;

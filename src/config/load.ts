@@ -3,18 +3,9 @@ import { type Document, LineCounter, isNode, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type Where, checkReferences } from "./check.js";
 import { importLiteLLM } from "./litellm.js";
-import type { LaneRule } from "../routing/lanes.js";
-import type { Timeouts } from "../routing/timeouts.js";
-import type { EmbeddedSettings } from "../backends/embedded/index.js";
-import {
-  type NativeBackend,
-  type NativeLaneRule,
-  type NativeTarget,
-  type NativeTimeouts,
-  NativeConfigSchema,
-  LiteLLMConfigSchema,
-} from "./schema.js";
-import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type GatewayConfig, type TargetConfig } from "./types.js";
+import { kindOf } from "../backends/registry.js";
+import { NativeConfigSchema, LiteLLMConfigSchema } from "./schema.js";
+import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type GatewayConfig } from "./types.js";
 
 export { ConfigError };
 
@@ -51,12 +42,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     name,
     kind: b.kind,
     url:
-      b.kind === "embedded"
-        ? EMBEDDED_URL
-        : (b.url ?? fail(where(["backends", name]), `backends.${name}.url`, "required")),
+      kindOf(b.kind)?.inProcessUrl ??
+      b.url ??
+      fail(where(["backends", name]), `backends.${name}.url`, "required"),
     ...(b.api_key ? { apiKey: b.api_key } : {}),
-    ...(b.flavor ? { flavor: b.flavor } : {}),
     ...(b.headers ? { headers: b.headers } : {}),
+    settings: b.settings,
     discover: b.discover ?? true,
     ...(b.start
       ? {
@@ -71,21 +62,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       : {}),
     ...(b.concurrency !== undefined ? { concurrency: b.concurrency } : {}),
     ...(b.max_queue !== undefined ? { maxQueue: b.max_queue } : {}),
-    ...(b.breaker
-      ? {
-          breaker: {
-            ...(b.breaker.failures !== undefined ? { failures: b.breaker.failures } : {}),
-            ...(b.breaker.cooldown_ms !== undefined ? { cooldownMs: b.breaker.cooldown_ms } : {}),
-          },
-        }
-      : {}),
-    ...(b.timeouts ? { timeouts: timeoutsOf(b.timeouts) } : {}),
+    ...(b.breaker ? { breaker: b.breaker } : {}),
+    ...(b.timeouts ? { timeouts: b.timeouts } : {}),
     ...(b.vram_gb ? { memoryBytes: Math.round(b.vram_gb * 1024 ** 3) } : {}),
-    ...(b.kind === "embedded" ? { embedded: embeddedOf(b) } : {}),
   }));
   const models = Object.entries(c.models ?? {}).map(([alias, t]) => ({
     alias,
-    targets: (Array.isArray(t) ? t : [t]).map(targetOf),
+    targets: Array.isArray(t) ? t : [t],
   }));
   const config: GatewayConfig = {
     source: file,
@@ -96,6 +79,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         ? Math.round(c.server.body_limit_mb * 1024 * 1024)
         : DEFAULT_BODY_LIMIT,
       ...(c.server?.receive_timeout_ms ? { receiveTimeoutMs: c.server.receive_timeout_ms } : {}),
+      ...(c.server?.cors_origins ? { corsOrigins: c.server.cors_origins } : {}),
+      ...(c.server?.allowed_hosts ? { allowedHosts: c.server.allowed_hosts } : {}),
+      ...(c.server?.answer_limit_mb
+        ? { answerLimitChars: Math.round(c.server.answer_limit_mb * 1024 * 1024) }
+        : {}),
     },
     log: { level: c.log?.level ?? "info", ...(c.log?.file ? { file: c.log.file } : {}) },
     backends,
@@ -103,69 +91,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     fallbacks: c.fallbacks ?? {},
     warnings: [],
   };
-  if (c.timeouts) config.timeouts = timeoutsOf(c.timeouts);
-  if (c.lanes) config.backgroundLane = c.lanes.background.map(laneRuleOf);
+  if (c.timeouts) config.timeouts = c.timeouts;
+  if (c.lanes) config.backgroundLane = c.lanes.background;
   const key = c.server?.master_key ?? env.CLAWBRIDGE_MASTER_KEY;
   if (key) config.server.masterKey = key;
   checkReferences(config, (path) => where(path));
   return config;
-}
-
-/** The `url` an embedded backend has: it has no server. */
-export const EMBEDDED_URL = "embedded://in-process";
-
-function embeddedOf(b: NativeBackend): EmbeddedSettings {
-  const out: EmbeddedSettings = {};
-  if (b.models_dir !== undefined) out.modelsDir = b.models_dir;
-  if (b.paths !== undefined) out.paths = b.paths;
-  if (b.ollama_models !== undefined) out.ollamaDir = b.ollama_models;
-  if (b.threads !== undefined) out.threads = b.threads;
-  if (b.context_size !== undefined) out.contextSize = b.context_size;
-  if (b.parallel !== undefined) out.parallel = b.parallel;
-  if (b.gpu !== undefined) out.gpu = b.gpu;
-  return out;
-}
-
-function timeoutsOf(t: NativeTimeouts): Partial<Timeouts> {
-  const out: Partial<Timeouts> = {};
-  if (t.connect_ms !== undefined) out.connectMs = t.connect_ms;
-  if (t.load_ms !== undefined) out.loadMs = t.load_ms;
-  if (t.first_token_ms !== undefined) out.firstTokenMs = t.first_token_ms;
-  if (t.idle_ms !== undefined) out.idleMs = t.idle_ms;
-  if (t.total_ms !== undefined) out.totalMs = t.total_ms;
-  return out;
-}
-
-function laneRuleOf(r: NativeLaneRule): LaneRule {
-  const out: LaneRule = {};
-  if (r.tools !== undefined) out.tools = r.tools;
-  if (r.stream !== undefined) out.stream = r.stream;
-  if (r.max_tokens_below !== undefined) out.maxTokensBelow = r.max_tokens_below;
-  if (r.system_matches !== undefined) out.systemMatches = r.system_matches;
-  if (r.model_matches !== undefined) out.modelMatches = r.model_matches;
-  return out;
-}
-
-function targetOf(t: NativeTarget): TargetConfig {
-  const out: TargetConfig = { backend: t.backend, model: t.model };
-  if (t.timeouts !== undefined) out.timeouts = timeoutsOf(t.timeouts);
-  if (t.context_window !== undefined) out.contextWindow = t.context_window;
-  if (t.max_output_tokens !== undefined) out.maxOutputTokens = t.max_output_tokens;
-  if (t.drop_params !== undefined) out.dropParams = t.drop_params;
-  if (t.supports_tools !== undefined) out.supportsTools = t.supports_tools;
-  if (t.tool_mode !== undefined) out.toolMode = t.tool_mode;
-  if (t.tool_format !== undefined) out.toolFormat = t.tool_format;
-  if (t.strict_alternation !== undefined) out.strictAlternation = t.strict_alternation;
-  if (t.keep_alive !== undefined) out.keepAlive = t.keep_alive;
-  if (t.num_ctx !== undefined) out.numCtx = t.num_ctx;
-  if (t.fit_policy !== undefined) out.fitPolicy = t.fit_policy;
-  if (t.reserve_output_tokens !== undefined) out.reserveOutputTokens = t.reserve_output_tokens;
-  if (t.temperature !== undefined) out.temperature = t.temperature;
-  if (t.top_p !== undefined) out.topP = t.top_p;
-  if (t.top_k !== undefined) out.topK = t.top_k;
-  if (t.extra_body !== undefined) out.extraBody = t.extra_body;
-  if (t.force_tool !== undefined) out.forceTool = t.force_tool;
-  return out;
 }
 
 function validate<S extends z.ZodType>(schema: S, raw: unknown, where: Where): z.output<S> {

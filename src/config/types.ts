@@ -1,4 +1,8 @@
-import type { BackendKind } from "../backends/types.js";
+import type { BackendEntry } from "../backends/kind.js";
+import type { ModelSettings, Timeouts } from "../ir/contract.js";
+import type { BreakerSettings } from "../routing/breaker.js";
+import type { LaneRule } from "../routing/lanes.js";
+import type { StartSpec } from "../up/supervisor.js";
 
 /** The configuration after loading, validation and import: what the gateway is built from. */
 export interface GatewayConfig {
@@ -11,6 +15,12 @@ export interface GatewayConfig {
     bodyLimitBytes: number;
     /** How long a client has to send its request: the headers, then the body (default below). */
     receiveTimeoutMs?: number;
+    /** Origins of the web pages that may use the gateway, as browsers write them; `*`: any page. */
+    corsOrigins?: string[];
+    /** Host names, besides the loopback ones, that requests to a loopback bind may be addressed to. */
+    allowedHosts?: string[];
+    /** The most text a non-streaming answer may hold, in characters (default DEFAULT_ANSWER_LIMIT). */
+    answerLimitChars?: number;
   };
   log: { level: string; file?: string };
   backends: BackendConfig[];
@@ -20,20 +30,15 @@ export interface GatewayConfig {
   /** Warnings met while loading (unknown LiteLLM settings and the like). */
   warnings: string[];
   /** Time limits for every target, under what backends and targets set. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
+  timeouts?: Partial<Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
-  backgroundLane?: import("../routing/lanes.js").LaneRule[];
+  backgroundLane?: LaneRule[];
 }
 
-export interface BackendConfig {
-  name: string;
-  kind: BackendKind;
-  url: string;
-  apiKey?: string;
-  flavor?: string;
-  headers?: Record<string, string>;
+/** A backend: the fields every kind has (name, kind, url, key, headers, its kind's settings) and these. */
+export interface BackendConfig extends BackendEntry {
   /** `clawbridge up`: how to start the server when it is not running. */
-  start?: import("../up/supervisor.js").StartSpec;
+  start?: StartSpec;
   /** Also serve every model the backend lists, under its own name. */
   discover: boolean;
   /** Requests it serves at once (0: no limit); default by kind, or asked (llama.cpp slots). */
@@ -41,38 +46,20 @@ export interface BackendConfig {
   /** Requests that may wait for it; beyond, clients get overloaded with Retry-After. */
   maxQueue?: number;
   /** Circuit breaker: failures in a row that open it (0: off), and the cool-down before a probe. */
-  breaker?: Partial<import("../routing/breaker.js").BreakerSettings>;
+  breaker?: Partial<BreakerSettings>;
   /** Time limits for this backend's targets. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
-  /** Memory its models may use (VRAM), in bytes: Ollama's num_ctx is chosen to fit it. */
+  timeouts?: Partial<Timeouts>;
+  /** Memory its models may use (VRAM), in bytes: a window chosen per request is chosen to fit it. */
   memoryBytes?: number;
-  /** embedded only: where its GGUF models are and how to run them. */
-  embedded?: import("../backends/embedded/index.js").EmbeddedSettings;
 }
 
-export interface TargetConfig {
+/** One target of a model: its backend and model, the settings of its profile, and its time limits. */
+export type TargetConfig = ModelSettings & {
   backend: string;
   model: string;
   /** Time limits for this target, over the backend's and the top level's. */
-  timeouts?: Partial<import("../routing/timeouts.js").Timeouts>;
-  contextWindow?: number;
-  maxOutputTokens?: number;
-  dropParams?: boolean;
-  supportsTools?: boolean;
-  toolMode?: import("../routing/profile.js").ToolModeSetting;
-  toolFormat?: import("../routing/profile.js").ToolFormat;
-  strictAlternation?: boolean;
-  keepAlive?: string | number;
-  numCtx?: number;
-  fitPolicy?: "error" | "drop-oldest";
-  reserveOutputTokens?: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  extraBody?: Record<string, unknown>;
-  /** A demo and test aid: the tool the client's choice becomes while the turn has no tool result. */
-  forceTool?: string;
-}
+  timeouts?: Partial<Timeouts>;
+};
 
 export interface ModelConfig {
   alias: string;
@@ -84,3 +71,5 @@ export const DEFAULT_PORT = 4000;
 export const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 /** A 32 MB body takes well under a second on loopback, and a minute at 4.5 Mbit/s. */
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000;
+/** 32 Mi characters: far beyond the longest answer a model writes (some 100k tokens), well short of what strains memory. */
+export const DEFAULT_ANSWER_LIMIT = 32 * 1024 * 1024;

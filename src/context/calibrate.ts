@@ -1,4 +1,3 @@
-import type { ModelProfile } from "../routing/profile.js";
 import { FEATURES, type Features, PRIOR, REQUEST, tokensOf } from "./estimate.js";
 
 /**
@@ -119,16 +118,4 @@ function solve(a: Float64Array, n: number): Float64Array | undefined {
   const x = new Float64Array(n);
   for (let i = 0; i < n; i++) x[i] = a[i * w + n]! / a[i * w + i]!;
   return x;
-}
-
-const calibrations = new WeakMap<ModelProfile, Calibration>();
-
-/** The calibration of one model on one backend. */
-export function calibrationOf(profile: ModelProfile): Calibration {
-  let c = calibrations.get(profile);
-  if (!c) {
-    c = new Calibration();
-    calibrations.set(profile, c);
-  }
-  return c;
 }

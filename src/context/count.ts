@@ -1,9 +1,9 @@
-import type { Backend } from "../backends/types.js";
+import type { Backend } from "../ir/contract.js";
 import type { Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelState } from "../routing/model-state.js";
 import type { PromptCount } from "../stages/types.js";
-import { calibrationOf } from "./calibrate.js";
+import type { Calibration } from "./calibrate.js";
 import { requestFeatures } from "./estimate.js";
 
 /** After a server failed to count, it is not asked again for this long. */
@@ -11,9 +11,9 @@ const RETRY_COUNT_AFTER_MS = 60_000;
 const countFailedAt = new WeakMap<Backend, number>();
 
 /** The calibrated estimate of a request's prompt tokens: no server asked, nothing awaited. */
-export function estimatePrompt(req: Request, profile: ModelProfile): PromptCount {
+export function estimatePrompt(req: Request, calibration: Calibration): PromptCount {
   const features = requestFeatures(req);
-  return { tokens: calibrationOf(profile).estimate(features), exact: false, features };
+  return { tokens: calibration.estimate(features), exact: false, features };
 }
 
 /**
@@ -23,21 +23,22 @@ export function estimatePrompt(req: Request, profile: ModelProfile): PromptCount
  */
 export async function countPrompt(
   req: Request,
-  profile: ModelProfile,
+  model: ModelState,
   exact: boolean,
   log?: Logger,
   /** The estimate of this same request, when it was made already. */
   estimated?: PromptCount,
 ): Promise<PromptCount> {
-  const estimate = estimated ?? estimatePrompt(req, profile);
+  const estimate = estimated ?? estimatePrompt(req, model.calibration);
   const { features } = estimate;
+  const { profile } = model;
   const backend = profile.backend;
   if (!exact || !backend.countTokens) return estimate;
   const failed = countFailedAt.get(backend);
   if (failed !== undefined && Date.now() - failed < RETRY_COUNT_AFTER_MS) return estimate;
   try {
     const tokens = await backend.countTokens(req, profile);
-    calibrationOf(profile).observe(features, tokens);
+    model.calibration.observe(features, tokens);
     return { tokens, exact: true, features };
   } catch (e) {
     countFailedAt.set(backend, Date.now());

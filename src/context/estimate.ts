@@ -257,13 +257,6 @@ export function messageFeatures(msg: Message): Features {
   return m.f;
 }
 
-/** The features of a text alone. */
-export function textFeatures(s: string): Features {
-  const m = meter();
-  text(m, s);
-  return m.f;
-}
-
 /** Tokens by the given cost per class (the prior when none is given). */
 export function tokensOf(f: Features, costs: ArrayLike<number> = PRIOR): number {
   let t = 0;

@@ -1,5 +1,5 @@
-import type { DiscoveredModel } from "../backends/types.js";
-import type { ContextInfo } from "../routing/profile.js";
+import type { DiscoveredModel } from "../ir/contract.js";
+import type { ContextInfo } from "../ir/contract.js";
 
 /** num_ctx when nothing better is known: enough for OpenClaw, whose first prompt alone is ~12k tokens. */
 export const DEFAULT_NUM_CTX = 16384;

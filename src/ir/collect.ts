@@ -11,9 +11,17 @@ import type {
 
 /**
  * Folds an event stream into a whole response: the one code path behind every non-streaming
- * answer. An `error` event is thrown, so the caller answers with an error in its dialect.
+ * answer. An `error` event is thrown, so the caller answers with an error in its dialect. An
+ * answer whose text, reasoning and tool arguments grow past `limit` characters fails with
+ * `limit.error()` (and the stream is left, which stops the backend).
  */
-export async function collect(events: EventStream, fallbackModel = ""): Promise<Response> {
+export async function collect(
+  events: EventStream,
+  fallbackModel = "",
+  limit?: { chars: number; error(): Error },
+): Promise<Response> {
+  const most = limit?.chars ?? Number.POSITIVE_INFINITY;
+  let size = 0;
   const content: Array<TextPart | ToolCallPart | ThinkingPart> = [];
   const usage: Usage = { inputTokens: 0, outputTokens: 0 };
   let id = "";
@@ -36,6 +44,8 @@ export async function collect(events: EventStream, fallbackModel = ""): Promise<
           if (ev.model) model = ev.model;
           break;
         case "textDelta": {
+          size += ev.text.length;
+          if (size > most) throw limit!.error();
           closeTool();
           const last = content[content.length - 1];
           if (last?.type === "text") last.text += ev.text;
@@ -43,6 +53,8 @@ export async function collect(events: EventStream, fallbackModel = ""): Promise<
           break;
         }
         case "thinkingDelta": {
+          size += ev.text.length + (ev.signature?.length ?? 0) + (ev.redacted?.length ?? 0);
+          if (size > most) throw limit!.error();
           closeTool();
           const last = content[content.length - 1];
           if (last?.type === "thinking" && last.redacted === undefined && ev.redacted === undefined) {
@@ -64,6 +76,8 @@ export async function collect(events: EventStream, fallbackModel = ""): Promise<
           break;
         }
         case "toolCallDelta":
+          size += ev.json.length;
+          if (size > most) throw limit!.error();
           if (openTool) openTool.json += ev.json;
           break;
         case "toolCallEnd":

@@ -5,6 +5,9 @@ import { GatewayError } from "../ir/errors.js";
 export type Lane = "foreground" | "background";
 export const LANES: readonly Lane[] = ["foreground", "background"];
 
+/** Requests that may wait for a backend by default. */
+export const DEFAULT_MAX_QUEUE = 128;
+
 /** A held place at the backend; release it exactly once (later calls do nothing). */
 export interface Slot {
   /** How long the request waited for it, ms (0 when a place was free). */

@@ -3,23 +3,7 @@ import { GatewayError } from "../ir/errors.js";
 import type { Signal } from "../ir/signal.js";
 import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
-
-/**
- * Time limits on one exchange with a backend, per model profile. Each phase has its own limit,
- * counted from the start of that phase; 0 turns a limit off.
- */
-export interface Timeouts {
-  /** Setting up the TCP (TLS) connection. */
-  connectMs: number;
-  /** Request sent → the backend's first byte (its response headers): model load, JIT warm-up, the server's own queue. */
-  loadMs: number;
-  /** First byte → first event of the answer: prompt processing. */
-  firstTokenMs: number;
-  /** Longest silence between two events once the answer has started: a hang. */
-  idleMs: number;
-  /** The whole exchange, from the request sent to the last event (queue wait not counted). */
-  totalMs: number;
-}
+import type { Timeouts } from "../ir/contract.js";
 
 /**
  * Defaults for local servers: a model load or a kernel JIT takes minutes before the first byte,
@@ -171,7 +155,8 @@ export class Attempt {
     if (this.failure || this.phase === "done") return;
     const now = performance.now();
     if (this.limits.totalMs > 0 && now - this.startedAt >= this.limits.totalMs) this.expire("total");
-    else if (now >= this.phaseDue()) this.expire(this.limit);
+    // the idle limit runs only while the backend is waited for (see `watch`)
+    else if (now >= this.phaseDue() && (this.limit !== "idle" || this.innerPending)) this.expire(this.limit);
     else this.schedule(now);
   };
 
@@ -240,6 +225,10 @@ export class Attempt {
     const it: AsyncIterator<Event[]> = {
       next: () => {
         if (this.failure) return Promise.reject(this.failure);
+        // The idle limit is the backend's silence: it counts from when the next events are asked
+        // for, and not while the client takes its time with the last ones (a client that does not
+        // read holds the backend's answer back: see server/handler.ts).
+        if (this.phase === "streaming") this.lastEvent = performance.now();
         return new Promise<IteratorResult<Event[]>>((resolve, reject) => {
           this.rejectPending = reject;
           this.innerPending = true;

@@ -5,6 +5,7 @@ import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.
 import { GatewayError } from "../ir/errors.js";
 import { frozenHeight } from "../ir/frozen.js";
 import type { Logger } from "../log.js";
+import { redact } from "../redact.js";
 import { LANES } from "../routing/queue.js";
 import { Router } from "../routing/router.js";
 import { anthropicSurface } from "../surfaces/anthropic/index.js";
@@ -13,6 +14,7 @@ import type { Surface } from "../surfaces/types.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
 import { type HandlerDeps, handleGeneration, sendError } from "./handler.js";
 import { Metrics, renderGauge } from "./metrics.js";
+import { originGuard } from "./origin.js";
 import { BodyParser, text } from "./parse-cache.js";
 
 export interface AppOptions {
@@ -89,6 +91,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
     keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
     pingIntervalMs: opts.pingIntervalMs ?? 10_000,
+    answerLimitChars: config.server.answerLimitChars,
   };
   const limit = config.server.bodyLimitBytes;
   const receiveMs = config.server.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS;
@@ -141,15 +144,17 @@ export function buildGateway(opts: AppOptions): Gateway {
     });
   };
 
-  const health: Handler = (_req, res) => {
+  const health: Handler = (req, res) => {
+    // without the key, only that the gateway is up: the rest names backends, addresses and the config
+    if (key && !keyMatches(presentedKey(req.headers), key)) return sendJson(res, 200, { status: "ok" });
     const backends = [...router.backends.values()].map((b) => {
       const d = router.discovered.get(b.name);
       return {
         name: b.name,
         kind: b.kind,
-        url: b.baseUrl,
+        url: redact(b.baseUrl),
         status: d === undefined ? "unknown" : d instanceof GatewayError ? "unreachable" : "ok",
-        ...(d instanceof GatewayError ? { error: d.message } : {}),
+        ...(d instanceof GatewayError ? { error: redact(d.message) } : {}),
         ...resilienceHealth(router, b.name),
       };
     });
@@ -241,6 +246,9 @@ export function buildGateway(opts: AppOptions): Gateway {
     req.resume();
   };
 
+  // web pages: which origins may call, which names a loopback gateway answers to (origin.ts)
+  const guard = originGuard(config.server);
+
   const timeLimits: http.ServerOptions = {
     // the headers within the time to receive a request (Node answers a bare 408 and closes)
     headersTimeout: receiveMs,
@@ -252,6 +260,14 @@ export function buildGateway(opts: AppOptions): Gateway {
     connectionsCheckingInterval: Math.min(30_000, Math.max(10, Math.round(receiveMs / 10))),
   };
   const server = http.createServer(timeLimits, (req, res) => {
+    const verdict = guard(req, res);
+    if (verdict !== undefined) {
+      if (verdict instanceof GatewayError) {
+        log.warn({ origin: req.headers.origin, host: req.headers.host, url: req.url }, verdict.message);
+        refuse(req, res, verdict);
+      } else req.resume();
+      return;
+    }
     const path = (req.url ?? "/").split("?")[0]!;
     const route = routes.get(`${req.method} ${path}`);
     if (key && path !== "/health") {
@@ -362,7 +378,9 @@ function resilienceHealth(router: Router, name: string): Record<string, unknown>
     },
     circuit: breaker.state,
     ...(breaker.failures ? { failures_in_a_row: breaker.failures } : {}),
-    ...(breaker.lastError && breaker.state !== "closed" ? { last_failure: breaker.lastError.message } : {}),
+    ...(breaker.lastError && breaker.state !== "closed"
+      ? { last_failure: redact(breaker.lastError.message) }
+      : {}),
     ...(breaker.suspect ? { suspect: true } : {}),
   };
 }

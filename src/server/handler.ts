@@ -4,6 +4,7 @@ import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newId } from "../ir/ids.js";
 import { Abort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
+import { DEFAULT_ANSWER_LIMIT } from "../config/types.js";
 import type { Logger } from "../log.js";
 import type { RouteObserver, Router } from "../routing/router.js";
 import type { ResponseMeta, StreamEncoder, Surface } from "../surfaces/types.js";
@@ -17,6 +18,8 @@ export interface HandlerDeps {
   keepAliveAfterMs: number;
   /** Interval of keep-alive pings while the backend is silent. */
   pingIntervalMs: number;
+  /** The most text a non-streaming answer may hold, in characters (server.answer_limit_mb). */
+  answerLimitChars?: number | undefined;
 }
 
 /**
@@ -80,7 +83,7 @@ export async function handleGeneration(
   }
   const log = deps.log;
   const meta: ResponseMeta = {
-    id: surface.name === "anthropic" ? newId("msg_") : newId("chatcmpl-"),
+    id: newId(surface.idPrefix),
     model: req.model,
     // A placeholder until the backend reports its count (message_start must carry a number):
     // the request's size in bytes is a fair estimate at no cost on the hot path.
@@ -113,7 +116,9 @@ export async function handleGeneration(
     const events = deps.router.stream(req, abort, log, observer)[Symbol.asyncIterator]();
     if (live) outcome = await streamAnswer(live, req, events, deps, abort);
     else {
-      const answer = await collect(iterable(events), req.model);
+      // the whole answer is held before it is sent: up to a limit, whatever the backend sends
+      const chars = deps.answerLimitChars ?? DEFAULT_ANSWER_LIMIT;
+      const answer = await collect(iterable(events), req.model, { chars, error: () => tooLong(chars) });
       // as in a stream: the estimate stands when the backend reported no count
       if (!answer.usage.inputTokens) answer.usage.inputTokens = meta.inputTokensEstimate;
       const body = surface.encodeResponse(answer, req, meta);
@@ -133,6 +138,16 @@ export async function handleGeneration(
     deps.metrics.requests.inc({ surface: surface.name, model, outcome });
     deps.metrics.duration.observe({ surface: surface.name }, (performance.now() - started) / 1000);
   }
+}
+
+/** A non-streaming answer past the limit: an error, not the gateway's memory. */
+function tooLong(chars: number): GatewayError {
+  const mb = +(chars / 1024 / 1024).toFixed(2);
+  return new GatewayError(
+    "api_error",
+    `the answer grew past ${mb} MB, the most a non-streaming answer may hold (server.answer_limit_mb): ask for a stream (stream: true), or raise the limit`,
+    { code: "answer_too_large", retryable: false },
+  );
 }
 
 function iterable<T>(it: AsyncIterator<T>): AsyncIterable<T> {
@@ -226,6 +241,9 @@ async function streamAnswer(
       let s = "";
       for (const ev of r.value) s += encoder.event(ev);
       out.writeNow(s);
+      // A client that does not read holds the rest of the answer where it is: in the backend,
+      // whose connection is not read either until the client's socket takes more.
+      if (live.res.writableNeedDrain) await drained(live.res);
       r = await events.next();
     }
     if (!encoder.finished) {
@@ -245,6 +263,19 @@ async function streamAnswer(
     out.end();
     return err.kind;
   }
+}
+
+/** Resolves when the socket takes more (`drain`), or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 export function sendError(

@@ -1,4 +1,4 @@
-import type { DiscoveredModel } from "../backends/types.js";
+import type { DiscoveredModel } from "../ir/contract.js";
 import type { BackendConfig } from "../config/types.js";
 import { fittingContext, OPENCLAW_MIN_CONTEXT } from "../context/window.js";
 

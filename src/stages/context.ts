@@ -1,10 +1,9 @@
-import { calibrationOf } from "../context/calibrate.js";
 import { countPrompt, estimatePrompt } from "../context/count.js";
 import { messageFeatures } from "../context/estimate.js";
 import { dropOldest } from "../context/fit.js";
 import { contextOverflowError } from "../ir/errors.js";
 import type { Message, Request } from "../ir/types.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 import type { PromptCount, StageContext } from "./types.js";
 
 /** The server is asked for an exact count only when the estimate comes this close to the window. */
@@ -20,9 +19,9 @@ const DEFAULT_RESERVE = 1024;
  * oldest turns and says so. Clamps the output limit to what is left.
  */
 export function context(req: Request, ctx: StageContext): Request | Promise<Request> {
-  const { profile } = ctx;
-  const window = profile.contextWindow;
-  const estimate = estimatePrompt(req, profile);
+  const { profile, state } = ctx;
+  const window = state.window;
+  const estimate = estimatePrompt(req, state.calibration);
   ctx.prompt = estimate;
   if (window === undefined) return req;
   const reserve = reserveFor(req, profile, window);
@@ -41,18 +40,17 @@ async function fit(
   estimate: PromptCount,
   exact: boolean,
 ): Promise<Request> {
-  const { profile } = ctx;
+  const { profile, state } = ctx;
   let count = estimate;
   if (exact) {
-    count = await countPrompt(req, profile, true, ctx.log, estimate);
+    count = await countPrompt(req, state, true, ctx.log, estimate);
     ctx.prompt = count;
   }
   if (count.tokens + reserve <= window) return clampOutput(req, count, window, ctx);
   if (profile.fitPolicy !== "drop-oldest") throw contextOverflowError(count.tokens, window - reserve);
 
   // drop-oldest: turns go from the front until the rest fits; a server that counts checks the cut
-  const calibration = calibrationOf(profile);
-  const tokensOf = (m: Message) => calibration.estimate(messageFeatures(m));
+  const tokensOf = (m: Message) => state.calibration.estimate(messageFeatures(m));
   let fitted = req;
   let dropped = 0;
   for (let attempt = 0; attempt < 3 && count.tokens + reserve > window; attempt++) {
@@ -60,7 +58,7 @@ async function fit(
     if (!cut) break;
     fitted = { ...fitted, messages: cut.messages };
     dropped += cut.dropped;
-    count = await countPrompt(fitted, profile, count.exact, ctx.log);
+    count = await countPrompt(fitted, state, count.exact, ctx.log);
   }
   ctx.prompt = count;
   if (count.tokens + reserve > window) throw contextOverflowError(count.tokens, window - reserve);

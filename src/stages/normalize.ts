@@ -91,12 +91,12 @@ export function normalize(req: Request, ctx: StageContext): Request {
     if (caps.sampling.has(k) || !profile.dropParams) sampling[k] = v;
     else notes.push(`${k}: dropped (the server has no such setting)`);
   }
-  if (sampling.temperature === undefined && profile.defaults.temperature !== undefined)
-    sampling.temperature = profile.defaults.temperature;
-  if (sampling.topP === undefined && profile.defaults.topP !== undefined && caps.sampling.has("topP"))
-    sampling.topP = profile.defaults.topP;
-  if (sampling.topK === undefined && profile.defaults.topK !== undefined && caps.sampling.has("topK"))
-    sampling.topK = profile.defaults.topK;
+  if (sampling.temperature === undefined && profile.temperature !== undefined)
+    sampling.temperature = profile.temperature;
+  if (sampling.topP === undefined && profile.topP !== undefined && caps.sampling.has("topP"))
+    sampling.topP = profile.topP;
+  if (sampling.topK === undefined && profile.topK !== undefined && caps.sampling.has("topK"))
+    sampling.topK = profile.topK;
 
   const limits = { ...req.limits };
   if (profile.maxOutputTokens !== undefined) {

@@ -1,4 +1,3 @@
-import { calibrationOf } from "../context/calibrate.js";
 import { contextOverflowError, GatewayError } from "../ir/errors.js";
 import type { Event, EventStream, Request, Usage } from "../ir/types.js";
 import type { StageContext } from "./types.js";
@@ -83,13 +82,13 @@ export async function* truncation(
 function judge(usage: Partial<Usage>, ctx: StageContext): void {
   const sent = ctx.prompt;
   if (!sent) return;
-  const { profile, log } = ctx;
+  const { profile, state, log } = ctx;
   const input = usage.inputTokens ?? 0;
   const cached = (usage.cacheReadTokens ?? 0) + (usage.cacheWriteTokens ?? 0);
   const reported = input + cached;
-  const calibration = calibrationOf(profile);
-  const window = profile.contextWindow;
-  const known = [window, profile.numCtx, profile.context?.trained, profile.context?.served];
+  const { calibration } = state;
+  const window = state.window;
+  const known = [window, profile.numCtx, state.context?.trained, state.context?.served];
   const capped = sent.tokens > reported && known.includes(reported);
   const filled = window !== undefined && reported >= window && sent.tokens < window;
   const threshold = sent.exact ? CUT_BELOW_EXACT : calibration.samples >= CALIBRATED ? CUT_BELOW : 0;
@@ -114,30 +113,23 @@ function judge(usage: Partial<Usage>, ctx: StageContext): void {
 /** A server that turned out to serve less than believed: later requests are kept inside that. */
 function learnWindow(served: number, why: string, ctx: StageContext): void {
   const { profile, log } = ctx;
-  if (served < MIN_LEARNED_WINDOW || profile.contextWindow === undefined || served >= profile.contextWindow)
-    return;
-  const was = profile.contextWindow;
-  profile.contextWindow = served;
-  const warning = `${why}: the window is ${served} from now on, not ${was}`;
-  profile.context = {
-    ...(profile.context ?? { warnings: [] }),
-    served,
-    servedFrom: "what the backend took",
-    source: "truncation",
-    why,
-    warnings: [...(profile.context?.warnings ?? []), warning],
-  };
-  log.warn({ model: profile.alias, backend: profile.backend.name, window: served, was }, warning);
+  if (served < MIN_LEARNED_WINDOW) return;
+  const learned = ctx.state.learnWindow(served, why);
+  if (learned)
+    log.warn(
+      { model: profile.alias, backend: profile.backend.name, window: served, was: learned.was },
+      learned.warning,
+    );
 }
 
 /** An answer with nothing in it: an overflow in disguise when the prompt was large. */
 function emptyAnswer(ctx: StageContext): GatewayError | undefined {
   const sent = ctx.prompt;
-  const window = ctx.profile.contextWindow;
+  const window = ctx.state.window;
   const name = ctx.profile.backend.name;
   if (!sent) return undefined;
   // the smallest window the model may have: the one in use, or less where the server said less
-  const served = ctx.profile.context?.served;
+  const served = ctx.state.context?.served;
   const limit = Math.min(window ?? Number.POSITIVE_INFINITY, served ?? Number.POSITIVE_INFINITY);
   const large = Number.isFinite(limit) ? sent.tokens >= limit / 2 : sent.tokens >= 4096;
   if (!large) {

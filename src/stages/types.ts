@@ -2,7 +2,8 @@ import type { Features } from "../context/estimate.js";
 import type { Signal } from "../ir/signal.js";
 import type { EventStream, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile, ToolMode } from "../ir/contract.js";
+import type { ModelState } from "../routing/model-state.js";
 
 /**
  * What a note is about: its text up to the first colon, and its label in
@@ -51,12 +52,12 @@ export function noteSubject(note: string): NoteSubject | "other" {
   return SUBJECTS.has(subject) ? (subject as NoteSubject) : "other";
 }
 
-/** How tool calls are carried for one request (see `stages/tools.ts`). */
-export type ToolMode = "native" | "rescue" | "emulate" | "strip";
-
 /** What a stage knows of the request it works on: one per target tried. */
 export interface StageContext {
+  /** The model's profile: read-only, resolved from config and discovery. */
   profile: ModelProfile;
+  /** What is learned of the model while serving (its window as served, a refusal of tools, the token calibration). */
+  state: ModelState;
   log: Logger;
   /** Things changed or dropped on the way, for the log and the counters. */
   notes: Note[];

@@ -32,6 +32,8 @@ export interface ErrorAnswer {
 /** What a client speaks: decode its request, encode our answer and our errors in its dialect. */
 export interface Surface {
   readonly name: "anthropic" | "openai";
+  /** What the ids of its answers begin with (`msg_`, `chatcmpl-`). */
+  readonly idPrefix: string;
   decode(body: unknown): Request;
   streamEncoder(req: Request, meta: ResponseMeta): StreamEncoder;
   encodeResponse(res: Response, req: Request, meta: ResponseMeta): string;

@@ -1,6 +1,6 @@
 import type { Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
+import type { ModelProfile } from "../ir/contract.js";
 
 const WORDS = ["the", "model", "is", "warming", "up", "with", "a", "prompt", "of", "this", "length", "now"];
 

@@ -215,9 +215,12 @@ async function message(ex: Exchange, host: FakeHost, body: Obj, inputTokens: num
     delta(index, { type: "signature_delta", signature });
     stop(index++);
   }
+  let textFrames: { from: number; to: number } | undefined;
   if (plan.text) {
     start(index, { type: "text", text: "" });
+    const from = frames.length;
     for (const text of plan.textChunks) delta(index, { type: "text_delta", text });
+    textFrames = { from, to: frames.length };
     stop(index++);
   }
   for (const call of plan.toolCalls) {
@@ -248,6 +251,10 @@ async function message(ex: Exchange, host: FakeHost, body: Obj, inputTokens: num
     }),
     chunks: frames,
     streaming: true,
+    finish: [frames.length - 1],
+    ...(reply.repeat && reply.repeat !== 1 && textFrames
+      ? { repeat: { ...textFrames, times: reply.repeat } }
+      : {}),
     garbage:
       'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n',
   };

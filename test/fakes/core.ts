@@ -33,6 +33,10 @@ export interface Payload {
   garbage: string;
   /** HTTP/1.0-style body ended by closing the connection (no chunked encoding, no keep-alive). */
   closeDelimited?: boolean;
+  /** Streaming: the indexes of the chunks that say the answer is over (left out by the `unfinished` fault). */
+  finish?: number[];
+  /** Streaming: chunks `from` to `to` (excluded) are sent `times` times over (ScriptedReply.repeat). */
+  repeat?: { from: number; to: number; times: number };
 }
 
 /** A backend's own error response for a status, used by the `status` fault when it gives no body. */
@@ -55,6 +59,7 @@ export class FakeHost implements FakeServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly waiters = new Set<() => void>();
   private replySource: ReplyFn | ScriptedReply;
+  private keepAlive = true;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -90,6 +95,10 @@ export class FakeHost implements FakeServer {
 
   setReply(fn: ReplyFn | ScriptedReply): void {
     this.replySource = fn;
+  }
+
+  setKeepAlive(on: boolean): void {
+    this.keepAlive = on;
   }
 
   /** The scripted reply for a request. */
@@ -196,7 +205,8 @@ export class FakeHost implements FakeServer {
   private sendStatusFault(ex: Exchange, fault: Extract<Fault, { kind: "status" }>, errorFor: ErrorFor): void {
     const fallback = errorFor(fault.status);
     let headers = fallback.headers;
-    if (fault.body !== undefined && !looksLikeJson(fault.body)) {
+    const typed = Object.keys(fault.headers ?? {}).some((k) => k.toLowerCase() === "content-type");
+    if (fault.body !== undefined && !typed && !looksLikeJson(fault.body)) {
       headers = { "content-type": "text/plain; charset=utf-8" };
     }
     this.send(ex, fault.status, fault.body ?? fallback.body, { ...headers, ...fault.headers });
@@ -204,11 +214,6 @@ export class FakeHost implements FakeServer {
 
   private async deliverStream(ex: Exchange, payload: Payload, fault: Fault | undefined): Promise<void> {
     const res = ex.res;
-    const chunks = [...payload.chunks];
-    if (fault?.kind === "malformed") {
-      const at = Math.min(Math.max(fault.afterChunks ?? 1, 0), chunks.length);
-      chunks.splice(at, 0, payload.garbage);
-    }
     if (payload.closeDelimited) {
       res.useChunkedEncodingByDefault = false;
       res.shouldKeepAlive = false;
@@ -223,11 +228,13 @@ export class FakeHost implements FakeServer {
       fault?.kind === "delayBetweenChunks" ? fault.ms : fault?.kind === "slowLoad" ? fault.chunkMs : 0;
     const stopAt =
       fault?.kind === "resetAfterChunks" || fault?.kind === "hangAfterChunks" ? fault.chunks : -1;
-    for (let i = 0; i < chunks.length; i++) {
+    let i = 0;
+    for (const chunk of onTheWire(payload, fault)) {
       if (i === stopAt) break;
       if (i > 0 && between > 0 && !(await this.sleep(between))) return;
       if (gone(ex)) return;
-      await write(res, chunks[i] as string);
+      await write(res, chunk);
+      i++;
     }
     if (fault?.kind === "resetAfterChunks") {
       await drained(ex.req.socket);
@@ -251,6 +258,12 @@ export class FakeHost implements FakeServer {
         head(0);
         res.end();
         return;
+      case "garbageAfterEnd": {
+        const trailed = body + payload.garbage;
+        head(Buffer.byteLength(trailed));
+        res.end(trailed);
+        return;
+      }
       case "malformed": {
         const broken = half + payload.garbage;
         head(Buffer.byteLength(broken));
@@ -297,6 +310,7 @@ export class FakeHost implements FakeServer {
         body,
       };
       recorded.receivedAt = performance.now();
+      if (!this.keepAlive) res.shouldKeepAlive = false;
       res.once("close", () => {
         recorded.closedAt = performance.now();
         recorded.completed = res.writableFinished;
@@ -340,6 +354,36 @@ export async function startFake(
 
 export function gone(ex: Exchange): boolean {
   return ex.res.destroyed || ex.req.socket.destroyed;
+}
+
+/**
+ * A stream's chunks as they go on the wire, made one by one: the repeats (Payload.repeat) expanded, the finish
+ * chunks left out for `unfinished`, the garbage inserted for `malformed` (after `afterChunks` chunks, or last when
+ * the stream is shorter) or appended for `garbageAfterEnd`.
+ */
+function* onTheWire(payload: Payload, fault: Fault | undefined): Generator<string> {
+  const { chunks, repeat } = payload;
+  const skip = fault?.kind === "unfinished" ? new Set(payload.finish) : undefined;
+  const garbageAt = fault?.kind === "malformed" ? Math.max(fault.afterChunks ?? 1, 0) : -1;
+  let sent = 0;
+  function* one(index: number): Generator<string> {
+    if (skip?.has(index)) return;
+    if (sent === garbageAt) {
+      sent++;
+      yield payload.garbage;
+    }
+    sent++;
+    yield chunks[index] as string;
+  }
+  for (let i = 0; i < chunks.length; i++) {
+    if (repeat && i === repeat.from) {
+      for (let t = 0; t < repeat.times; t++) for (let j = repeat.from; j < repeat.to; j++) yield* one(j);
+      i = repeat.to - 1;
+      continue;
+    }
+    yield* one(i);
+  }
+  if (garbageAt >= sent || fault?.kind === "garbageAfterEnd") yield payload.garbage;
 }
 
 function write(res: http.ServerResponse, data: string): Promise<void> {

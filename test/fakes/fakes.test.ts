@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startAnthropicFake } from "./anthropic.js";
@@ -899,6 +900,85 @@ describe("faults", () => {
       await post(`${ollama.url}/api/chat`, { model: "llama3.2", messages: userMsg })
     ).text();
     assert.throws(() => ndjson(text));
+  });
+
+  it("unfinished: the stream ends without its finish marker, in each wire", async () => {
+    const fake = await faulty({ kind: "unfinished" });
+    const chunks = openAIChunks(await (await chat(fake)).text());
+    assert.equal(accumulate(chunks).text, "one two three four five six");
+    assert.equal(accumulate(chunks).finish, null, "no finish_reason, [DONE] all the same");
+    const ollama = await track(startOllamaFake({ reply: { text: "hello", fault: { kind: "unfinished" } } }));
+    const lines = ndjson(
+      await (await post(`${ollama.url}/api/chat`, { model: "llama3.2", messages: userMsg })).text(),
+    );
+    assert.equal(lines.map((l) => l.message.content).join(""), "hello");
+    assert.ok(!lines.some((l) => l.done), "no done: true line");
+    const anthropic = await track(
+      startAnthropicFake({ reply: { text: "hi", fault: { kind: "unfinished" } } }),
+    );
+    const events = sseFrames(
+      await (
+        await post(
+          `${anthropic.url}/v1/messages`,
+          { model: "c", max_tokens: 5, stream: true, messages: userMsg },
+          { "anthropic-version": "2023-06-01" },
+        )
+      ).text(),
+    ).map((f) => f.event);
+    assert.equal(events.at(-1), "message_delta", "no message_stop");
+  });
+
+  it("garbageAfterEnd: the stream in full, then a garbage frame", async () => {
+    const fake = await faulty({ kind: "garbageAfterEnd" });
+    const frames = sseFrames(await (await chat(fake)).text());
+    assert.equal(frames.at(-2)?.data, "[DONE]");
+    assert.throws(() => JSON.parse(frames.at(-1)!.data));
+    const body = await (await chat(fake, false)).text();
+    assert.ok(body.endsWith("<html><body>502 Bad Gateway</body></html>"));
+    assert.equal(JSON.parse(body.slice(0, body.indexOf("<html>"))).choices[0].finish_reason, "stop");
+  });
+
+  it("repeat: the text chunks sent over and over, the rest once", async () => {
+    const fake = await track(startOpenAICompatFake({ reply: { text: "abcd", chunkSize: 2, repeat: 3 } }));
+    const chunks = openAIChunks(await (await chat(fake)).text());
+    assert.equal(accumulate(chunks).text, "abcdabcdabcd");
+    assert.equal(accumulate(chunks).finish, "stop");
+    const ollama = await track(startOllamaFake({ reply: { text: "xy", chunkSize: 1, repeat: 2 } }));
+    const lines = ndjson(
+      await (await post(`${ollama.url}/api/chat`, { model: "llama3.2", messages: userMsg })).text(),
+    );
+    assert.equal(lines.map((l) => l.message.content).join(""), "xyxy");
+    assert.equal(lines.filter((l) => l.done).length, 1);
+    const anthropic = await track(startAnthropicFake({ reply: { text: "ok", chunkSize: 1, repeat: 2 } }));
+    const text = sseFrames(
+      await (
+        await post(
+          `${anthropic.url}/v1/messages`,
+          { model: "c", max_tokens: 5, stream: true, messages: userMsg },
+          { "anthropic-version": "2023-06-01" },
+        )
+      ).text(),
+    )
+      .map((f) => JSON.parse(f.data))
+      .map((d) => d.delta?.text ?? "")
+      .join("");
+    assert.equal(text, "okok");
+  });
+
+  it("setKeepAlive(false): every response says Connection: close", async () => {
+    const fake = await track(startOpenAICompatFake({ flavor: "llamacpp" }));
+    const connection = () =>
+      new Promise<string | undefined>((resolve, reject) => {
+        http
+          .get(`${fake.url}/health`, { agent: false, headers: { connection: "keep-alive" } }, (res) => {
+            res.resume();
+            resolve(res.headers.connection);
+          })
+          .on("error", reject);
+      });
+    assert.equal(await connection(), "keep-alive");
+    fake.setKeepAlive(false);
+    assert.equal(await connection(), "close");
   });
 
   it("emptyStream: 200, headers, no events", async () => {

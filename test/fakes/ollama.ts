@@ -342,7 +342,17 @@ async function chat(ex: Exchange, host: FakeHost, models: Model[], opts: OllamaF
       chunks.push(line({ content: "", tool_calls: toolCalls(plan) }, { done: false }));
     chunks.push(line({ content: "" }, { done_reason: doneReason, done: true, ...metrics() }));
     const garbage = `{"model":${goJson(name)},"created_at":"${goTime()}","message":{"role":"assistant","content":"unterminat\n`;
-    payload = { headers: NDJSON_HEADERS, chunks, streaming: true, garbage };
+    const text = plan.reasoningChunks.length;
+    payload = {
+      headers: NDJSON_HEADERS,
+      chunks,
+      streaming: true,
+      garbage,
+      finish: [chunks.length - 1],
+      ...(reply.repeat && reply.repeat !== 1 && plan.textChunks.length
+        ? { repeat: { from: text, to: text + plan.textChunks.length, times: reply.repeat } }
+        : {}),
+    };
   } else {
     const message: Obj = { content: plan.text };
     if (plan.reasoning) message.thinking = plan.reasoning;

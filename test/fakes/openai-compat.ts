@@ -188,13 +188,22 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
     completionGiven: reply.usage !== undefined,
     includeUsage: streamOptions?.include_usage === true,
   };
+  const objects = streaming ? dialect.chunks(answer) : [];
   const payload: Payload = streaming
     ? {
         headers: dialect.streamHeaders,
-        chunks: [...dialect.chunks(answer).map((c) => sseData(dialect.json(c))), sseData("[DONE]")],
+        chunks: [...objects.map((c) => sseData(dialect.json(c))), sseData("[DONE]")],
         streaming: true,
         garbage: 'data: {"choices":[{"index":0,"delta":{"content":"unterminat\n\n',
         closeDelimited: dialect.closeDelimited,
+        finish: indexes(objects, (c) => Boolean(choice(c)?.finish_reason)),
+        ...repeated(
+          indexes(
+            objects,
+            (c) => typeof choice(c)?.delta?.content === "string" && choice(c).delta.content !== "",
+          ),
+          reply.repeat,
+        ),
       }
     : {
         headers: dialect.jsonHeaders,
@@ -204,6 +213,22 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
         closeDelimited: dialect.closeDelimited,
       };
   await host.deliver(ex, payload, reply.fault, (status) => dialect.error(status, "fake upstream failure"));
+}
+
+/** The first choice of a chunk. */
+function choice(c: Obj): any {
+  return (c.choices as any[] | undefined)?.[0];
+}
+
+/** The indexes of the chunks that pass `test`. */
+function indexes(chunks: Obj[], test: (c: Obj) => boolean): number[] {
+  return chunks.flatMap((c, i) => (test(c) ? [i] : []));
+}
+
+/** The text chunks (contiguous indexes) sent `times` times over. */
+function repeated(text: number[], times: number | undefined): Pick<Payload, "repeat"> {
+  if (!times || times === 1 || !text.length) return {};
+  return { repeat: { from: text[0] as number, to: (text.at(-1) as number) + 1, times } };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -25,17 +25,29 @@ export interface ScriptedReply {
   usage?: { prompt: number; completion: number };
   /** Characters per streamed text chunk (and per tool-argument delta), default 4. */
   chunkSize?: number;
+  /**
+   * Streaming: the text chunks are sent this many times over, one after the other (default 1). They are sent
+   * as they are made, so an answer of any length costs the fake no memory: `text` of 64 KiB sent 1600 times is
+   * a 100 MiB answer. Usage counts are the script's or those of one pass.
+   */
+  repeat?: number;
   fault?: Fault;
 }
 
 /**
+ * `unfinished` leaves out what says the answer is over, the rest as usual: OpenAI-style servers send no chunk with
+ * a `finish_reason` (their `data: [DONE]` still comes), Ollama no `done: true` line, Anthropic no `message_stop`.
+ * A non-streaming body is sent whole. `garbageAfterEnd` sends the malformed chunk after the last one (a
+ * non-streaming body: after the body, within its length).
+ *
  * "Chunks" are the units of the stream on the wire: one SSE event (OpenAI-style `data:` frame, or Anthropic
  * `event:`+`data:` pair) or one NDJSON line (Ollama). The role chunk and the final chunks count too.
  * For a non-streaming request the body counts as one chunk: `resetAfterChunks`/`hangAfterChunks` with N >= 1
  * send the headers and the first half of the body; `malformed` truncates the body and appends garbage.
  */
 export type Fault =
-  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> } // answer with this status and body
+  // answer with this status and body (text/plain when the body is not JSON, unless the headers name a type)
+  | { kind: "status"; status: number; body?: string; headers?: Record<string, string> }
   | { kind: "delayFirstByte"; ms: number } // wait before sending headers (slow model load)
   | { kind: "delayBetweenChunks"; ms: number }
   | { kind: "resetBeforeHeaders" } // destroy socket without answering
@@ -44,6 +56,8 @@ export type Fault =
   | { kind: "hangAfterChunks"; chunks: number } // stream N chunks then go silent, socket open
   | { kind: "malformed"; afterChunks?: number } // send a garbage line/event in the stream
   | { kind: "emptyStream" } // 200 with headers and then end with no events at all
+  | { kind: "unfinished" } // streaming: the stream ends without its finish marker (see below)
+  | { kind: "garbageAfterEnd" } // after the last chunk (the finish marker, `[DONE]`), a garbage line/event
   | { kind: "slowLoad"; ms: number; chunkMs: number }; // no headers for ms (a model loading), then a chunk every chunkMs
 
 export type ReplyFn = (req: RecordedRequest) => ScriptedReply | Promise<ScriptedReply>;
@@ -74,6 +88,12 @@ export interface FakeServer {
   /** Every request received, in arrival order (all endpoints, including rejected ones). */
   requests: RecordedRequest[];
   setReply(fn: ReplyFn | ScriptedReply): void;
+  /**
+   * Whether connections are kept alive after a response (default true, as the real servers do); false: every
+   * response says `Connection: close` and the fake closes the connection after it. The tinygrad flavor always
+   * closes (its bodies are delimited by the close).
+   */
+  setKeepAlive(on: boolean): void;
   /** Destroys every open socket and clears every timer; pending hangs end. */
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import type { Part, Request } from "../../ir/types.js";
-import type { ModelProfile } from "../../routing/profile.js";
+import type { ModelProfile } from "../../ir/contract.js";
 
 /** The body for an Anthropic-compatible POST /v1/messages. */
 export function encodeAnthropicRequest(req: Request, profile: ModelProfile) {

@@ -1,6 +1,7 @@
 import type { Event, Request } from "../../ir/types.js";
 import { decodeResponse, fetchJson, postJson } from "../http.js";
-import type { Backend, BackendOptions, DiscoveredModel, SendContext, WireCaps } from "../types.js";
+import type { Backend, DiscoveredModel, SendContext, WireCaps } from "../../ir/contract.js";
+import type { BackendOptions } from "../kind.js";
 import { AnthropicEventDecoder } from "./decode.js";
 import { encodeAnthropicRequest } from "./encode.js";
 
@@ -27,6 +28,8 @@ export class AnthropicBackend implements Backend {
   readonly name: string;
   readonly baseUrl: string;
   readonly caps = CAPS;
+  /** No limit: the service queues itself. */
+  readonly concurrency = 0;
   private readonly headers: Record<string, string>;
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;

@@ -7,9 +7,9 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import type { Log } from "../../ir/contract.js";
 import { GatewayError } from "../../ir/errors.js";
 import type { Event } from "../../ir/types.js";
-import type { Logger } from "../../log.js";
 import type { FromWorker, GenerateParams, Loaded, ModelSpec, ToWorker, WorkerError } from "./protocol.js";
 import type { Prompt } from "./prompt.js";
 
@@ -19,7 +19,7 @@ interface Pending {
   reject(e: WorkerError | GatewayError): void;
   /** Streamed events, for a generation. */
   onEvents?(events: Event[]): void;
-  log?: Logger;
+  log?: Log;
 }
 
 /** The worker's entry: next to the bundle (dist/cli/embedded-worker.js), or the source under tsx. */
@@ -120,7 +120,7 @@ class EngineClient {
     prompt: Prompt,
     params: GenerateParams,
     onEvents: (events: Event[]) => void,
-    log: Logger,
+    log: Log,
   ): { done: Promise<void>; abort(): void } {
     const id = this.next++;
     const done = new Promise<void>((resolve, reject) =>

@@ -9,16 +9,16 @@ import { randomInt } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { GatewayError } from "../../ir/errors.js";
 import type { Event, Request } from "../../ir/types.js";
-import type { Logger } from "../../log.js";
-import type { ModelProfile } from "../../routing/profile.js";
 import {
   ALL_SAMPLING,
   type Backend,
-  type BackendOptions,
   type DiscoveredModel,
+  type Log,
+  type ModelProfile,
   type SendContext,
   type WireCaps,
-} from "../types.js";
+} from "../../ir/contract.js";
+import type { BackendOptions } from "../kind.js";
 import { engineClient, workerError } from "./client.js";
 import { type EngineSettings, engineModule } from "./engine.js";
 import { type FoundModel, findModels } from "./find.js";
@@ -98,8 +98,8 @@ export class EmbeddedBackend implements Backend {
   readonly name: string;
   readonly baseUrl = "in-process";
   readonly caps = CAPS;
-  /** Requests served at once: the sequences of each model's context. */
-  readonly slots: number;
+  /** Requests served at once: the sequences of each model's context (`parallel`, default 1). */
+  readonly concurrency: number;
   readonly settings: EmbeddedSettings;
   private readonly engine: EngineSettings;
   private found = new Map<string, FoundModel>();
@@ -110,10 +110,10 @@ export class EmbeddedBackend implements Backend {
   /** Generations running now, and when each of the last ones stopped (performance.now()): for tests. */
   readonly activity = { running: 0, peak: 0, stoppedAt: [] as number[], tokens: 0 };
 
-  constructor(opts: BackendOptions) {
+  constructor(opts: BackendOptions<EmbeddedSettings>) {
     this.name = opts.name;
-    this.settings = opts.embedded ?? {};
-    this.slots = Math.max(1, this.settings.parallel ?? 1);
+    this.settings = opts.settings;
+    this.concurrency = Math.max(1, this.settings.parallel ?? 1);
     this.engine = {
       threads: this.settings.threads ?? availableParallelism(),
       gpu: this.settings.gpu ?? "auto",
@@ -204,7 +204,7 @@ export class EmbeddedBackend implements Backend {
     const spec: ModelSpec = {
       path,
       contextSize: this.windowOf(checked),
-      parallel: this.slots,
+      parallel: this.concurrency,
       threads: this.engine.threads,
       gpu: this.engine.gpu,
       engine: engineModule(),
@@ -214,7 +214,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   /** Loads the model in the engine (once; said in the log), before anything is sent. */
-  private async load(spec: ModelSpec, log?: Logger): Promise<void> {
+  private async load(spec: ModelSpec, log?: Log): Promise<void> {
     const key = modelKey(spec);
     if (this.ready.has(key)) return;
     try {

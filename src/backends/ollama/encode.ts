@@ -1,5 +1,5 @@
 import type { Message, Request, Tool, ToolChoice } from "../../ir/types.js";
-import type { ModelProfile } from "../../routing/profile.js";
+import type { ModelProfile } from "../../ir/contract.js";
 import { isDeepFrozen } from "../../ir/frozen.js";
 import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
 

@@ -3,11 +3,11 @@ import { decodeResponse, fetchJson, postJson } from "../http.js";
 import {
   ALL_SAMPLING,
   type Backend,
-  type BackendOptions,
   type DiscoveredModel,
   type SendContext,
   type WireCaps,
-} from "../types.js";
+} from "../../ir/contract.js";
+import type { BackendOptions } from "../kind.js";
 import { OllamaLineDecoder } from "./decode.js";
 import { encodeOllamaBody } from "./encode.js";
 
@@ -33,6 +33,13 @@ export class OllamaBackend implements Backend {
   readonly name: string;
   readonly baseUrl: string;
   readonly caps = CAPS;
+  /**
+   * One at a time: Ollama's parallelism (OLLAMA_NUM_PARALLEL) cannot be asked over the API;
+   * recent versions default to 1, and a higher setting multiplies the context memory, so whoever
+   * sets it also knows to set `concurrency`. Sending more than it serves only moves the queue into
+   * Ollama, where lanes, bounds and cancellation do not reach.
+   */
+  readonly concurrency = 1;
   private readonly headers: Record<string, string>;
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;

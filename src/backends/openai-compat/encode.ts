@@ -8,10 +8,10 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
-import type { ModelProfile } from "../../routing/profile.js";
+import type { ModelProfile } from "../../ir/contract.js";
 import { isDeepFrozen } from "../../ir/frozen.js";
 import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
-import type { WireCaps } from "../types.js";
+import type { WireCaps } from "../../ir/contract.js";
 
 /** A tool definition on this wire. */
 function encodeTool(t: Tool) {

@@ -1,14 +1,14 @@
 import type { Event, Request } from "../../ir/types.js";
-import type { ModelProfile } from "../../routing/profile.js";
-import { decodeResponse, fetchJson, midStreamError, postJson } from "../http.js";
+import type { ModelProfile } from "../../ir/contract.js";
+import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
 import {
   ALL_SAMPLING,
   type Backend,
-  type BackendOptions,
   type DiscoveredModel,
   type SendContext,
   type WireCaps,
-} from "../types.js";
+} from "../../ir/contract.js";
+import type { BackendOptions } from "../kind.js";
 import { ChatChunkDecoder } from "./decode.js";
 import { encodeChatBody, encodeChatRequest } from "./encode.js";
 
@@ -47,6 +47,9 @@ export const CAPS: Record<Flavor, WireCaps> = {
   },
 };
 
+/** Servers that answer one request at a time (llama.cpp until its slot count is known). */
+const ONE_AT_A_TIME: ReadonlySet<Flavor> = new Set(["llamacpp", "tinygrad", "lmstudio"]);
+
 /** `http://host:port` or `http://host:port/v1` → the `/v1` root the endpoints hang off. */
 export function openaiRoot(url: string): string {
   const u = url.replace(/\/+$/, "");
@@ -59,23 +62,33 @@ export class OpenAICompatBackend implements Backend {
   readonly baseUrl: string;
   readonly caps: WireCaps;
   readonly flavor: Flavor;
+  /**
+   * llama.cpp: its slot count, asked (1 until known); TinyGrad's llm.py and LM Studio: 1 (they
+   * answer one request at a time); vLLM and generic servers: no limit (they batch or queue themselves).
+   */
+  readonly concurrency: number;
   /** Exact prompt counts: llama.cpp only (see `tokenize`). */
   readonly countTokens?: (req: Request, profile: ModelProfile) => Promise<number>;
+  /** llama.cpp's slot count (see `slots`). */
+  readonly askConcurrency?: () => Promise<number | undefined>;
   private readonly headers: Record<string, string>;
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;
 
-  constructor(private readonly opts: BackendOptions) {
+  constructor(private readonly opts: BackendOptions<{ flavor?: string }>) {
     this.name = opts.name;
     this.baseUrl = openaiRoot(opts.baseUrl);
-    this.flavor = (FLAVORS as readonly string[]).includes(opts.flavor ?? "")
-      ? (opts.flavor as Flavor)
-      : "generic";
+    const flavor = opts.settings.flavor ?? "";
+    this.flavor = (FLAVORS as readonly string[]).includes(flavor) ? (flavor as Flavor) : "generic";
     this.caps = CAPS[this.flavor];
     this.headers = { ...opts.headers };
     if (opts.apiKey) this.headers.authorization = `Bearer ${opts.apiKey}`;
     this.streamHeaders = { accept: "text/event-stream", ...this.headers };
-    if (this.flavor === "llamacpp") this.countTokens = (req, profile) => this.tokenize(req, profile);
+    this.concurrency = ONE_AT_A_TIME.has(this.flavor) ? 1 : 0;
+    if (this.flavor === "llamacpp") {
+      this.countTokens = (req, profile) => this.tokenize(req, profile);
+      this.askConcurrency = () => this.slots();
+    }
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
@@ -91,13 +104,7 @@ export class OpenAICompatBackend implements Backend {
     const decoder = new ChatChunkDecoder(this.name);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {
       // A server that ignored `stream: true` and answered one JSON object: one payload.
-      let text = "";
-      res.body.setEncoding("utf8");
-      try {
-        for await (const chunk of res.body) text += chunk;
-      } catch (e) {
-        throw midStreamError(this.name, e);
-      }
+      const text = await readWhole(this.name, res.body);
       const out: Event[] = [];
       decoder.push(text, out);
       decoder.end(out);
@@ -189,6 +196,16 @@ export class OpenAICompatBackend implements Backend {
     } catch {
       // not LM Studio after all, or an older one: the window stays unknown
     }
+  }
+
+  /** llama.cpp's slot count from GET /props (`total_slots`); undefined when it does not say. */
+  private async slots(): Promise<number | undefined> {
+    const j = (await fetchJson(this.name, `${this.root}/props`, this.opts.dispatcher, {
+      headers: this.headers,
+      timeoutMs: 3000,
+    })) as { total_slots?: unknown };
+    const n = j?.total_slots;
+    return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;
   }
 
   /**

@@ -7,7 +7,7 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
-import type { ToolFormat } from "../../routing/profile.js";
+import type { ToolFormat } from "../../ir/contract.js";
 
 /**
  * Tool emulation: for servers or models without tool support, the offered tools go into the

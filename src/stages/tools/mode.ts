@@ -1,5 +1,6 @@
+import type { ToolMode } from "../../ir/contract.js";
 import type { Message, Request } from "../../ir/types.js";
-import type { Note, RequestStage, StageContext, ToolMode } from "../types.js";
+import type { Note, RequestStage, StageContext } from "../types.js";
 import { emulateTools, forcedCallSchema } from "./emulate.js";
 
 /**
@@ -44,21 +45,19 @@ function forceTool(req: Request, ctx: StageContext): Request {
 }
 
 export function resolveMode(req: Request, ctx: StageContext): ToolMode {
-  const { profile } = ctx;
-  const setting = profile.toolMode ?? "auto";
+  const { profile, state } = ctx;
+  const setting = state.toolMode ?? "auto";
   if (setting !== "auto") return setting;
   if (!req.tools.length && !hasToolHistory(req.messages)) return "rescue";
   // The wire has no place for tools (TinyGrad), or the model has none (reported, configured, or
   // learned from a refusal): emulate. Otherwise native, with rescue on top.
-  if (!profile.backend.caps.tools || profile.supportsTools === false) return "emulate";
+  if (!profile.backend.caps.tools || state.supportsTools === false) return "emulate";
   return "rescue";
 }
 
 function hasToolHistory(messages: Message[]): boolean {
   return messages.some((m) => m.parts.some((p) => p.type === "toolCall" || p.type === "toolResult"));
 }
-
-const warnedStrip = new WeakSet<object>();
 
 function strip(req: Request, ctx: StageContext): Request {
   let dropped = 0;
@@ -72,10 +71,7 @@ function strip(req: Request, ctx: StageContext): Request {
   const warning: Note = `tools: strip mode dropped ${req.tools.length} tool definition(s) and ${dropped} tool call/result part(s); the model cannot use tools`;
   ctx.notes.push(warning);
   // once per model in the log at warn level; each request's notes carry it at debug level
-  if (!warnedStrip.has(ctx.profile)) {
-    warnedStrip.add(ctx.profile);
-    ctx.log.warn({ model: ctx.profile.alias }, warning);
-  }
+  if (ctx.state.firstTime("tools stripped")) ctx.log.warn({ model: ctx.profile.alias }, warning);
   const out: Request = { ...req, messages, tools: [], toolChoice: { type: "auto" } };
   delete out.parallelToolCalls;
   return out;

@@ -4,6 +4,7 @@ import { AnthropicStreamEncoder, encodeAnthropicError, encodeAnthropicResponse }
 
 export const anthropicSurface: Surface = {
   name: "anthropic",
+  idPrefix: "msg_",
   decode: decodeAnthropicRequest,
   streamEncoder: (_req, meta) => new AnthropicStreamEncoder(meta),
   encodeResponse: encodeAnthropicResponse,

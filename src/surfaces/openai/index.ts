@@ -5,6 +5,7 @@ import { OpenAIStreamEncoder, encodeOpenAIError, encodeOpenAIResponse } from "./
 
 export const openaiSurface: Surface = {
   name: "openai",
+  idPrefix: "chatcmpl-",
   decode: decodeOpenAIRequest,
   streamEncoder: (req, meta) =>
     new OpenAIStreamEncoder(

@@ -3,9 +3,8 @@ import { detectedConfig, detectLocalServers } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
 import { silentLogger } from "../log.js";
-import type { ModelProfile } from "../routing/profile.js";
-import { Router } from "../routing/router.js";
-import { findConfigFile } from "./serve.js";
+import type { ModelProfile } from "../ir/contract.js";
+import { Router } from "./router.js";
 
 /** What a gateway with this config serves, found the way `serve` finds it (config, then discovery). */
 export interface Served {
@@ -19,9 +18,9 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function loadServed(configFile: string | undefined): Promise<Served> {
+/** `file`: the config file (`findConfigFile`'s answer); none: the servers found on the default ports. */
+export async function loadServed(file: string | undefined): Promise<Served> {
   const dispatcher = createDispatcher();
-  const file = findConfigFile(configFile);
   const config = file ? loadConfigFile(file) : detectedConfig(await detectLocalServers(dispatcher));
   const router = new Router(config, dispatcher, silentLogger);
   await router.discover();

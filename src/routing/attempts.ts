@@ -1,0 +1,219 @@
+import { countPrompt } from "../context/count.js";
+import type { ModelProfile } from "../ir/contract.js";
+import { GatewayError, toGatewayError } from "../ir/errors.js";
+import { Abort, type Signal } from "../ir/signal.js";
+import type { Event, Request } from "../ir/types.js";
+import type { Logger } from "../log.js";
+import { requestStages, responseStages, runStages, shapingStages } from "../stages/pipeline.js";
+import { type NoteSubject, noteSubject, type PromptCount, type StageContext } from "../stages/types.js";
+import type { BackendStates, PlaceObserver } from "./backend-state.js";
+import { isBackendFailure } from "./breaker.js";
+import type { LaneRules } from "./lanes.js";
+import type { Target } from "./models.js";
+import type { Slot } from "./queue.js";
+import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
+
+export interface RouteObserver extends PlaceObserver {
+  /** Called with the subject of each note a stage made (dropped fields and the like). */
+  note?(what: NoteSubject | "other"): void;
+  /** Called for each thing a response stage did (a rescued tool call, a repair). */
+  count?(what: string, n?: number): void;
+  /** Called when routing moves on from a failed target. */
+  switched?(from: ModelProfile, reason: GatewayError): void;
+}
+
+/** The targets a model name resolves to, in the order they are tried. */
+export type Resolve = (model: string) => readonly Target[];
+
+/**
+ * Runs a request on the targets its model resolves to: for each in turn, the request stages
+ * (one runner for them all, `runStages`), a place at its backend, the backend under the
+ * watchdog of the profile's time limits, the response stages. A target that fails before its
+ * first event is left for the next; once an event went out nothing is retried.
+ */
+export class Attempts {
+  constructor(
+    private readonly resolve: Resolve,
+    private readonly backends: BackendStates,
+    private readonly lanes: LaneRules,
+  ) {}
+
+  /** A stage context for one request on one target. */
+  private context(req: Request, target: Target, signal: Signal, log: Logger): StageContext {
+    return { profile: target.profile, state: target.state, log, notes: [], client: req, signal };
+  }
+
+  /**
+   * The prompt tokens a request costs on the model it names (its first target), counted as it
+   * would be sent: after the stages that reshape it, by the server where it can count.
+   */
+  async countTokens(req: Request, log: Logger): Promise<PromptCount> {
+    const target = this.resolve(req.model)[0]!;
+    const ctx = this.context(req, target, new Abort(), log);
+    const shaped = await runStages(shapingStages, req, ctx);
+    return countPrompt(shaped, target.state, true, log);
+  }
+
+  /**
+   * A model that answered it does not support tools has them emulated for the rest of the
+   * process, and the request is tried once more; the refusal never reaches the client.
+   */
+  private learnToolRefusal(err: GatewayError, target: Target, ctx: StageContext, log: Logger): boolean {
+    if (err.code !== "tools_unsupported" || ctx.toolMode === "emulate" || ctx.toolMode === "strip")
+      return false;
+    target.state.refuseTools();
+    log.warn(
+      { model: target.profile.alias, backend: target.profile.backend.name, reason: err.message },
+      "the model refused tools; emulating them from now on",
+    );
+    ctx.count?.("learned_emulate");
+    return true;
+  }
+
+  /**
+   * The one path from an IR request to an IR event stream: for each target in turn, its circuit
+   * breaker, the request stages, a place in its backend's queue, then the backend under the
+   * watchdog of the profile's time limits. A target that fails before its first event is left for
+   * the next (a replica, then the fallback chain), each switch logged with its reason; once an
+   * event went out nothing is retried.
+   */
+  async *stream(
+    req: Request,
+    signal: Signal,
+    log: Logger,
+    observer: RouteObserver = {},
+  ): AsyncGenerator<Event[]> {
+    const targets = this.resolve(req.model);
+    const lane = this.lanes.laneOf(req);
+    let lastError: GatewayError | undefined;
+    /** The place held for the same target tried again (a learned tool refusal): it keeps its turn. */
+    let kept: Slot | undefined;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i]!;
+      const { profile } = target;
+      const backend = profile.backend;
+      const next = targets[i + 1];
+      const breaker = this.backends.get(backend.name)!.breaker;
+      let slot = kept;
+      kept = undefined;
+      // An open circuit is skipped while another target can serve; the last one left is tried
+      // all the same (an error either way, and an answer if the backend has recovered).
+      let admission = breaker.admit();
+      if (admission instanceof GatewayError) {
+        lastError = admission;
+        if (next) {
+          slot?.release();
+          this.switching(profile, next.profile, admission, log, observer);
+          continue;
+        }
+        admission = "ok";
+      }
+      let heard = false;
+      let counted = false;
+      let attempt: Attempt | undefined;
+      let iterator: AsyncIterator<Event[]> | undefined;
+      try {
+        const ctx = this.context(req, target, signal, log);
+        if (observer.count) ctx.count = observer.count;
+        const r = runStages(requestStages, req, ctx);
+        const shaped = r instanceof Promise ? await r : r;
+        if (ctx.notes.length) {
+          log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
+          for (const n of ctx.notes) observer.note?.(noteSubject(n));
+        }
+        try {
+          slot ??=
+            this.backends.placeNow(backend, lane, observer) ??
+            (await this.backends.place(backend, lane, signal, log, observer));
+        } catch (e) {
+          const err = toGatewayError(e);
+          if (signal.aborted || !next) throw err;
+          lastError = err;
+          this.switching(profile, next.profile, err, log, observer);
+          continue;
+        }
+        target.inFlight++;
+        counted = true;
+        attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
+        let events = attempt.watch(backend.send(shaped, { profile, signal: attempt.signal, log }));
+        for (const stage of responseStages) events = stage(events, shaped, ctx);
+        iterator = events[Symbol.asyncIterator]();
+        let first: IteratorResult<Event[]>;
+        try {
+          first = await iterator.next();
+        } catch (e) {
+          const err = toGatewayError(e);
+          if (signal.aborted) throw err; // the client left: no verdict on the backend
+          lastError = err;
+          heard = true;
+          if (isBackendFailure(err)) breaker.failure(err);
+          else if (err.upstreamStatus !== undefined)
+            breaker.success(); // it answered: it is up
+          else heard = false;
+          if (this.learnToolRefusal(err, target, ctx, log)) {
+            i--; // the same target again, now with emulated tools, in the same place
+            kept = slot;
+            continue;
+          }
+          if (!err.retryable || !next) throw err;
+          this.switching(profile, next.profile, err, log, observer);
+          continue;
+        }
+        heard = true;
+        breaker.success();
+        if (first.done) return;
+        yield first.value;
+        for (;;) {
+          let r: IteratorResult<Event[]>;
+          try {
+            r = await iterator.next();
+          } catch (e) {
+            const err = toGatewayError(e);
+            if (!signal.aborted && isBackendFailure(err)) {
+              breaker.failure(err);
+              breaker.suspect = true;
+              log.warn(
+                { backend: backend.name, model: profile.alias, reason: err.message },
+                "backend broke off an answer; marked suspect",
+              );
+            }
+            throw err;
+          }
+          if (r.done) {
+            breaker.suspect = false;
+            return;
+          }
+          yield r.value;
+        }
+      } finally {
+        if (!heard) breaker.settle(admission);
+        // an attempt ended early (client gone, error, timeout) aborts its backend request first
+        attempt?.dispose();
+        await iterator?.return?.().catch(() => undefined);
+        if (counted) target.inFlight--;
+        if (slot && kept !== slot) slot.release();
+      }
+    }
+    throw lastError ?? new GatewayError("api_error", `no target could serve '${req.model}'`);
+  }
+
+  /** Logs and counts a move from a failed target to the next. */
+  private switching(
+    from: ModelProfile,
+    to: ModelProfile,
+    reason: GatewayError,
+    log: Logger,
+    observer: RouteObserver,
+  ): void {
+    log.warn(
+      {
+        from: `${from.alias}@${from.backend.name}`,
+        to: `${to.alias}@${to.backend.name}`,
+        reason: reason.message,
+        kind: reason.kind,
+      },
+      "target failed before answering; trying the next",
+    );
+    observer.switched?.(from, reason);
+  }
+}

@@ -1,0 +1,195 @@
+import type { Dispatcher } from "../backends/http.js";
+import { createBackend, listedAs } from "../backends/registry.js";
+import type { GatewayConfig, TargetConfig } from "../config/types.js";
+import type { Backend, ContextInfo, DiscoveredModel, ModelProfile } from "../ir/contract.js";
+import { GatewayError, toGatewayError } from "../ir/errors.js";
+import type { Logger } from "../log.js";
+import { ModelState } from "./model-state.js";
+import { type Place, discoveredProfile, profileOf } from "./profiles.js";
+
+export interface ServedModel {
+  id: string;
+  backend: string;
+  model: string;
+  /** The window requests are kept inside: what clients are told. */
+  contextWindow?: number;
+  source: "config" | "discovered";
+  /** Where the window came from: served, configured, trained, why. */
+  context?: ContextInfo;
+  /** Where the window is chosen per request: the one sent with every request (Ollama's num_ctx). */
+  numCtx?: number;
+}
+
+/** One model on one backend that a name resolves to: its profile, what is learned of it, its requests now. */
+export class Target {
+  /** Requests on it now (replicas: the least busy goes first). */
+  inFlight = 0;
+  constructor(
+    readonly state: ModelState,
+    /** Its configuration, when it has one (a discovered model has none). */
+    readonly config?: TargetConfig,
+  ) {}
+
+  get profile(): ModelProfile {
+    return this.state.profile;
+  }
+}
+
+interface Entry {
+  alias: string;
+  targets: Target[];
+  source: "config" | "discovered";
+}
+
+/**
+ * The models a client may name: profiles from the config and from what each backend discovers,
+ * and what a name resolves to — its replicas, then its fallback chain.
+ */
+export class ModelRegistry {
+  readonly backends = new Map<string, Backend>();
+  /** Backends that answered discovery, and what they said. */
+  readonly discovered = new Map<string, DiscoveredModel[] | GatewayError>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly fallbacks: Record<string, string[]>;
+  private readonly discoverOn: Set<string>;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    dispatcher: Dispatcher,
+    private readonly log: Logger,
+  ) {
+    for (const b of config.backends) this.backends.set(b.name, createBackend(b, dispatcher));
+    for (const m of config.models) {
+      this.entries.set(m.alias, {
+        alias: m.alias,
+        source: "config",
+        targets: m.targets.map(
+          (t) => new Target(new ModelState(profileOf(m.alias, t, this.placeOf(t.backend))), t),
+        ),
+      });
+    }
+    this.fallbacks = config.fallbacks;
+    this.discoverOn = new Set(config.backends.filter((b) => b.discover).map((b) => b.name));
+  }
+
+  private placeOf(backend: string): Place {
+    return {
+      backend: this.backends.get(backend)!,
+      config: this.config.backends.find((b) => b.name === backend),
+      timeouts: this.config.timeouts,
+    };
+  }
+
+  /**
+   * Asks every backend what it has. Configured models are resolved again with what the server
+   * says (context, tool support); backends with discovery on also serve their models under their
+   * own names.
+   */
+  async discover(): Promise<void> {
+    await Promise.all(
+      [...this.backends.values()].map(async (backend) => {
+        let models: DiscoveredModel[];
+        try {
+          models = await backend.discover();
+        } catch (e) {
+          const err = toGatewayError(e);
+          this.discovered.set(backend.name, err);
+          this.log.warn({ backend: backend.name, err: err.message }, "backend did not answer discovery");
+          return;
+        }
+        this.discovered.set(backend.name, models);
+        const byName = new Map(models.map((m) => [m.name, m]));
+        const at = this.placeOf(backend.name);
+        for (const entry of this.entries.values()) {
+          for (const t of entry.targets) {
+            if (t.profile.backend !== backend) continue;
+            const d = listedAs(backend.kind, t.profile.model)
+              .map((n) => byName.get(n))
+              .find((x) => x !== undefined);
+            if (!d) continue;
+            t.state.resolved(t.config ? profileOf(entry.alias, t.config, at, d) : discoveredProfile(d, at));
+            this.reportWindow(t.profile);
+          }
+        }
+        if (!this.discoverOn.has(backend.name)) return;
+        for (const d of models) {
+          if (this.entries.has(d.name)) continue;
+          const profile = discoveredProfile(d, at);
+          this.reportWindow(profile);
+          this.entries.set(d.name, {
+            alias: d.name,
+            source: "discovered",
+            targets: [new Target(new ModelState(profile))],
+          });
+        }
+      }),
+    );
+  }
+
+  /** Says, once discovery is done, which window each model got and why, and what disagrees. */
+  private reportWindow(p: ModelProfile): void {
+    const info = p.context;
+    if (!info) return;
+    const where = { model: p.alias, backend: p.backend.name, window: p.contextWindow };
+    if (p.numCtx !== undefined)
+      this.log.info({ ...where, num_ctx: p.numCtx, why: info.why }, "num_ctx chosen");
+    else this.log.debug({ ...where, why: info.why }, "context window");
+    for (const w of info.warnings) this.log.warn(where, w);
+  }
+
+  /** Every model a client may name, with the window it is served with now. */
+  models(): ServedModel[] {
+    return [...this.entries.values()].map((e) => {
+      const { state } = e.targets[0]!;
+      const p = state.profile;
+      const m: ServedModel = { id: e.alias, backend: p.backend.name, model: p.model, source: e.source };
+      if (state.window !== undefined) m.contextWindow = state.window;
+      if (state.context) m.context = state.context;
+      if (p.numCtx !== undefined) m.numCtx = p.numCtx;
+      return m;
+    });
+  }
+
+  /**
+   * The name a model is served under, for the metrics: the name itself when an entry has it
+   * (configured or discovered), "*" when the catch-all entry serves it, undefined when nothing
+   * does. Never the client's name for a model no entry has: it would be a label without bound.
+   */
+  servedAs(model: string): string | undefined {
+    if (this.entries.has(model)) return model;
+    return this.entries.has("*") ? "*" : undefined;
+  }
+
+  /**
+   * The targets for a model name, in the order they are tried: its replicas (ordered by `busy`,
+   * least first; ties keep config order), then its fallback chain.
+   */
+  resolve(model: string, busy?: (t: Target) => number): readonly Target[] {
+    const entry = this.entries.get(model) ?? this.entries.get("*");
+    if (!entry) {
+      const known = [...this.entries.keys()];
+      throw new GatewayError(
+        "not_found",
+        `model '${model}' is not served here${known.length ? ` (served: ${known.slice(0, 20).join(", ")})` : "; no models are configured — see /health"}`,
+        { param: "model", code: "model_not_found", retryable: false },
+      );
+    }
+    // one target and no fallbacks (most configs): the entry's own list, read only by the callers
+    if (entry.targets.length < 2 && !this.fallbacks[entry.alias]?.length) return entry.targets;
+    const chain = [entry];
+    const seen = new Set([entry.alias]);
+    const queue = [...(this.fallbacks[entry.alias] ?? [])];
+    while (queue.length) {
+      const alias = queue.shift()!;
+      if (seen.has(alias)) continue;
+      seen.add(alias);
+      const fb = this.entries.get(alias);
+      if (!fb) continue;
+      chain.push(fb);
+      queue.push(...(this.fallbacks[alias] ?? []));
+    }
+    return chain.flatMap((e) =>
+      e.targets.length < 2 || !busy ? e.targets : [...e.targets].sort((a, b) => busy(a) - busy(b)),
+    );
+  }
+}
