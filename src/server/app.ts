@@ -190,8 +190,8 @@ export function buildGateway(opts: AppOptions): Gateway {
     sendError(surfaceFor(req), res, err, deps, "invalid");
 
   /**
-   * Answers a request whose body is not read (the key, the route, the size or the time refused
-   * it) and closes its connection, without losing the answer to a client still sending.
+   * Answers a request whose body is not read (the origin, the key, the route, the size or the time
+   * refused it) and closes its connection, without losing the answer to a client still sending.
    *
    * A socket closed on bytes it has not read is reset, and a client that reads its answer once it
    * has sent everything (most do) then sees the reset, not the answer: an SDK sends the whole body
