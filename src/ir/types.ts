@@ -100,8 +100,9 @@ export interface Request {
   /** Client metadata (Anthropic metadata.user_id, OpenAI user). Informational only. */
   metadata: Record<string, unknown>;
   /**
-   * The answer must be JSON matching this schema (constrained decoding). Set by the tools stage
-   * when emulated tools are forced, and only for backends whose wire can constrain.
+   * The answer must be JSON matching this schema (constrained decoding). Set by the Responses
+   * surface for structured output (`text.format`), and by the tools stage when emulated tools are
+   * forced (only for backends whose wire can constrain); a backend whose wire cannot leaves it.
    */
   constrain?: { schema: Record<string, unknown> };
   /** Fields the surface accepted but no backend can use, recorded for the log. */

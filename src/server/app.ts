@@ -10,6 +10,7 @@ import { LANES } from "../routing/queue.js";
 import { Router } from "../routing/router.js";
 import { anthropicSurface } from "../surfaces/anthropic/index.js";
 import { openaiSurface } from "../surfaces/openai/index.js";
+import { createResponsesSurface } from "../surfaces/responses/index.js";
 import type { Surface } from "../surfaces/types.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
 import { type HandlerDeps, handleGeneration, sendError } from "./handler.js";
@@ -174,7 +175,9 @@ export function buildGateway(opts: AppOptions): Gateway {
   };
 
   const routes = new Map<string, Route>();
+  const responses = generation(createResponsesSurface());
   for (const prefix of ["/v1", ""]) {
+    routes.set(`POST ${prefix}/responses`, { handler: responses, body: true });
     routes.set(`POST ${prefix}/messages`, { handler: generation(anthropicSurface), body: true });
     routes.set(`POST ${prefix}/chat/completions`, { handler: generation(openaiSurface), body: true });
     routes.set(`POST ${prefix}/messages/count_tokens`, { handler: countTokens, body: true });
