@@ -7,7 +7,7 @@ import type { ResponseCreateParamsBase } from "openai/resources/responses/respon
 type Params = Omit<ResponseCreateParamsBase, "stream">;
 import { BACKENDS } from "../../backends.js";
 import type { FakeServer } from "../../fakes/script.js";
-import { oneBackend, type RunningGateway, startGateway } from "../../helpers.js";
+import { oneBackend, parseSse, type RunningGateway, startGateway } from "../../helpers.js";
 
 const WEATHER = {
   type: "function" as const,
@@ -336,6 +336,71 @@ for (const backend of BACKENDS.filter((b) => b.kind !== "anthropic")) {
       assert.ok(forced instanceof OpenAI.BadRequestError);
       assert.equal(forced.param, "tool_choice");
       assert.match(forced.message, /'web_search' is a tool that OpenAI hosts/);
+    });
+
+    test("a Codex-shaped turn: developer messages, ids of its own, store:false, its extra fields", async () => {
+      fake.setReply({ text: "done" });
+      const body = {
+        model: "test-model",
+        stream: true,
+        input: [
+          {
+            type: "message",
+            id: "msg_3edf8",
+            role: "developer",
+            content: [{ type: "input_text", text: "You are Codex." }],
+          },
+          {
+            type: "message",
+            id: "msg_01a2",
+            role: "user",
+            content: [{ type: "input_text", text: "Say hi" }],
+          },
+          {
+            type: "function_call",
+            status: "completed",
+            id: "fc_1",
+            name: "exec_command",
+            arguments: '{"cmd":"echo hi"}',
+            call_id: "call_abc123",
+          },
+          { type: "function_call_output", id: "fco_01a2", call_id: "call_abc123", output: "hi\n" },
+        ],
+        tools: [
+          {
+            type: "function",
+            name: "exec_command",
+            parameters: { type: "object", properties: { cmd: { type: "string" } } },
+            strict: false,
+          },
+          { type: "web_search", external_web_access: false },
+        ],
+        tool_choice: "auto",
+        parallel_tool_calls: true,
+        reasoning: { summary: "auto" },
+        store: false,
+        include: ["reasoning.encrypted_content"],
+        prompt_cache_key: "01a24beb",
+        client_metadata: { session_id: "s", "x-codex-turn-metadata": "{}" },
+      };
+      const res = await fetch(`${gw.url}/v1/responses?api-version=2025-04-01-preview`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      const frames = parseSse(await res.text());
+      assert.equal(frames.at(-1)?.data.type, "response.completed");
+      for (const f of frames) assert.equal(f.event, f.data.type, "the event: line names the data's type");
+      const done = frames.find((f) => f.data.type === "response.output_item.done")?.data.item;
+      assert.equal(done.content[0].text, "done");
+      const sentBody = sent();
+      assert.deepEqual(sentBody.messages[0], { role: "system", content: "You are Codex." });
+      assert.deepEqual(
+        sentBody.tools.map((t: any) => t.function.name),
+        ["exec_command"],
+      );
+      assert.equal(sentBody.messages.find((m: any) => m.role === "tool").content, "hi\n");
     });
 
     test("bad input and a backend failure are errors in the OpenAI shape", async () => {
