@@ -9,7 +9,7 @@
 import { newId } from "../../ir/ids.js";
 import type { Event, EventStream } from "../../ir/types.js";
 import type { ResponseStage, StageContext } from "../types.js";
-import { ToolSet } from "./formats.js";
+import { ToolSet } from "./formats/index.js";
 import { type ScanCall, type ScanOutput, ToolCallScanner } from "./scanner.js";
 
 export const rescue: ResponseStage = (events, _req, ctx) => {
