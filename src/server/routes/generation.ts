@@ -105,7 +105,7 @@ async function handleGeneration(
     ? new LiveStream(surface.streamEncoder(req, meta), res, deps.pingIntervalMs)
     : undefined;
   const observer: RouteObserver = {
-    note: (what: string) => deps.metrics.reshaped.inc({ what }),
+    note: (subject) => deps.metrics.reshaped.inc({ what: subject }),
     count: (what: string, n = 1) => deps.metrics.toolCalls.inc({ what }, n),
     switched: (from: { backend: { name: string } }, err: GatewayError) =>
       deps.metrics.switched.inc({ from_backend: from.backend.name, kind: err.kind }),
