@@ -91,8 +91,6 @@ export async function collect(
           stopReason = ev.reason;
           stopSequence = ev.stopSequence;
           break;
-        case "error":
-          throw ev.error;
       }
     }
   closeTool();

@@ -123,10 +123,6 @@ class Rescuer {
         } else out.push(ev);
         return out;
       }
-      case "error":
-        this.endSection(out);
-        out.push(ev);
-        return out;
       default:
         // start, usage: they carry no content and need no order against it
         out.push(ev);
