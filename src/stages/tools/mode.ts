@@ -47,7 +47,7 @@ function forceTool(req: Request, ctx: StageContext): Request {
   return { ...req, toolChoice: { type: "tool", name } };
 }
 
-export function resolveMode(req: Request, ctx: StageContext): ToolMode {
+function resolveMode(req: Request, ctx: StageContext): ToolMode {
   const { profile, state } = ctx;
   const setting = state.toolMode ?? "auto";
   if (setting !== "auto") return setting;

@@ -18,7 +18,7 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
   timeout: "timeout_error",
 };
 
-export function anthropicErrorBody(err: GatewayError): string {
+function anthropicErrorBody(err: GatewayError): string {
   // Anthropic's own overflow wording, which agent clients match to compact their session
   const message = err.overflow
     ? `prompt is too long: ${err.overflow.promptTokens} tokens > ${err.overflow.maxTokens} maximum`
@@ -34,7 +34,7 @@ export function encodeAnthropicError(err: GatewayError): ErrorAnswer {
 }
 
 /** Tool-use ids must match ^[a-zA-Z0-9_-]+$ for Anthropic clients (and Anthropic, on the way back). */
-export function toolUseId(id: string): string {
+function toolUseId(id: string): string {
   return /^[a-zA-Z0-9_-]+$/.test(id) ? id : id.replace(/[^a-zA-Z0-9_-]/g, "_") || "toolu_";
 }
 
