@@ -358,8 +358,6 @@ export class ResponsesStreamEncoder implements StreamEncoder {
           s + this.send(status === "completed" ? "response.completed" : "response.incomplete", { response })
         );
       }
-      case "error":
-        return this.error(ev.error);
     }
   }
 
