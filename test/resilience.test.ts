@@ -832,7 +832,7 @@ models:
     }
     assert.throws(
       () => parseConfig("backends:\n  o: { kind: ollama, url: http://x, concurency: 2 }\n", "t.yaml", {}),
-      /unknown setting\(s\): concurency/,
+      /t\.yaml:2: backends\.o\.concurency: unknown setting \(did you mean concurrency\?\)/,
     );
     assert.throws(() => parseConfig("timeouts: { load_ms: -1 }\n", "t.yaml", {}), /load_ms/);
   });

@@ -343,6 +343,6 @@ describe("clawbridge serve", () => {
     });
     const [code] = await once(child, "exit");
     assert.equal(code, 2);
-    assert.equal(err.trim(), `clawbridge: ${file}:2: server: unknown setting(s): prot`);
+    assert.equal(err.trim(), `clawbridge: ${file}:2: server.prot: unknown setting (did you mean port?)`);
   });
 });
