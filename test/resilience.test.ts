@@ -721,7 +721,7 @@ models:
       const t0 = performance.now();
       const a = await send(gw.url, { dialect: "anthropic", tag: "x", stream: false });
       assert.ok(performance.now() - t0 < 3000);
-      assert.equal(a.status, 500, a.text);
+      assert.equal(a.status, 503, a.text);
       assert.match(
         JSON.parse(a.text).error.message,
         /backend b .*not set up within 200 ms \(timeouts\.connect_ms\)/,

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { GatewayError } from "../ir/errors.js";
+import { LOG_LEVELS } from "../log.js";
 import type { ModelProfile } from "../ir/contract.js";
 import type { Router } from "../routing/router.js";
 import { Supervisor } from "../up/supervisor.js";
@@ -27,7 +28,7 @@ export function registerUp(program: Command): void {
     .option("-c, --config <file>", "config file (the backends' `start` settings)")
     .option("--host <host>", "listen address (default 127.0.0.1)")
     .option("-p, --port <port>", "listen port (default 4000)")
-    .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--log-level <level>", LOG_LEVELS.join(", "))
     .option("--log-file <file>", "write the JSON log (the backends' output too) to this file")
     .option("--check-interval <s>", "seconds between health checks of running backends", "10")
     .action(async (opts: ServeOptions & { checkInterval: string }) => {

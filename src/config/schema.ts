@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { BackendKind } from "../backends/kind.js";
 import { kindOf, kinds, readSettings } from "../backends/registry.js";
 import { camelKeys } from "../ir/keys.js";
+import { LOG_LEVELS } from "../log.js";
 import { keysAt, unknownKey } from "./issues.js";
 import { isHostSpec, normalizeOrigin } from "../server/origin.js";
 import type { TargetConfig } from "./types.js";
@@ -196,7 +197,7 @@ export const NativeConfigSchema = z.strictObject({
     .optional(),
   log: z
     .strictObject({
-      level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      level: z.enum(LOG_LEVELS).optional(),
       file: z.string().optional(),
     })
     .optional(),

@@ -1,3 +1,4 @@
+import { kindOf, listedAs } from "../backends/registry.js";
 import { createDispatcher, type Dispatcher } from "../backends/http.js";
 import { detectedConfig, detectLocalServers } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
@@ -31,4 +32,39 @@ export async function loadServed(file: string | undefined): Promise<Served> {
   const host = ["0.0.0.0", "::", ""].includes(config.server.host) ? "127.0.0.1" : config.server.host;
   const baseUrl = `http://${host.includes(":") ? `[${host}]` : host}:${config.server.port}`;
   return { config, router, dispatcher, models, baseUrl, close: () => dispatcher.close() };
+}
+
+/** A configured model its backend does not list (where the backend's kind lists every model it has). */
+export interface MissingModel {
+  id: string;
+  backend: string;
+  model: string;
+  /** What the backend lists, the first few. */
+  has: string[];
+  fix: string;
+}
+
+/** The configured models their backends do not have, as the discovery just made found them. */
+export function missingModels(router: Router): MissingModel[] {
+  const out: MissingModel[] = [];
+  for (const m of router.models()) {
+    if (m.id === "*") continue;
+    for (const { profile: p } of router.resolve(m.id)) {
+      const listed = router.discovered.get(p.backend.name);
+      if (!Array.isArray(listed)) continue;
+      const hints = kindOf(p.backend.kind)?.doctor;
+      if (hints?.listsEveryModel === false) continue;
+      const names = new Set(listed.map((d) => d.name));
+      if (listedAs(p.backend.kind, p.model).some((n) => names.has(n))) continue;
+      out.push({
+        id: m.id,
+        backend: p.backend.name,
+        model: p.model,
+        has: listed.map((d) => d.name).slice(0, 10),
+        fix:
+          hints?.missingModel?.(p.model) ?? `load ${p.model} in the server, or correct model: in the config`,
+      });
+    }
+  }
+  return out;
 }
