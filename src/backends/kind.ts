@@ -48,6 +48,8 @@ export interface LocalServer {
 export interface Identified {
   /** In words: "Ollama", "llama.cpp", "vLLM". */
   label: string;
+  /** The backend's name when `init` writes it (`ollama`, `llamacpp`). */
+  name: string;
   /** The kind's settings for it, in the config file's form. */
   settings?: Settings;
   /** Where its API answers (for the config's url). */

@@ -1,6 +1,6 @@
 import { kindOf, listedAs } from "../backends/registry.js";
 import { createDispatcher, type Dispatcher } from "../backends/http.js";
-import { detectedConfig, detectLocalServers } from "../config/detect.js";
+import { detectServing } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
 import { silentLogger } from "../log.js";
@@ -22,7 +22,8 @@ export interface Served {
 /** `file`: the config file (`findConfigFile`'s answer); none: the servers found on the default ports. */
 export async function loadServed(file: string | undefined): Promise<Served> {
   const dispatcher = createDispatcher();
-  const config = file ? loadConfigFile(file) : detectedConfig(await detectLocalServers(dispatcher));
+  // as `serve` finds them: the servers on the default ports, else the GGUF models on disk
+  const config = file ? loadConfigFile(file) : await detectServing(dispatcher);
   const router = new Router(config, dispatcher, silentLogger);
   await router.discover();
   const models = router

@@ -20,7 +20,9 @@ export const ollamaKind = defineKind({
     const v = (await fetchJson("probe", `${root}/api/version`, dispatcher, { timeoutMs: 1500 }).catch(
       () => undefined,
     )) as { version?: unknown } | undefined;
-    return typeof v?.version === "string" ? { label: `Ollama ${v.version}`, url: root } : undefined;
+    return typeof v?.version === "string"
+      ? { label: `Ollama ${v.version}`, name: "ollama", url: root }
+      : undefined;
   },
   litellm: { ollama: { defaultBase: DEFAULT_BASE }, ollama_chat: { defaultBase: DEFAULT_BASE } },
   doctor: {

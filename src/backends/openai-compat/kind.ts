@@ -41,7 +41,12 @@ export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
     )) as { data?: Array<{ owned_by?: unknown }> } | undefined;
     if (!Array.isArray(list?.data)) return undefined;
     const flavor = OWNERS[String(list.data[0]?.owned_by)] ?? "generic";
-    return { label: LABELS[flavor], url, ...(flavor !== "generic" ? { settings: { flavor } } : {}) };
+    return {
+      label: LABELS[flavor],
+      name: flavor === "generic" ? "server" : flavor,
+      url,
+      ...(flavor !== "generic" ? { settings: { flavor } } : {}),
+    };
   },
   litellm: {
     openai: { defaultBase: "https://api.openai.com/v1" },
