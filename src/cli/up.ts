@@ -19,6 +19,17 @@ function profileOn(router: Router, backend: string): ModelProfile | undefined {
   return undefined;
 }
 
+/** The host and port a backend's server listens on, from its URL. */
+function listenOf(url: string): { listen?: { host: string; port: number } } {
+  try {
+    const u = new URL(url);
+    const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
+    return { listen: { host: u.hostname.replace(/^\[|\]$/g, ""), port } };
+  } catch {
+    return {};
+  }
+}
+
 export function registerUp(program: Command): void {
   program
     .command("up")
@@ -71,6 +82,7 @@ export function registerUp(program: Command): void {
                     say,
                     log,
                     checkIntervalMs,
+                    ...listenOf(b.url),
                   });
                   supervisors.push(s);
                   await s.ensure();
