@@ -94,7 +94,7 @@ function withCatchAll(aliases: ProposedAlias[]): ProposedAlias[] {
   return middle ? [...aliases, { ...middle, alias: "*" }] : aliases;
 }
 
-export function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?: number): string {
+function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?: number): string {
   const doc = {
     server: { host: "127.0.0.1", port: 4000 },
     backends: Object.fromEntries(
