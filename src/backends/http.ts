@@ -457,7 +457,7 @@ export function connectionError(backend: string, url: string, e: unknown): Gatew
             : code === "ECONNRESET" || code === "EPIPE"
               ? "the connection was reset"
               : (err?.message ?? String(e));
-  return new GatewayError("api_error", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
+  return new GatewayError("unavailable", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
     cause: e,
     retryable: true,
     code: "backend_unreachable",

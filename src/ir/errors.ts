@@ -13,6 +13,8 @@ export type ErrorKind =
   | "request_timeout"
   | "rate_limit"
   | "api_error"
+  /** The backend cannot be reached (refused, reset, host unknown) or its circuit is open: 503, which clients retry. */
+  | "unavailable"
   | "overloaded"
   | "timeout";
 
@@ -26,6 +28,7 @@ const STATUS: Record<ErrorKind, number> = {
   request_timeout: 408,
   rate_limit: 429,
   api_error: 500,
+  unavailable: 503,
   overloaded: 529,
   timeout: 504,
 };
@@ -72,7 +75,11 @@ export class GatewayError extends Error {
     this.overflow = options.overflow;
     this.retryable =
       options.retryable ??
-      (kind === "api_error" || kind === "overloaded" || kind === "rate_limit" || kind === "timeout");
+      (kind === "api_error" ||
+        kind === "unavailable" ||
+        kind === "overloaded" ||
+        kind === "rate_limit" ||
+        kind === "timeout");
   }
 
   get status(): number {

@@ -14,6 +14,8 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
   request_timeout: "invalid_request_error",
   rate_limit: "rate_limit_error",
   api_error: "api_error",
+  // Anthropic's own type for a server-side failure; 503, which the SDKs and Claude Code retry
+  unavailable: "api_error",
   overloaded: "overloaded_error",
   timeout: "timeout_error",
 };

@@ -13,6 +13,7 @@ const ERRORS: Record<GatewayError["kind"], { status: number; type: string; code:
   request_timeout: { status: 408, type: "invalid_request_error", code: "request_timeout" },
   rate_limit: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
   api_error: { status: 500, type: "server_error", code: null },
+  unavailable: { status: 503, type: "server_error", code: "service_unavailable" },
   overloaded: { status: 503, type: "server_error", code: "overloaded" },
   timeout: { status: 504, type: "server_error", code: "timeout" },
 };
