@@ -79,10 +79,15 @@ export interface Limits {
   maxOutputTokens?: number;
 }
 
+/** How hard to think, in the levels local servers take (Ollama's `think`, OpenAI's `reasoning_effort`). */
+export type ThinkingEffort = "low" | "medium" | "high" | "max";
+
 export interface ThinkingRequest {
   /** enabled: the client wants reasoning; disabled: it asked for none; unset: backend default. */
   enabled?: boolean;
   budgetTokens?: number;
+  /** The effort the client asked for (OpenAI reasoning_effort, Anthropic output_config.effort). */
+  effort?: ThinkingEffort;
 }
 
 export interface Request {

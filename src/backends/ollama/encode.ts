@@ -100,9 +100,20 @@ export function encodeOllamaChat(
   }
   if (req.constrain) body.format = req.constrain.schema;
   if (profile.keepAlive !== undefined) body.keep_alive = profile.keepAlive;
-  if (req.thinking.enabled !== undefined) body.think = req.thinking.enabled;
+  if (req.thinking.enabled !== undefined) body.think = thinkValue(req);
   if (profile.extraBody) Object.assign(body, profile.extraBody);
   return body;
+}
+
+/**
+ * Ollama's `think`: false, or a level where an effort is known (since 0.11.1; "max" only since
+ * 0.22, so it goes as "high"), else true.
+ */
+function thinkValue(req: Request): boolean | string {
+  const t = req.thinking;
+  if (!t.enabled) return false;
+  if (t.effort === undefined) return true;
+  return t.effort === "max" ? "high" : t.effort;
 }
 
 /** Ollama has no tool_choice: "none" is honoured by not offering the tools. */

@@ -1,3 +1,4 @@
+import { withEffort } from "../../ir/effort.js";
 import { z } from "zod";
 import type {
   ImagePart,
@@ -370,7 +371,10 @@ export function decodeOpenAIRequest(
     const stop = typeof b.stop === "string" ? [b.stop] : b.stop;
     if (stop.length) req.sampling.stop = stop;
   }
-  if (b.reasoning_effort != null) req.thinking.enabled = b.reasoning_effort !== "none";
+  if (b.reasoning_effort != null) {
+    req.thinking.enabled = b.reasoning_effort !== "none";
+    if (req.thinking.enabled) req.thinking = withEffort(req.thinking, b.reasoning_effort);
+  }
   return req;
 }
 
