@@ -109,6 +109,12 @@ export interface Request {
    * when emulated tools are forced, and only for backends whose wire can constrain.
    */
   constrain?: { schema: Record<string, unknown> };
+  /**
+   * The client asked for a JSON answer (OpenAI response_format, Anthropic output_config.format):
+   * matching `schema` when it gave one, any JSON object otherwise. The format stage turns it into
+   * `constrain` where the backend's wire can constrain.
+   */
+  format?: { schema?: Record<string, unknown>; name?: string };
   /** Fields the surface accepted but no backend can use, recorded for the log. */
   ignored: string[];
 }

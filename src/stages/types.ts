@@ -23,6 +23,7 @@ export const NOTE_SUBJECTS = [
   "system",
   "messages",
   "thinking",
+  "response_format",
   "images",
   "tool history",
   "tools",

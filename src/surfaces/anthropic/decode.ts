@@ -78,7 +78,14 @@ const RequestSchema = z.looseObject({
     .optional(),
   metadata: z.looseObject({}).optional(),
   thinking: z.looseObject({ type: z.string(), budget_tokens: z.number().optional() }).optional(),
-  output_config: z.looseObject({ effort: z.string().optional() }).optional(),
+  output_config: z
+    .looseObject({
+      effort: z.string().optional(),
+      format: z
+        .looseObject({ type: z.string(), schema: z.record(z.string(), z.unknown()).optional() })
+        .optional(),
+    })
+    .optional(),
 });
 
 /** Top-level fields that are understood. Others are accepted, recorded and not used. */
@@ -148,7 +155,7 @@ function plainRequest(b: unknown): b is Body {
     if (t.budget_tokens !== undefined && !isNum(t.budget_tokens)) return false;
   }
   const oc = b.output_config;
-  if (oc !== undefined && (!isObj(oc) || !optStr(oc.effort))) return false;
+  if (oc !== undefined && (!isObj(oc) || !optStr(oc.effort) || oc.format !== undefined)) return false;
   return true;
 }
 
@@ -292,6 +299,8 @@ export function decodeAnthropicRequest(
     } else if (b.thinking.type === "disabled") req.thinking.enabled = false;
   }
   if (req.thinking.enabled) req.thinking = withEffort(req.thinking, b.output_config?.effort);
+  const format = b.output_config?.format;
+  if (format?.type === "json_schema") req.format = format.schema ? { schema: format.schema } : {};
   return req;
 }
 
