@@ -191,6 +191,8 @@ export interface ModelSettings {
    * say, or the server's refusal teaches it). Thinking is sent only to a model that can.
    */
   supportsThinking?: boolean;
+  /** Whether the model can see images; undefined when unknown (discovery may say). Images go only to one that can. */
+  supportsVision?: boolean;
   /** Tool mode (default auto). */
   toolMode?: ToolModeSetting;
   /** Format used when tools are emulated (default hermes). */

@@ -16,7 +16,9 @@ export function format(req: Request, ctx: StageContext): Request {
   if (!f || req.constrain) return req;
   if (req.tools.length && req.toolChoice.type !== "none") {
     // constrained to the answer's schema, the model could not call a tool: the schema waits for the final turn
-    ctx.notes.push("response_format: not enforced on a turn that offers tools (it would rule out tool calls)");
+    ctx.notes.push(
+      "response_format: not enforced on a turn that offers tools (it would rule out tool calls)",
+    );
     return req;
   }
   if (!ctx.profile.backend.caps.jsonSchema) {

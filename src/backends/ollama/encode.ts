@@ -150,12 +150,17 @@ function encodeMessage(m: Message, out: Record<string, unknown>[]): void {
   for (const p of m.parts) {
     if (p.type === "toolResult") {
       flush();
-      const content = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
+      const content = p.content.flatMap((c) => (c.type === "text" ? [c.text] : [])).join("\n");
       const msg: Record<string, unknown> = {
         role: "tool",
         content: p.isError ? `Error: ${content}` : content,
       };
       if (p.toolName) msg.tool_name = p.toolName;
+      // any role may carry images, tool included (api.Message.Images; /v1/messages does the same)
+      const toolImages = p.content.flatMap((c) =>
+        c.type === "image" && c.source.kind === "base64" ? [c.source.data] : [],
+      );
+      if (toolImages.length) msg.images = toolImages;
       out.push(msg);
     } else if (p.type === "text") {
       text += text ? `\n${p.text}` : p.text;

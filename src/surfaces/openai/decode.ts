@@ -386,10 +386,7 @@ export function decodeOpenAIRequest(
   if (rf?.type === "json_object") req.format = {};
   else if (rf?.type === "json_schema") {
     if (!rf.json_schema)
-      throw invalid(
-        "response_format",
-        "json_schema is required when its type is 'json_schema'",
-      );
+      throw invalid("response_format", "json_schema is required when its type is 'json_schema'");
     req.format = {
       ...(rf.json_schema.schema ? { schema: rf.json_schema.schema } : {}),
       ...(rf.json_schema.name ? { name: rf.json_schema.name } : {}),
