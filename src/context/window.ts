@@ -6,7 +6,7 @@ import type { ContextInfo } from "../ir/contract.js";
  * ~17.8k tokens, Claude Code's ~19.8k with all its tools; OpenClaw warns below 32k), and it is
  * Ollama's own default on 24–48 GiB cards.
  */
-export const DEFAULT_NUM_CTX = 32768;
+const DEFAULT_NUM_CTX = 32768;
 /** OpenClaw's practical minimum: below it its first turn overflows. */
 export const OPENCLAW_MIN_CONTEXT = 16384;
 /** Below this a window is of no use to an agent; memory budgets never choose less. */

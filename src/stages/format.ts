@@ -16,15 +16,18 @@ export function format(req: Request, ctx: StageContext): Request {
   if (!f || req.constrain) return req;
   if (req.tools.length && req.toolChoice.type !== "none") {
     // constrained to the answer's schema, the model could not call a tool: the schema waits for the final turn
-    ctx.notes.push(
-      "response_format: not enforced on a turn that offers tools (it would rule out tool calls)",
-    );
+    ctx.notes.push({
+      subject: "response_format",
+      detail: "not enforced on a turn that offers tools (it would rule out tool calls)",
+    });
     return req;
   }
   if (!ctx.profile.backend.caps.jsonSchema) {
-    ctx.notes.push(
-      "response_format: not enforced (this model's server cannot constrain its answer to JSON); the answer may not be the asked shape",
-    );
+    ctx.notes.push({
+      subject: "response_format",
+      detail:
+        "not enforced (this model's server cannot constrain its answer to JSON); the answer may not be the asked shape",
+    });
     if (ctx.state.firstTime("format unconstrained"))
       ctx.log.warn(
         { model: ctx.profile.alias, backend: ctx.profile.backend.name },

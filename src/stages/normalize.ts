@@ -13,8 +13,8 @@ export function normalize(req: Request, ctx: StageContext): Request {
   for (const f of req.ignored)
     notes.push(
       f === "cache_control"
-        ? "cache_control: not used by local backends"
-        : `${ignoredKind(f)}: ${f} is not used by local backends`,
+        ? { subject: "cache_control", detail: "not used by local backends" }
+        : { subject: ignoredKind(f), detail: `${f} is not used by local backends` },
     );
 
   let system = req.system;
@@ -23,7 +23,10 @@ export function normalize(req: Request, ctx: StageContext): Request {
     if (m.role === "system") {
       const text = m.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("\n");
       system = system ? `${system}\n\n${text}` : text;
-      notes.push(`system: messages.${i} (a system message) folded into the system prompt`);
+      notes.push({
+        subject: "system",
+        detail: `messages.${i} (a system message) folded into the system prompt`,
+      });
       continue;
     }
     messages.push(m);
@@ -77,29 +80,46 @@ export function normalize(req: Request, ctx: StageContext): Request {
     }
     return same ? m : { role: m.role, parts };
   });
-  if (droppedThinking) notes.push(`thinking: ${droppedThinking} earlier reasoning block(s) not sent back`);
+  if (droppedThinking)
+    notes.push({
+      subject: "thinking",
+      detail: `${droppedThinking} earlier reasoning block(s) not sent back`,
+    });
   if (droppedImages) {
     const why = blind ? "the model cannot see images" : "the server takes none";
-    notes.push(`images: ${droppedImages} image(s) left out, a placeholder says so (${why})`);
+    notes.push({
+      subject: "images",
+      detail: `${droppedImages} image(s) left out, a placeholder says so (${why})`,
+    });
     ctx.log.info(
       { model: profile.alias, backend: profile.backend.name, images: droppedImages },
       `images left out: ${why}`,
     );
   }
-  if (flattenedTools) notes.push(`tool history: ${flattenedTools} tool call/result part(s) sent as text`);
+  if (flattenedTools)
+    notes.push({
+      subject: "tool history",
+      detail: `${flattenedTools} tool call/result part(s) sent as text`,
+    });
 
   messages = messages.filter((m) => m.parts.length > 0);
   if (caps.strictAlternation || profile.strictAlternation) {
     const merged = mergeSameRole(messages);
     if (merged.length !== messages.length)
-      notes.push(`messages: ${messages.length - merged.length} same-role turn(s) merged`);
+      notes.push({
+        subject: "messages",
+        detail: `${messages.length - merged.length} same-role turn(s) merged`,
+      });
     messages = merged;
   }
 
   let tools = req.tools;
   let toolChoice = req.toolChoice;
   if (tools.length && !caps.tools) {
-    notes.push(`tools: ${tools.length} tool definition(s) dropped (the server takes none)`);
+    notes.push({
+      subject: "tools",
+      detail: `${tools.length} tool definition(s) dropped (the server takes none)`,
+    });
     tools = [];
     toolChoice = { type: "auto" };
   }
@@ -108,7 +128,7 @@ export function normalize(req: Request, ctx: StageContext): Request {
   for (const [k, v] of Object.entries(req.sampling) as Array<[keyof Sampling, never]>) {
     if (v === undefined) continue;
     if (caps.sampling.has(k) || !profile.dropParams) sampling[k] = v;
-    else notes.push(`${k}: dropped (the server has no such setting)`);
+    else notes.push({ subject: k, detail: "dropped (the server has no such setting)" });
   }
   if (sampling.temperature === undefined && profile.temperature !== undefined)
     sampling.temperature = profile.temperature;
@@ -121,7 +141,10 @@ export function normalize(req: Request, ctx: StageContext): Request {
   if (profile.maxOutputTokens !== undefined) {
     if (limits.maxOutputTokens === undefined || limits.maxOutputTokens > profile.maxOutputTokens) {
       if (limits.maxOutputTokens !== undefined)
-        notes.push(`max_tokens: ${limits.maxOutputTokens} clamped to the model's ${profile.maxOutputTokens}`);
+        notes.push({
+          subject: "max_tokens",
+          detail: `${limits.maxOutputTokens} clamped to the model's ${profile.maxOutputTokens}`,
+        });
       limits.maxOutputTokens = profile.maxOutputTokens;
     }
   }

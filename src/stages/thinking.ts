@@ -12,7 +12,10 @@ export function thinking(req: Request, ctx: StageContext): Request {
   if (t.enabled === undefined && t.effort === undefined && t.budgetTokens === undefined) return req;
   if (ctx.state.supportsThinking === false) {
     if (t.enabled) {
-      ctx.notes.push("thinking: not sent (the model cannot think); it answers without reasoning");
+      ctx.notes.push({
+        subject: "thinking",
+        detail: "not sent (the model cannot think); it answers without reasoning",
+      });
       if (ctx.state.firstTime("thinking dropped"))
         ctx.log.info(
           { model: ctx.profile.alias, backend: ctx.profile.backend.name },
