@@ -53,6 +53,8 @@ const Target = z
     max_output_tokens: z.number().int().positive().optional(),
     drop_params: z.boolean().optional(),
     supports_tools: z.boolean().optional(),
+    supports_thinking: z.boolean().optional(),
+    supports_vision: z.boolean().optional(),
     tool_mode: z.enum(["auto", "native", "rescue", "emulate", "strip"]).optional(),
     tool_format: z.enum(["hermes", "llama3", "mistral", "json"]).optional(),
     strict_alternation: z.boolean().optional(),

@@ -53,6 +53,8 @@ export interface GatewayErrorOptions {
 export interface ContextOverflow {
   promptTokens: number;
   maxTokens: number;
+  /** What to change so it fits (a first turn, which compacting cannot shorten): said after the standard words. */
+  advice?: string;
 }
 
 export class GatewayError extends Error {
@@ -91,12 +93,12 @@ export class GatewayError extends Error {
  * The overflow error agent clients recognise and compact on. The message is Anthropic's
  * (`prompt is too long: N tokens > M maximum`); the OpenAI surface words it as OpenAI does.
  */
-export function contextOverflowError(promptTokens: number, maxTokens: number): GatewayError {
+export function contextOverflowError(promptTokens: number, maxTokens: number, advice?: string): GatewayError {
   return new GatewayError(
     "context_length",
-    `prompt is too long: ${promptTokens} tokens > ${maxTokens} maximum`,
+    `prompt is too long: ${promptTokens} tokens > ${maxTokens} maximum${advice ? `. ${advice}` : ""}`,
     {
-      overflow: { promptTokens, maxTokens },
+      overflow: advice ? { promptTokens, maxTokens, advice } : { promptTokens, maxTokens },
       code: "context_length_exceeded",
       retryable: false,
     },

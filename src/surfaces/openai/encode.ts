@@ -22,7 +22,7 @@ function errorJson(err: GatewayError) {
   const e = ERRORS[err.kind];
   // OpenAI's own overflow wording, which agent clients match to compact their session
   const message = err.overflow
-    ? `This model's maximum context length is ${err.overflow.maxTokens} tokens. However, your messages resulted in ${err.overflow.promptTokens} tokens. Please reduce the length of the messages.`
+    ? `This model's maximum context length is ${err.overflow.maxTokens} tokens. However, your messages resulted in ${err.overflow.promptTokens} tokens. Please reduce the length of the messages.${err.overflow.advice ? ` ${err.overflow.advice}` : ""}`
     : err.message;
   return {
     error: {
