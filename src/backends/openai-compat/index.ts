@@ -26,6 +26,8 @@ const FULL: WireCaps = {
   thinkingHistory: false,
   jsonSchema: true,
   sampling: ALL_SAMPLING,
+  // the wire takes a system message anywhere; the chat template renders it in place
+  systemMidConversation: true,
 };
 
 /** What each server's wire takes. */
@@ -44,6 +46,7 @@ export const CAPS: Record<Flavor, WireCaps> = {
     stringContentOnly: true,
     jsonSchema: false,
     sampling: new Set(["temperature"] as const),
+    systemMidConversation: false,
   },
 };
 
