@@ -30,7 +30,7 @@ import type { WireCaps } from "../src/ir/contract.js";
 import { deepFreeze } from "../src/ir/frozen.js";
 import type { Message, Part, Request, Tool } from "../src/ir/types.js";
 import type { ModelProfile } from "../src/ir/contract.js";
-import { nestingDepth } from "../src/server/app.js";
+import { nestingDepth } from "../src/server/body.js";
 import { BodyParser } from "../src/server/parse-cache.js";
 import { normalize } from "../src/stages/normalize.js";
 import { decodeAnthropicRequest } from "../src/surfaces/anthropic/decode.js";

@@ -214,10 +214,11 @@ describe("normalize stage", () => {
       assert.deepEqual(out.messages[2]?.parts, [{ type: "text", text: "b" }]);
       assert.deepEqual(out.tools, []);
       assert.deepEqual(out.sampling, { temperature: 0.5 });
+      const said = notes.map((n) => `${n.subject}: ${n.detail}`);
       for (const what of ["cache_control", "system: messages.1", "thinking", "tools", "topK"]) {
         assert.ok(
-          notes.some((n) => n.startsWith(what)),
-          `noted ${what}: ${notes.join(" | ")}`,
+          said.some((n) => n.startsWith(what)),
+          `noted ${what}: ${said.join(" | ")}`,
         );
       }
     } finally {
@@ -257,7 +258,7 @@ describe("normalize stage: reasoning going back to Anthropic", () => {
         out.messages[1]?.parts.map((p) => (p.type === "thinking" ? p.text || p.redacted : p.type)),
         ["signed", "opaque", "text"],
       );
-      assert.ok(notes.some((n) => n.startsWith("thinking: 1")));
+      assert.ok(notes.some((n) => n.subject === "thinking" && n.detail.startsWith("1 ")));
     } finally {
       await gw.close();
     }

@@ -78,7 +78,7 @@ function table(rows: FitRow[]): string[] {
   );
 }
 
-export function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?: number): string {
+function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?: number): string {
   const doc = {
     server: { host: "127.0.0.1", port: 4000 },
     backends: Object.fromEntries(

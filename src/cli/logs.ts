@@ -37,7 +37,7 @@ export function formatLogLine(line: string): string {
 }
 
 /** The last `n` lines of a file, read from its end. */
-export function lastLines(path: string, n: number): { lines: string[]; size: number } {
+function lastLines(path: string, n: number): { lines: string[]; size: number } {
   const size = statSync(path).size;
   const fd = openSync(path, "r");
   try {

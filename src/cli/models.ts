@@ -86,7 +86,7 @@ export async function listModels(opts: ModelsOptions, out: (s: string) => void =
   }
 }
 
-export function modelRows(router: Router): ModelRow[] {
+function modelRows(router: Router): ModelRow[] {
   return router.models().map((m) => {
     const c = m.context;
     const row: ModelRow = {
@@ -108,7 +108,7 @@ export function modelRows(router: Router): ModelRow[] {
 }
 
 /** The rows as a table, each followed by why its window is what it is and what disagrees. */
-export function formatTable(rows: ModelRow[]): string {
+function formatTable(rows: ModelRow[]): string {
   const n = (v: number | undefined) => (v === undefined ? "-" : String(v));
   const head = [
     "MODEL",

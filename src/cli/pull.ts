@@ -23,7 +23,7 @@ export function registerPull(program: Command): void {
     });
 }
 
-export async function pullCommand(source: string, opts: PullCliOptions): Promise<number> {
+async function pullCommand(source: string, opts: PullCliOptions): Promise<number> {
   const err = process.stderr;
   if (opts.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(opts.sha256)) {
     err.write("clawbridge pull: --sha256 takes 64 hex digits\n");

@@ -17,7 +17,7 @@ export interface ClaudeCodeOptions {
   timeoutMs?: number;
 }
 
-export const CLAUDE_CODE_TIMEOUT_MS = 600_000;
+const CLAUDE_CODE_TIMEOUT_MS = 600_000;
 
 export function claudeCodeEnv(o: ClaudeCodeOptions): Record<string, string> {
   const env: Record<string, string> = {

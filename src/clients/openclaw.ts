@@ -33,7 +33,7 @@ export interface OpenClawOptions {
   providerName?: string;
 }
 
-export const DEFAULT_TIMEOUT_SECONDS = 600;
+const DEFAULT_TIMEOUT_SECONDS = 600;
 
 /** Where OpenClaw reads its config: $OPENCLAW_CONFIG_PATH, $OPENCLAW_HOME/.openclaw, or ~/.openclaw. */
 export function openclawConfigPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -56,10 +56,7 @@ function obj(parent: Obj, key: string): Obj {
  * changed. Everything else in the file is kept as it was; models the user added to the provider
  * by hand are kept too.
  */
-export function mergeOpenClawConfig(
-  existing: unknown,
-  o: OpenClawOptions,
-): { config: Obj; changes: string[] } {
+function mergeOpenClawConfig(existing: unknown, o: OpenClawOptions): { config: Obj; changes: string[] } {
   const config: Obj =
     existing && typeof existing === "object" && !Array.isArray(existing)
       ? structuredClone(existing as Obj)

@@ -184,8 +184,6 @@ export const NativeConfigSchema = z.strictObject({
   lanes: z.strictObject({ background: z.array(LaneRule) }).optional(),
 });
 
-export type NativeConfig = z.infer<typeof NativeConfigSchema>;
-
 export const LiteLLMConfigSchema = z.looseObject({
   model_list: z
     .array(

@@ -16,10 +16,10 @@ export type Features = Float64Array;
 
 /** Indexes into Features. */
 export const ALNUM = 0;
-export const PUNCT = 1;
-export const OTHER = 2;
-export const BREAK = 3;
-export const FIXED = 4;
+const PUNCT = 1;
+const OTHER = 2;
+const BREAK = 3;
+const FIXED = 4;
 /**
  * One per request: the template's fixed text (the generation prompt, and whatever the template
  * adds to every prompt, such as a default system prompt). Its own class so that calibration can

@@ -2,7 +2,7 @@ import type { DiscoveredModel } from "../ir/contract.js";
 import type { ContextInfo } from "../ir/contract.js";
 
 /** num_ctx when nothing better is known: enough for OpenClaw, whose first prompt alone is ~12k tokens. */
-export const DEFAULT_NUM_CTX = 16384;
+const DEFAULT_NUM_CTX = 16384;
 /** OpenClaw's practical minimum: below it its first turn overflows. */
 export const OPENCLAW_MIN_CONTEXT = 16384;
 /** Below this a window is of no use to an agent; memory budgets never choose less. */

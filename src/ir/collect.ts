@@ -91,8 +91,6 @@ export async function collect(
           stopReason = ev.reason;
           stopSequence = ev.stopSequence;
           break;
-        case "error":
-          throw ev.error;
       }
     }
   closeTool();
@@ -114,7 +112,7 @@ export function mergeUsage(into: Usage, u: Partial<Usage>): void {
 }
 
 /** Tool arguments as an object: `{}` for empty, the parsed object, or `{}` when unparseable. */
-export function parseToolInput(json: string): Record<string, unknown> {
+function parseToolInput(json: string): Record<string, unknown> {
   if (json.trim() === "") return {};
   try {
     const v: unknown = JSON.parse(json);

@@ -7,12 +7,12 @@ export type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}$
 export type CamelKeys<T> = { [K in keyof T as K extends string ? Camel<K> : K]: T[K] };
 
 /** `first_token_ms` → `firstTokenMs`. */
-export function camel(name: string): string {
+function camel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
 /** `firstTokenMs` → `first_token_ms`. */
-export function snake(name: string): string {
+function snake(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 

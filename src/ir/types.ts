@@ -108,7 +108,7 @@ export interface Request {
   ignored: string[];
 }
 
-export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "refusal" | "error";
+export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "refusal";
 
 export interface Usage {
   inputTokens: number;
@@ -126,8 +126,7 @@ export type Event =
   | { type: "toolCallDelta"; json: string }
   | { type: "toolCallEnd" }
   | { type: "usage"; usage: Partial<Usage> }
-  | { type: "stop"; reason: StopReason; stopSequence?: string }
-  | { type: "error"; error: import("./errors.js").GatewayError };
+  | { type: "stop"; reason: StopReason; stopSequence?: string };
 
 /**
  * The response as it travels: batches of events, each what one network read (or one post of the

@@ -5,7 +5,7 @@ import { Abort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import { requestStages, responseStages, runStages, shapingStages } from "../stages/pipeline.js";
-import { type NoteSubject, noteSubject, type PromptCount, type StageContext } from "../stages/types.js";
+import type { NoteSubject, PromptCount, StageContext } from "../stages/types.js";
 import type { BackendStates, PlaceObserver } from "./backend-state.js";
 import { isBackendFailure } from "./breaker.js";
 import type { LaneRules } from "./lanes.js";
@@ -15,7 +15,7 @@ import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
 
 export interface RouteObserver extends PlaceObserver {
   /** Called with the subject of each note a stage made (dropped fields and the like). */
-  note?(what: NoteSubject | "other"): void;
+  note?(subject: NoteSubject): void;
   /** Called for each thing a response stage did (a rescued tool call, a repair). */
   count?(what: string, n?: number): void;
   /** Called with the prompt tokens a backend reported: read afresh, and held by its cache (undefined: unknown). */
@@ -123,7 +123,7 @@ export class Attempts {
         const shaped = r instanceof Promise ? await r : r;
         if (ctx.notes.length) {
           log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
-          for (const n of ctx.notes) observer.note?.(noteSubject(n));
+          for (const n of ctx.notes) observer.note?.(n.subject);
         }
         try {
           slot ??=

@@ -227,7 +227,7 @@ export class Attempt {
         if (this.failure) return Promise.reject(this.failure);
         // The idle limit is the backend's silence: it counts from when the next events are asked
         // for, and not while the client takes its time with the last ones (a client that does not
-        // read holds the backend's answer back: see server/handler.ts).
+        // read holds the backend's answer back: see server/routes/generation.ts).
         if (this.phase === "streaming") this.lastEvent = performance.now();
         return new Promise<IteratorResult<Event[]>>((resolve, reject) => {
           this.rejectPending = reject;

@@ -7,7 +7,7 @@ import { LAUNCHD_LABEL, launchdPlist, type ServiceSpec, SYSTEMD_UNIT, systemdUni
 /** Runs a service manager command; injectable so tests can see what would run. */
 export type Runner = (cmd: string, args: string[]) => { status: number; output: string };
 
-export const runCommand: Runner = (cmd, args) => {
+const runCommand: Runner = (cmd, args) => {
   const r = spawnSync(cmd, args, { encoding: "utf8" });
   if (r.error) return { status: 127, output: r.error.message };
   return { status: r.status ?? 1, output: `${r.stdout ?? ""}${r.stderr ?? ""}`.trim() };

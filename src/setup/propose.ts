@@ -31,7 +31,7 @@ export interface ProposedAlias {
 }
 
 const WINDOWS = [4096, 8192, 16384, 32768, 65536, 131072];
-export const CLAUDE_TIERS = ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"] as const;
+const CLAUDE_TIERS = ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"] as const;
 
 /** The largest standard window whose KV cache fits beside the weights in `memory` (and the model was trained for). */
 export function largestFit(m: DiscoveredModel, memory: number): number | undefined {

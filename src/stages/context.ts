@@ -75,7 +75,7 @@ async function fit(
   ctx.prompt = count;
   if (count.tokens + reserve > window) throw contextOverflowError(count.tokens, window - reserve);
   const said = `${dropped} oldest message(s) dropped to fit the window of ${window} tokens (prompt now ${count.tokens}${count.exact ? "" : " estimated"}); the system prompt, the task and the latest turn kept`;
-  ctx.notes.push(`context: ${said}`);
+  ctx.notes.push({ subject: "context", detail: said });
   ctx.log.warn({ model: profile.alias, backend: profile.backend.name, dropped, window }, said);
   return clampOutput(fitted, count, window, ctx);
 }
@@ -91,8 +91,9 @@ function clampOutput(req: Request, count: PromptCount, window: number, ctx: Stag
   const room = window - count.tokens;
   const asked = req.limits.maxOutputTokens;
   if (asked === undefined || asked <= room) return req;
-  ctx.notes.push(
-    `max_tokens: ${asked} clamped to ${room}, what is left of the ${window}-token window after a prompt of ${count.tokens}`,
-  );
+  ctx.notes.push({
+    subject: "max_tokens",
+    detail: `${asked} clamped to ${room}, what is left of the ${window}-token window after a prompt of ${count.tokens}`,
+  });
   return { ...req, limits: { ...req.limits, maxOutputTokens: room } };
 }

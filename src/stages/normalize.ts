@@ -18,8 +18,8 @@ export function normalize(req: Request, ctx: StageContext): Request {
   for (const f of req.ignored)
     notes.push(
       f === "cache_control"
-        ? "cache_control: not used by local backends"
-        : `${ignoredKind(f)}: ${f} is not used by local backends`,
+        ? { subject: "cache_control", detail: "not used by local backends" }
+        : { subject: ignoredKind(f), detail: `${f} is not used by local backends` },
     );
 
   let system = req.system;
@@ -27,7 +27,10 @@ export function normalize(req: Request, ctx: StageContext): Request {
     const kept = withoutBilling(system);
     if (kept !== system) {
       system = kept;
-      notes.push("system: Claude Code's billing header block removed (it changes on every request)");
+      notes.push({
+        subject: "system",
+        detail: "Claude Code's billing header block removed (it changes on every request)",
+      });
     }
   }
   const lateAsMessage =
@@ -37,15 +40,34 @@ export function normalize(req: Request, ctx: StageContext): Request {
     if (m.role === "system") {
       const text = m.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("\n");
       if (!messages.length) {
-        system = system ? `${system}\n\n${text}` : text;
-        notes.push(`system: messages.${i} (a system message) folded into the system prompt`);
+        system = system
+          ? `${system}
+
+${text}`
+          : text;
+        notes.push({
+          subject: "system",
+          detail: `messages.${i} (a system message) folded into the system prompt`,
+        });
       } else if (lateAsMessage)
         messages.push(
           m.parts.every((p) => p.type === "text") ? m : { role: "system", parts: [{ type: "text", text }] },
         );
       else {
-        messages.push({ role: "user", parts: [{ type: "text", text: `${LATE_SYSTEM}\n${text}` }] });
-        notes.push(`system: messages.${i} (a system message) sent as a user turn where it stands`);
+        messages.push({
+          role: "user",
+          parts: [
+            {
+              type: "text",
+              text: `${LATE_SYSTEM}
+${text}`,
+            },
+          ],
+        });
+        notes.push({
+          subject: "system",
+          detail: `messages.${i} (a system message) sent as a user turn where it stands`,
+        });
       }
       continue;
     }
@@ -87,23 +109,40 @@ export function normalize(req: Request, ctx: StageContext): Request {
     }
     return same ? m : { role: m.role, parts };
   });
-  if (droppedThinking) notes.push(`thinking: ${droppedThinking} earlier reasoning block(s) not sent back`);
+  if (droppedThinking)
+    notes.push({
+      subject: "thinking",
+      detail: `${droppedThinking} earlier reasoning block(s) not sent back`,
+    });
   if (droppedImages)
-    notes.push(`images: ${droppedImages} image(s) replaced by a note (the server takes none)`);
-  if (flattenedTools) notes.push(`tool history: ${flattenedTools} tool call/result part(s) sent as text`);
+    notes.push({
+      subject: "images",
+      detail: `${droppedImages} image(s) replaced by a note (the server takes none)`,
+    });
+  if (flattenedTools)
+    notes.push({
+      subject: "tool history",
+      detail: `${flattenedTools} tool call/result part(s) sent as text`,
+    });
 
   messages = messages.filter((m) => m.parts.length > 0);
   if (caps.strictAlternation || profile.strictAlternation) {
     const merged = mergeSameRole(messages);
     if (merged.length !== messages.length)
-      notes.push(`messages: ${messages.length - merged.length} same-role turn(s) merged`);
+      notes.push({
+        subject: "messages",
+        detail: `${messages.length - merged.length} same-role turn(s) merged`,
+      });
     messages = merged;
   }
 
   let tools = req.tools;
   let toolChoice = req.toolChoice;
   if (tools.length && !caps.tools) {
-    notes.push(`tools: ${tools.length} tool definition(s) dropped (the server takes none)`);
+    notes.push({
+      subject: "tools",
+      detail: `${tools.length} tool definition(s) dropped (the server takes none)`,
+    });
     tools = [];
     toolChoice = { type: "auto" };
   }
@@ -112,7 +151,7 @@ export function normalize(req: Request, ctx: StageContext): Request {
   for (const [k, v] of Object.entries(req.sampling) as Array<[keyof Sampling, never]>) {
     if (v === undefined) continue;
     if (caps.sampling.has(k) || !profile.dropParams) sampling[k] = v;
-    else notes.push(`${k}: dropped (the server has no such setting)`);
+    else notes.push({ subject: k, detail: "dropped (the server has no such setting)" });
   }
   if (sampling.temperature === undefined && profile.temperature !== undefined)
     sampling.temperature = profile.temperature;
@@ -125,7 +164,10 @@ export function normalize(req: Request, ctx: StageContext): Request {
   if (profile.maxOutputTokens !== undefined) {
     if (limits.maxOutputTokens === undefined || limits.maxOutputTokens > profile.maxOutputTokens) {
       if (limits.maxOutputTokens !== undefined)
-        notes.push(`max_tokens: ${limits.maxOutputTokens} clamped to the model's ${profile.maxOutputTokens}`);
+        notes.push({
+          subject: "max_tokens",
+          detail: `${limits.maxOutputTokens} clamped to the model's ${profile.maxOutputTokens}`,
+        });
       limits.maxOutputTokens = profile.maxOutputTokens;
     }
   }

@@ -178,7 +178,7 @@ interface SaidOverflow {
 }
 
 /** The numbers in the overflow errors of llama.cpp, vLLM, OpenAI and Anthropic. */
-export function overflowIn(message: string): SaidOverflow | undefined {
+function overflowIn(message: string): SaidOverflow | undefined {
   let m = /request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)/.exec(message);
   if (m) return { prompt: +m[1]!, max: +m[2]!, window: +m[2]! };
   m =

@@ -6,10 +6,9 @@ import type { ModelProfile, ToolMode } from "../ir/contract.js";
 import type { ModelState } from "../routing/model-state.js";
 
 /**
- * What a note is about: its text up to the first colon, and its label in
- * `clawbridge_reshaped_total`. A closed list: a note never names its subject from the request
- * (a field's name, a block's type, a message's index), or a client could grow the metrics
- * without bound; those go after the colon.
+ * What a note is about: its label in `clawbridge_reshaped_total`. A closed list: a note never
+ * names its subject from the request (a field's name, a block's type, a message's index), or a
+ * client could grow the metrics without bound; those go in its detail.
  */
 export const NOTE_SUBJECTS = [
   // a field at the top of the body that this surface does not know
@@ -41,15 +40,13 @@ export const NOTE_SUBJECTS = [
 
 export type NoteSubject = (typeof NOTE_SUBJECTS)[number];
 
-/** "subject: what was done, and why". */
-export type Note = `${NoteSubject}: ${string}`;
-
-const SUBJECTS: ReadonlySet<string> = new Set(NOTE_SUBJECTS);
-
-/** A note's subject; "other" for a text that does not start with one (no stage writes such). */
-export function noteSubject(note: string): NoteSubject | "other" {
-  const subject = note.slice(0, note.indexOf(":"));
-  return SUBJECTS.has(subject) ? (subject as NoteSubject) : "other";
+/**
+ * Something a stage changed or dropped on the way: counted by its subject in the metrics, logged
+ * with its detail (what was done, and why).
+ */
+export interface Note {
+  subject: NoteSubject;
+  detail: string;
 }
 
 /** What a stage knows of the request it works on: one per target tried. */

@@ -5,7 +5,7 @@ import type { ModelProfile } from "../ir/contract.js";
 const WORDS = ["the", "model", "is", "warming", "up", "with", "a", "prompt", "of", "this", "length", "now"];
 
 /** A prompt of about `tokens` tokens (common English words are one token each in every tokenizer here). */
-export function warmupPrompt(tokens: number): string {
+function warmupPrompt(tokens: number): string {
   const out: string[] = [];
   for (let i = 0; i < tokens; i++) out.push(WORDS[i % WORDS.length]!);
   return out.join(" ");

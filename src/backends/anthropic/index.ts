@@ -20,7 +20,7 @@ const CAPS: WireCaps = {
 };
 
 /** `https://api.anthropic.com` (a trailing `/v1` is tolerated). */
-export function anthropicRoot(url: string): string {
+function anthropicRoot(url: string): string {
   return url.replace(/\/+$/, "").replace(/\/v1$/, "");
 }
 

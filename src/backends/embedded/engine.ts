@@ -18,8 +18,8 @@ export interface EngineSettings {
 }
 
 /** The package, pinned in package.json (optionalDependencies). */
-export const ENGINE_PACKAGE = "node-llama-cpp";
-export const ENGINE_VERSION = "3.21.1";
+const ENGINE_PACKAGE = "node-llama-cpp";
+const ENGINE_VERSION = "3.21.1";
 
 let specifier = ENGINE_PACKAGE;
 let engine: Promise<Engine> | undefined;
@@ -37,7 +37,7 @@ export function useEngineModule(name: string = ENGINE_PACKAGE): void {
   llamas.clear();
 }
 
-export function engineUnavailable(message: string, cause?: unknown): GatewayError {
+function engineUnavailable(message: string, cause?: unknown): GatewayError {
   return new GatewayError("api_error", message, {
     code: "engine_unavailable",
     // another target (a fallback) may serve; this one will not until the install is fixed

@@ -36,7 +36,7 @@ export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Ollama's models folder: `$OLLAMA_MODELS`, else `~/.ollama/models`. */
-export function defaultOllamaDir(env: NodeJS.ProcessEnv = process.env): string {
+function defaultOllamaDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(expandHome(env.OLLAMA_MODELS || join(homedir(), ".ollama", "models")));
 }
 

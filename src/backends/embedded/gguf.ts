@@ -10,7 +10,7 @@
  */
 import { open } from "node:fs/promises";
 
-export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 
 export enum GgufType {
   UINT8 = 0,
@@ -176,7 +176,7 @@ function asNumber(v: bigint): number | bigint {
  * merges) are skipped over, their length kept in `arrayLengths`. Throws GgufError for a file that
  * is not a GGUF, is truncated or is damaged.
  */
-export async function readGgufHeader(
+async function readGgufHeader(
   file: string,
   arrayLimit = 64,
   /** Arrays read whole whatever their length. */
@@ -245,7 +245,7 @@ export interface GgufInfo {
  * process: the architecture, its sizes and heads, the tokenizer. Returns what it says, or throws a
  * GgufError naming the missing keys.
  */
-export function checkGgufMetadata(file: string, h: GgufHeader): GgufInfo {
+function checkGgufMetadata(file: string, h: GgufHeader): GgufInfo {
   const m = h.metadata;
   const arch = m.get("general.architecture");
   if (typeof arch !== "string" || !arch)

@@ -39,7 +39,7 @@ const CAPS: WireCaps = {
 };
 
 /** The window served when the config names none: the trained context, at most this. */
-export const DEFAULT_CONTEXT = 32768;
+const DEFAULT_CONTEXT = 32768;
 
 export interface EmbeddedSettings {
   /** clawbridge's models folder (default $CLAWBRIDGE_MODELS or ~/.clawbridge/models). */

@@ -130,7 +130,7 @@ async function open(url: string, from: number, signal?: AbortSignal, idleMs?: nu
 }
 
 /** The SHA-256 of a file, read as a stream. */
-export function sha256File(file: string): Promise<string> {
+function sha256File(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash("sha256");
     createReadStream(file)

@@ -26,7 +26,7 @@ const CAPS: WireCaps = {
 };
 
 /** `http://host:11434` (a trailing `/v1` or `/api` is the user pasting the wrong root: dropped). */
-export function ollamaRoot(url: string): string {
+function ollamaRoot(url: string): string {
   return url.replace(/\/+$/, "").replace(/\/(v1|api)$/, "");
 }
 

@@ -55,7 +55,7 @@ export const CAPS: Record<Flavor, WireCaps> = {
 const ONE_AT_A_TIME: ReadonlySet<Flavor> = new Set(["llamacpp", "tinygrad", "lmstudio"]);
 
 /** `http://host:port` or `http://host:port/v1` → the `/v1` root the endpoints hang off. */
-export function openaiRoot(url: string): string {
+function openaiRoot(url: string): string {
   const u = url.replace(/\/+$/, "");
   return /\/v\d+$/.test(u) ? u : `${u}/v1`;
 }

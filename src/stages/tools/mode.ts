@@ -22,11 +22,14 @@ export const toolStage: RequestStage = (req, ctx) => {
   if (!req.tools.length && !hasToolHistory(req.messages)) return req;
   const format = ctx.profile.toolFormat ?? "hermes";
   const out = emulateTools(req, format);
-  ctx.notes.push(`tools: ${req.tools.length} tool(s) and the tool history emulated as ${format} text`);
+  ctx.notes.push({
+    subject: "tools",
+    detail: `${req.tools.length} tool(s) and the tool history emulated as ${format} text`,
+  });
   const schema = forcedCallSchema(req);
   if (schema && ctx.profile.backend.caps.jsonSchema) {
     out.constrain = { schema };
-    ctx.notes.push("tool_choice: forced call constrained to the tool's JSON schema");
+    ctx.notes.push({ subject: "tool_choice", detail: "forced call constrained to the tool's JSON schema" });
   }
   return out;
 };
@@ -40,11 +43,11 @@ function forceTool(req: Request, ctx: StageContext): Request {
   const name = ctx.profile.forceTool;
   if (!name || req.toolChoice.type !== "auto" || !req.tools.some((t) => t.name === name)) return req;
   if (req.messages.some((m) => m.parts.some((p) => p.type === "toolResult"))) return req;
-  ctx.notes.push(`tool_choice: forced to ${name} by the profile's force_tool`);
+  ctx.notes.push({ subject: "tool_choice", detail: `forced to ${name} by the profile's force_tool` });
   return { ...req, toolChoice: { type: "tool", name } };
 }
 
-export function resolveMode(req: Request, ctx: StageContext): ToolMode {
+function resolveMode(req: Request, ctx: StageContext): ToolMode {
   const { profile, state } = ctx;
   const setting = state.toolMode ?? "auto";
   if (setting !== "auto") return setting;
@@ -68,10 +71,14 @@ function strip(req: Request, ctx: StageContext): Request {
     if (parts.length) messages.push({ role: m.role, parts });
   }
   if (!req.tools.length && !dropped) return req;
-  const warning: Note = `tools: strip mode dropped ${req.tools.length} tool definition(s) and ${dropped} tool call/result part(s); the model cannot use tools`;
+  const warning: Note = {
+    subject: "tools",
+    detail: `strip mode dropped ${req.tools.length} tool definition(s) and ${dropped} tool call/result part(s); the model cannot use tools`,
+  };
   ctx.notes.push(warning);
   // once per model in the log at warn level; each request's notes carry it at debug level
-  if (ctx.state.firstTime("tools stripped")) ctx.log.warn({ model: ctx.profile.alias }, warning);
+  if (ctx.state.firstTime("tools stripped"))
+    ctx.log.warn({ model: ctx.profile.alias, subject: warning.subject }, warning.detail);
   const out: Request = { ...req, messages, tools: [], toolChoice: { type: "auto" } };
   delete out.parallelToolCalls;
   return out;

@@ -9,7 +9,7 @@
 import { newId } from "../../ir/ids.js";
 import type { Event, EventStream } from "../../ir/types.js";
 import type { ResponseStage, StageContext } from "../types.js";
-import { ToolSet } from "./formats.js";
+import { ToolSet } from "./formats/index.js";
 import { type ScanCall, type ScanOutput, ToolCallScanner } from "./scanner.js";
 
 export const rescue: ResponseStage = (events, _req, ctx) => {
@@ -123,10 +123,6 @@ class Rescuer {
         } else out.push(ev);
         return out;
       }
-      case "error":
-        this.endSection(out);
-        out.push(ev);
-        return out;
       default:
         // start, usage: they carry no content and need no order against it
         out.push(ev);

@@ -4,36 +4,45 @@
  *
  * Scanning is incremental: a regular expression jumps from one trigger character (`<`, `[`,
  * `{`, a backtick) to the next, so plain prose costs one pass and is never held. At a trigger, a
- * candidate for the format it may start (see formats.ts) takes the text from there and says,
+ * candidate for the format it may start (see formats/index.ts) takes the text from there and says,
  * piece by piece, whether to wait, accept calls, or reject (the text goes out as it came).
  */
 import type { Tool } from "../../ir/types.js";
 import {
-  BareJsonCandidate,
   type CallDraft,
   type Candidate,
   type Env,
-  FenceCandidate,
-  FunctionCandidate,
-  HermesCandidate,
   type JsonTracker,
-  MistralCandidate,
-  PythonTagCandidate,
+  OPENERS,
+  type Opener,
   type ScanCall,
   TAGS,
   type ToolFormat,
   ToolSet,
-} from "./formats.js";
+} from "./formats/index.js";
 import { coerceToSchema } from "./repair.js";
 
-export type { ScanCall, ToolFormat } from "./formats.js";
+export type { ScanCall, ToolFormat } from "./formats/index.js";
 
 export type ScanOutput = { type: "text"; text: string } | ScanCall;
 
-/** Characters where something may start. Everything between two of them is plain text. */
-const TRIGGER = /[<[{`]/g;
+/** Openers by their first character, tags in the order OPENERS lists them. */
+const BY_FIRST = new Map<string, Array<[string, Opener]>>();
+for (const o of OPENERS)
+  for (const tag of o.tags) {
+    const list = BY_FIRST.get(tag[0]!) ?? [];
+    list.push([tag, o]);
+    BY_FIRST.set(tag[0]!, list);
+  }
+const charClass = (cs: Iterable<string>) =>
+  new RegExp(`[${[...new Set(cs)].map((c) => c.replace(/[\\\]^-]/g, "\\$&")).join("")}]`, "g");
+/**
+ * Characters where something may start: an opener, inline code (a backtick), `<think>`.
+ * Everything between two of them is plain text.
+ */
+const TRIGGER = charClass([...BY_FIRST.keys(), "`", "<"]);
 /** In a rejected JSON value being followed to its end: only tags start candidates. */
-const TAG_TRIGGER = /[<[]/g;
+const TAG_TRIGGER = charClass(OPENERS.filter((o) => !o.lineStart).flatMap((o) => o.tags.map((t) => t[0]!)));
 /** In inline code: only its end (a backtick, or the end of the line) matters. */
 const INLINE_END = /[`\n]/g;
 const THINK_OPEN = "<think>";
@@ -43,13 +52,6 @@ const MAX_HOLD = 1 << 20;
 const MISSING = "required, missing";
 /** Held candidates longer than this are stepped lazily (see push). */
 const LAZY_ABOVE = 4096;
-
-/** The tags that start a candidate where they appear, whatever comes before them. */
-const OPENERS: Array<[string, (env: Env) => Candidate]> = [
-  [TAGS.pythonTag, (env) => new PythonTagCandidate(env)],
-  [TAGS.toolCall, (env) => new HermesCandidate(env)],
-  [TAGS.function, (env) => new FunctionCandidate(env)],
-];
 
 export class ToolCallScanner {
   private readonly env: Env;
@@ -228,22 +230,10 @@ export class ToolCallScanner {
     c: string,
     final: boolean,
   ): ((env: Env) => Candidate) | "hold" | undefined {
-    if (c === "<") {
-      for (const [tag, make] of OPENERS) {
-        if (buf.startsWith(tag, j)) return make;
-        if (!final && couldStart(buf, j, tag)) return "hold";
-      }
-      return undefined;
-    }
-    if (c === "[") {
-      if (buf.startsWith(TAGS.mistral, j)) return (env) => new MistralCandidate(env);
-      if (!final && couldStart(buf, j, TAGS.mistral)) return "hold";
-    }
-    if (this.skip || !this.lineStartAt(j)) return undefined;
-    if (c === "{" || c === "[") return (env) => new BareJsonCandidate(env);
-    if (c === "`") {
-      if (buf.startsWith(TAGS.fence, j)) return (env) => new FenceCandidate(env);
-      if (!final && couldStart(buf, j, TAGS.fence)) return "hold";
+    for (const [tag, o] of BY_FIRST.get(c) ?? []) {
+      if (o.lineStart && (this.skip || !this.lineStartAt(j))) continue;
+      if (buf.startsWith(tag, j)) return o.make;
+      if (!final && couldStart(buf, j, tag)) return "hold";
     }
     return undefined;
   }

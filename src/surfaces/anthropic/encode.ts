@@ -1,6 +1,6 @@
 import { mergeUsage } from "../../ir/collect.js";
 import type { GatewayError } from "../../ir/errors.js";
-import type { Event, Request, Response, StopReason, Usage } from "../../ir/types.js";
+import type { Event, Request, Response, Usage } from "../../ir/types.js";
 import type { ErrorAnswer, ResponseMeta, StreamEncoder } from "../types.js";
 
 const ERROR_TYPES: Record<GatewayError["kind"], string> = {
@@ -18,7 +18,7 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
   timeout: "timeout_error",
 };
 
-export function anthropicErrorBody(err: GatewayError): string {
+function anthropicErrorBody(err: GatewayError): string {
   // Anthropic's own overflow wording, which agent clients match to compact their session
   const message = err.overflow
     ? `prompt is too long: ${err.overflow.promptTokens} tokens > ${err.overflow.maxTokens} maximum`
@@ -34,7 +34,7 @@ export function encodeAnthropicError(err: GatewayError): ErrorAnswer {
 }
 
 /** Tool-use ids must match ^[a-zA-Z0-9_-]+$ for Anthropic clients (and Anthropic, on the way back). */
-export function toolUseId(id: string): string {
+function toolUseId(id: string): string {
   return /^[a-zA-Z0-9_-]+$/.test(id) ? id : id.replace(/[^a-zA-Z0-9_-]/g, "_") || "toolu_";
 }
 
@@ -154,7 +154,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
           sse("message_delta", {
             type: "message_delta",
             delta: {
-              stop_reason: stopReason(ev.reason),
+              stop_reason: ev.reason,
               stop_sequence: ev.stopSequence ?? null,
               stop_details: null,
             },
@@ -163,8 +163,6 @@ export class AnthropicStreamEncoder implements StreamEncoder {
           sse("message_stop", { type: "message_stop" })
         );
       }
-      case "error":
-        return this.error(ev.error);
       case "start":
         return "";
     }
@@ -175,10 +173,6 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     this.done = true;
     return sse("error", JSON.parse(anthropicErrorBody(err)));
   }
-}
-
-function stopReason(r: StopReason): string {
-  return r === "error" ? "end_turn" : r;
 }
 
 /** A whole Messages API response. */
@@ -196,7 +190,7 @@ export function encodeAnthropicResponse(res: Response, _req: Request, meta: Resp
         ? { type: "redacted_thinking", data: p.redacted }
         : { type: "thinking", thinking: p.text, signature: p.signature ?? "" };
     }),
-    stop_reason: stopReason(res.stopReason),
+    stop_reason: res.stopReason,
     stop_sequence: res.stopSequence ?? null,
     stop_details: null,
     usage: usageJson(res.usage),

@@ -45,7 +45,6 @@ const FINISH: Record<StopReason, string> = {
   max_tokens: "length",
   tool_use: "tool_calls",
   refusal: "content_filter",
-  error: "stop",
 };
 
 /**
@@ -138,8 +137,6 @@ export class OpenAIStreamEncoder implements StreamEncoder {
           out += `data: ${this.head}[],"usage":${JSON.stringify(usageJson(this.usage))}}\n\n`;
         return `${out}data: [DONE]\n\n`;
       }
-      case "error":
-        return this.error(ev.error);
     }
   }
 

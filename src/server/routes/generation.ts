@@ -1,26 +1,31 @@
+/**
+ * The generation routes, `POST /v1/messages` and `POST /v1/chat/completions`: a request in a
+ * surface's dialect, routed to a backend, its answer streamed or collected back in that dialect.
+ */
 import type { ServerResponse } from "node:http";
-import { collect } from "../ir/collect.js";
-import { GatewayError, toGatewayError } from "../ir/errors.js";
-import { newId } from "../ir/ids.js";
-import { Abort, type Signal } from "../ir/signal.js";
-import type { Event, Request } from "../ir/types.js";
-import { DEFAULT_ANSWER_LIMIT } from "../config/types.js";
-import type { Logger } from "../log.js";
-import type { RouteObserver, Router } from "../routing/router.js";
-import type { ResponseMeta, StreamEncoder, Surface } from "../surfaces/types.js";
-import type { Metrics } from "./metrics.js";
+import { DEFAULT_ANSWER_LIMIT } from "../../config/types.js";
+import { collect } from "../../ir/collect.js";
+import { GatewayError, toGatewayError } from "../../ir/errors.js";
+import { newId } from "../../ir/ids.js";
+import { Abort, type Signal } from "../../ir/signal.js";
+import type { Event, Request } from "../../ir/types.js";
+import type { RouteObserver } from "../../routing/router.js";
+import type { ResponseMeta, StreamEncoder, Surface } from "../../surfaces/types.js";
+import { sendError } from "../answer.js";
+import type { Handler, RouteContext } from "./route.js";
 
-export interface HandlerDeps {
-  router: Router;
-  metrics: Metrics;
-  log: Logger;
-  /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
-  keepAliveAfterMs: number;
-  /** Interval of keep-alive pings while the backend is silent. */
-  pingIntervalMs: number;
-  /** The most text a non-streaming answer may hold, in characters (server.answer_limit_mb). */
-  answerLimitChars?: number | undefined;
-}
+/** What answering a generation needs from the gateway. */
+type HandlerDeps = Pick<
+  RouteContext,
+  "router" | "metrics" | "log" | "keepAliveAfterMs" | "pingIntervalMs" | "answerLimitChars"
+>;
+
+/** The route for a surface's generation endpoint. */
+export const generation =
+  (surface: Surface) =>
+  (ctx: RouteContext): Handler =>
+  (_req, res, body, bodyBytes) =>
+    handleGeneration(surface, body, bodyBytes, res, ctx);
 
 /**
  * Writes a streaming answer to the socket: what is written between two flushes goes out as one
@@ -67,7 +72,7 @@ class Writer {
  * Answers one generation request: decoded request in, the client's own wire out. The same path
  * serves streaming and non-streaming clients; only the encoder differs.
  */
-export async function handleGeneration(
+async function handleGeneration(
   surface: Surface,
   body: unknown,
   bodyBytes: number,
@@ -79,7 +84,7 @@ export async function handleGeneration(
   try {
     req = surface.decode(body);
   } catch (e) {
-    return sendError(surface, res, toGatewayError(e), deps, "invalid");
+    return sendError(surface, res, toGatewayError(e), deps.log, "invalid");
   }
   const log = deps.log;
   const meta: ResponseMeta = {
@@ -100,7 +105,7 @@ export async function handleGeneration(
     ? new LiveStream(surface.streamEncoder(req, meta), res, deps.pingIntervalMs)
     : undefined;
   const observer: RouteObserver = {
-    note: (what: string) => deps.metrics.reshaped.inc({ what }),
+    note: (subject) => deps.metrics.reshaped.inc({ what: subject }),
     count: (what: string, n = 1) => deps.metrics.toolCalls.inc({ what }, n),
     promptTokens: (model, evaluated, cached) => {
       deps.metrics.promptTokens.inc({ model, from: "evaluated" }, evaluated);
@@ -133,7 +138,7 @@ export async function handleGeneration(
   } catch (e) {
     const err = toGatewayError(e);
     outcome = abort.aborted ? "client_gone" : err.kind;
-    if (!abort.aborted) sendError(surface, res, err, deps, outcome);
+    if (!abort.aborted) sendError(surface, res, err, deps.log, outcome);
     if (err.kind === "api_error" && !abort.aborted)
       log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
@@ -281,22 +286,4 @@ function drained(res: ServerResponse): Promise<void> {
     res.on("drain", done);
     res.on("close", done);
   });
-}
-
-export function sendError(
-  surface: Surface,
-  res: ServerResponse,
-  err: GatewayError,
-  deps: HandlerDeps,
-  outcome: string,
-): void {
-  if (res.headersSent || res.destroyed) {
-    if (!res.destroyed) res.end();
-    return;
-  }
-  const answer = surface.encodeError(err);
-  res.writeHead(answer.status, { ...answer.headers, "content-length": Buffer.byteLength(answer.body) });
-  res.end(answer.body);
-  if (outcome === "invalid")
-    deps.log.debug({ status: answer.status, err: err.message }, "rejected a request");
 }

@@ -1,0 +1,29 @@
+/** The routing table: every route the gateway answers, by method and path. */
+import { anthropicSurface } from "../../surfaces/anthropic/index.js";
+import { openaiSurface } from "../../surfaces/openai/index.js";
+import { countTokens } from "./count-tokens.js";
+import { generation } from "./generation.js";
+import { health } from "./health.js";
+import { metrics } from "./metrics.js";
+import { models } from "./models.js";
+import type { Route, RouteContext } from "./route.js";
+
+export type { Handler, Route, RouteContext } from "./route.js";
+
+/** The routes, keyed `METHOD /path`; the API's routes with and without `/v1`. */
+export function routeTable(ctx: RouteContext): Map<string, Route> {
+  const routes = new Map<string, Route>();
+  const messages = generation(anthropicSurface)(ctx);
+  const chat = generation(openaiSurface)(ctx);
+  const count = countTokens(ctx);
+  const list = models(ctx);
+  for (const prefix of ["/v1", ""]) {
+    routes.set(`POST ${prefix}/messages`, { handler: messages, body: true });
+    routes.set(`POST ${prefix}/chat/completions`, { handler: chat, body: true });
+    routes.set(`POST ${prefix}/messages/count_tokens`, { handler: count, body: true });
+    routes.set(`GET ${prefix}/models`, { handler: list, body: false });
+  }
+  routes.set("GET /health", { handler: health(ctx), body: false });
+  routes.set("GET /metrics", { handler: metrics(ctx), body: false });
+  return routes;
+}

@@ -1,0 +1,35 @@
+/** What a route is, and what the gateway gives every route. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { GatewayConfig } from "../../config/types.js";
+import type { Logger } from "../../log.js";
+import type { Router } from "../../routing/router.js";
+import type { Metrics } from "../metrics.js";
+
+/** Answers one request; `body` is the parsed JSON body for a route that reads one. */
+export type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  bodyBytes: number,
+) => void | Promise<void>;
+
+export interface Route {
+  handler: Handler;
+  /** Whether the route reads a JSON body. */
+  body: boolean;
+}
+
+export interface RouteContext {
+  config: GatewayConfig;
+  router: Router;
+  metrics: Metrics;
+  log: Logger;
+  /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
+  keepAliveAfterMs: number;
+  /** Interval of keep-alive pings while the backend is silent. */
+  pingIntervalMs: number;
+  /** The most text a non-streaming answer may hold, in characters (server.answer_limit_mb). */
+  answerLimitChars?: number | undefined;
+  /** Lines for /health when nothing is configured: how to add a backend. */
+  hints?: string[] | undefined;
+}
