@@ -14,7 +14,7 @@ import { pino } from "pino";
 import { createDispatcher } from "../src/backends/http.js";
 import { parseConfig } from "../src/config/load.js";
 import { messageTokens, rawTokens } from "../src/context/estimate.js";
-import { dropOldest } from "../src/context/fit.js";
+import { DROPPED_NOTE, dropRounds } from "../src/context/fit.js";
 import { chooseWindow, fittingContext } from "../src/context/window.js";
 import type { Message } from "../src/ir/types.js";
 import { buildGateway } from "../src/server/app.js";
@@ -690,7 +690,9 @@ describe("fit_policy: drop-oldest", () => {
         assert.equal(wire[0].content, SYSTEM);
         assert.equal(wire.at(-1).content, "Now sum it all up.");
         assert.ok(wire.length < messages.length, "turns were dropped");
-        assert.ok(!JSON.stringify(wire).includes("Step 0:"), "the oldest went first");
+        assert.ok(JSON.stringify(wire).includes("Step 0:"), "the task (the first user message) kept");
+        assert.ok(!JSON.stringify(wire).includes("Step 1:"), "the oldest rounds went first");
+        assert.ok(JSON.stringify(wire).includes(DROPPED_NOTE), "a note where turns were removed");
         assert.ok(sent.prompt!.tokens <= WINDOW - 200, `it fits (${sent.prompt!.tokens})`);
         // every tool result has its call before it, and every call its result after it
         const calls = new Set<string>();
@@ -717,7 +719,7 @@ describe("fit_policy: drop-oldest", () => {
     });
   }
 
-  test("dropOldest keeps call/result pairs together and the last turn whole", () => {
+  test("dropRounds keeps the task, drops whole rounds from the oldest, and keeps the last turn whole", () => {
     const m = (role: Message["role"], ...parts: Message["parts"]): Message => ({ role, parts });
     const text = (t: string) => ({ type: "text" as const, text: t });
     const messages: Message[] = [
@@ -727,12 +729,38 @@ describe("fit_policy: drop-oldest", () => {
       m("assistant", text("ok")),
       m("user", text("last")),
     ];
-    const cut = dropOldest(messages, messageTokens, 50)!;
-    // dropping the first user turn leaves the assistant's call first: it goes too, and its result with it
-    assert.equal(cut.messages[0]!.role, "user");
-    assert.deepEqual(cut.messages[0]!.parts, [text("and then")]);
-    assert.equal(cut.messages.at(-1), messages.at(-1));
-    assert.equal(dropOldest(messages, messageTokens, 100_000), undefined, "cannot free more than there is");
+    const cut = dropRounds(messages, messageTokens, 50, 1)!;
+    // the call's round (the call and its result, and the words after it) goes whole; the task stays
+    assert.deepEqual(cut.messages[0]!.parts, [...messages[0]!.parts, text(DROPPED_NOTE)]);
+    assert.deepEqual(cut.messages.slice(1), messages.slice(3));
+    assert.equal(cut.dropped, 2);
+    assert.equal(
+      dropRounds(messages, messageTokens, 100_000, 1),
+      undefined,
+      "cannot free more than there is",
+    );
+  });
+
+  test("dropRounds: the cut stays where it was while the conversation grows by less than a step", () => {
+    const m = (role: Message["role"], t: string): Message => ({ role, parts: [{ type: "text", text: t }] });
+    const history: Message[] = [m("user", "the task")];
+    const cuts: number[] = [];
+    for (let turn = 0; turn < 40; turn++) {
+      history.push(
+        m("assistant", `answer ${turn} ${"x".repeat(200)}`),
+        m("user", `more ${turn} ${"y".repeat(200)}`),
+      );
+      const total = history.reduce((s, x) => s + messageTokens(x), 0);
+      const over = total - 2000;
+      if (over <= 0) continue;
+      const cut = dropRounds(history, messageTokens, over, 1000)!;
+      assert.ok(cut, `turn ${turn} fits`);
+      assert.deepEqual(cut.messages[0]!.parts[0], { type: "text", text: "the task" });
+      cuts.push(cut.dropped);
+    }
+    const moves = cuts.filter((d, i) => i > 0 && d !== cuts[i - 1]).length;
+    assert.ok(cuts.length > 20, "most turns needed a cut");
+    assert.ok(moves <= cuts.length / 4, `the cut moved on ${moves} of ${cuts.length} turns`);
   });
 });
 

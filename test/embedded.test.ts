@@ -124,12 +124,14 @@ describe("embedded backend: the tiny GGUF through clawbridge", { skip: NO_ENGINE
     assert.equal(created.model, "tiny");
     assert.ok(created.content.every((b) => b.type === "text"));
     assert.ok(["end_turn", "max_tokens"].includes(created.stop_reason ?? ""));
-    assert.ok(created.usage.input_tokens > 5);
+    assert.ok(created.usage.input_tokens + (created.usage.cache_read_input_tokens ?? 0) > 5);
     assert.ok(created.usage.output_tokens > 0 && created.usage.output_tokens <= 24);
 
     const streamed = await anthropic.messages.stream(params).finalMessage();
     assert.ok(["end_turn", "max_tokens"].includes(streamed.stop_reason ?? ""));
-    assert.equal(streamed.usage.input_tokens, created.usage.input_tokens);
+    // the same prompt again: the sequence's cache holds it, the total is the same
+    const total = (u: Anthropic.Usage) => u.input_tokens + (u.cache_read_input_tokens ?? 0);
+    assert.equal(total(streamed.usage), total(created.usage));
 
     // the raw stream's grammar, event by event
     const res = await fetch(`${gw.url}/v1/messages`, {
@@ -286,7 +288,7 @@ describe("embedded backend: the tiny GGUF through clawbridge", { skip: NO_ENGINE
     });
     assert.equal(
       counted.input_tokens,
-      r.usage.input_tokens,
+      r.usage.input_tokens + (r.usage.cache_read_input_tokens ?? 0),
       "count_tokens differs from what generation took",
     );
   });
@@ -329,7 +331,11 @@ describe("embedded backend: the tiny GGUF through clawbridge", { skip: NO_ENGINE
           ...(system ? { system } : {}),
           messages: [{ role: "user", content: user }],
         });
-        assert.equal(m.usage.input_tokens, engine, "usage differs from the engine's count");
+        assert.equal(
+          m.usage.input_tokens + (m.usage.cache_read_input_tokens ?? 0),
+          engine,
+          "usage differs from the engine's count",
+        );
       }
     } finally {
       await context.dispose();
@@ -396,6 +402,37 @@ describe("embedded backend: the tiny GGUF through clawbridge", { skip: NO_ENGINE
     assert.ok(all.every((m) => m.usage.output_tokens > 0));
     assert.equal(backend.activity.peak, 2, "two sequences, two at once (the third waits in the queue)");
     backend.activity.peak = Math.max(peak, 2);
+  });
+
+  test("two interleaved conversations on two sequences: after their first turn each reads only its new tokens", async () => {
+    // distinct long openings, so neither shares a useful prefix with the other
+    const history = [1, 2].map((c) => [
+      {
+        role: "user" as const,
+        content: `Conversation ${c}: ${Array.from({ length: 40 }, (_, i) => `fact ${c}.${i} is ${i * c}`).join("; ")}`,
+      },
+    ]);
+    const seen: Array<{ input: number; cached: number | null }> = [];
+    for (let turn = 0; turn < 3; turn++)
+      for (const c of [0, 1]) {
+        const msgs: Anthropic.MessageParam[] = history[c]!;
+        const m = await anthropic.messages.create({ model: "tiny", max_tokens: 4, messages: msgs });
+        const text = m.content.map((b) => (b.type === "text" ? b.text : "")).join("") || "ok";
+        msgs.push(
+          { role: "assistant", content: text },
+          { role: "user", content: `Turn ${turn} of ${c}: go on.` },
+        );
+        seen.push({ input: m.usage.input_tokens, cached: m.usage.cache_read_input_tokens });
+      }
+    // turn 0 reads each whole prompt; every later turn reuses its own sequence's cache
+    for (const [i, u] of seen.entries()) {
+      if (i < 2) {
+        assert.ok(u.input > 300, `the first turn reads the whole prompt (${u.input})`);
+        continue;
+      }
+      assert.ok(u.cached !== null && u.cached > 300, `request ${i}: cached ${u.cached}`);
+      assert.ok(u.input < 80, `request ${i}: only the new tokens are read (${u.input})`);
+    }
   });
 });
 

@@ -202,12 +202,16 @@ describe("normalize stage", () => {
       };
       const notes: Note[] = [];
       const out = normalize(req, stageContext(profile, req, notes));
-      assert.equal(out.system, "base\n\nlate instruction");
+      // a late system message stays where it is: TinyGrad's wire takes none there, so a user turn
+      assert.equal(out.system, "base");
       assert.deepEqual(
         out.messages.map((m) => m.role),
-        ["user", "assistant"],
+        ["user", "user", "assistant"],
       );
-      assert.deepEqual(out.messages[1]?.parts, [{ type: "text", text: "b" }]);
+      assert.deepEqual(out.messages[1]?.parts, [
+        { type: "text", text: "[System message]\nlate instruction" },
+      ]);
+      assert.deepEqual(out.messages[2]?.parts, [{ type: "text", text: "b" }]);
       assert.deepEqual(out.tools, []);
       assert.deepEqual(out.sampling, { temperature: 0.5 });
       const said = notes.map((n) => `${n.subject}: ${n.detail}`);

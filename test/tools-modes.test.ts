@@ -249,7 +249,10 @@ describe("constrained decoding for forced calls", () => {
       const format = chats(fake).at(-1)!.body.format;
       assert.deepEqual(format.properties.name, { type: "string", enum: ["get_weather"] });
       assert.deepEqual(format.properties.arguments, WEATHER.input_schema);
-      assert.match(chats(fake).at(-1)!.body.messages[0].content, /You must call the function get_weather/);
+      assert.match(
+        chats(fake).at(-1)!.body.messages.at(-1).content,
+        /You must call the function get_weather/,
+      );
       assert.equal(msg.stop_reason, "tool_use");
       assert.deepEqual(
         msg.content.map((b) => b.type === "tool_use" && [b.name, b.input]),

@@ -42,6 +42,14 @@ export interface WireCaps {
   thinkingEffort?: boolean;
   /** Sampling fields the wire has a place for. */
   sampling: ReadonlySet<SamplingField>;
+  /**
+   * A system-role message can sit mid-conversation (the chat template renders it in place).
+   * Where it cannot, a late system message becomes a user turn at its place, never moved to the
+   * top: what changes late must stay late, or the server's prompt cache shares nothing.
+   */
+  systemMidConversation?: boolean;
+  /** The server reads Claude Code's billing header block (Anthropic itself); elsewhere it is removed. */
+  clientBilling?: boolean;
 }
 
 export type SamplingField =

@@ -18,6 +18,8 @@ export interface RouteObserver extends PlaceObserver {
   note?(subject: NoteSubject): void;
   /** Called for each thing a response stage did (a rescued tool call, a repair). */
   count?(what: string, n?: number): void;
+  /** Called with the prompt tokens a backend reported: read afresh, and held by its cache (undefined: unknown). */
+  promptTokens?(model: string, evaluated: number, cached: number | undefined): void;
   /** Called when routing moves on from a failed target. */
   switched?(from: ModelProfile, reason: GatewayError): void;
 }
@@ -130,6 +132,8 @@ export class Attempts {
       try {
         const ctx = this.context(req, target, signal, log);
         if (observer.count) ctx.count = observer.count;
+        const tokens = observer.promptTokens;
+        if (tokens) ctx.promptTokens = (evaluated, cached) => tokens(profile.alias, evaluated, cached);
         const r = runStages(requestStages, req, ctx);
         const shaped = r instanceof Promise ? await r : r;
         if (ctx.notes.length) {

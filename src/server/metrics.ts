@@ -127,6 +127,10 @@ export class Metrics {
     "clawbridge_tool_calls_total",
     "What the tool stages did to answers: calls rescued from text, arguments repaired, by what",
   );
+  readonly promptTokens = new Counter<"model" | "from">(
+    "clawbridge_prompt_tokens_total",
+    "Prompt tokens the backends reported, by model: read afresh (evaluated) or held by the server's prompt cache (cache; only where the server says)",
+  );
   readonly duration = new Histogram<"surface">(
     "clawbridge_request_duration_seconds",
     "Time from request to the end of the answer",
@@ -154,6 +158,7 @@ export class Metrics {
         this.reshaped,
         this.switched,
         this.toolCalls,
+        this.promptTokens,
         this.duration,
         this.queued,
         this.queueWait,

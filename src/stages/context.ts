@@ -1,6 +1,6 @@
 import { countPrompt, estimatePrompt } from "../context/count.js";
 import { messageFeatures } from "../context/estimate.js";
-import { dropOldest } from "../context/fit.js";
+import { dropRounds } from "../context/fit.js";
 import { windowAdvice } from "../context/window.js";
 import { contextOverflowError } from "../ir/errors.js";
 import type { Message, Request } from "../ir/types.js";
@@ -11,6 +11,12 @@ import type { PromptCount, StageContext } from "./types.js";
 const EXACT_FROM = 0.7;
 /** Output kept free by default: this many tokens, or an eighth of a small window. */
 const DEFAULT_RESERVE = 1024;
+/**
+ * drop-oldest frees this share of the window beyond what it must (a low-water mark): the cut then
+ * stays put, and the server's cache with it, for the next turns until the conversation has grown
+ * by as much again.
+ */
+const LOW_WATER = 0.25;
 
 /**
  * Keeps the request inside the model's window. Counts the prompt as it will be sent (system
@@ -50,20 +56,26 @@ async function fit(
   if (count.tokens + reserve <= window) return clampOutput(req, count, window, ctx);
   if (profile.fitPolicy !== "drop-oldest") throw overflow(req, ctx, count.tokens, window, reserve);
 
-  // drop-oldest: turns go from the front until the rest fits; a server that counts checks the cut
+  // drop-oldest: whole rounds go from the oldest after the pinned task, in steps of a quarter of
+  // the window (so the cut moves rarely); a server that counts checks the cut
   const tokensOf = (m: Message) => state.calibration.estimate(messageFeatures(m));
+  const step = Math.max(1, Math.floor(window * LOW_WATER));
   let fitted = req;
   let dropped = 0;
-  for (let attempt = 0; attempt < 3 && count.tokens + reserve > window; attempt++) {
-    const cut = dropOldest(fitted.messages, tokensOf, count.tokens + reserve - window);
+  let need = count.tokens + reserve - window;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const cut = dropRounds(req.messages, tokensOf, need, step);
     if (!cut) break;
-    fitted = { ...fitted, messages: cut.messages };
-    dropped += cut.dropped;
+    fitted = { ...req, messages: cut.messages };
+    dropped = cut.dropped;
     count = await countPrompt(fitted, state, count.exact, ctx.log);
+    if (count.tokens + reserve <= window) break;
+    // the estimate was short: what is still over is needed on top
+    need = Math.max(need + 1, cut.freed + count.tokens + reserve - window);
   }
   ctx.prompt = count;
   if (count.tokens + reserve > window) throw overflow(req, ctx, count.tokens, window, reserve);
-  const said = `${dropped} oldest message(s) dropped to fit the window of ${window} tokens (prompt now ${count.tokens}${count.exact ? "" : " estimated"}); the system prompt and the latest turn kept`;
+  const said = `${dropped} oldest message(s) dropped to fit the window of ${window} tokens (prompt now ${count.tokens}${count.exact ? "" : " estimated"}); the system prompt, the task and the latest turn kept`;
   ctx.notes.push({ subject: "context", detail: said });
   ctx.log.warn({ model: profile.alias, backend: profile.backend.name, dropped, window }, said);
   return clampOutput(fitted, count, window, ctx);

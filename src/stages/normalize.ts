@@ -3,9 +3,14 @@ import type { NoteSubject, StageContext } from "./types.js";
 
 /**
  * Makes a request fit what the target backend's wire takes (LiteLLM's drop_params, done in one
- * place): folds system messages into the system prompt, removes what the wire has no place for,
- * merges turns where roles must alternate, clamps the output limit and applies the profile's
- * defaults. Every change is noted in `ctx.notes`.
+ * place): folds leading system messages into the system prompt, removes what the wire has no
+ * place for, merges turns where roles must alternate, clamps the output limit and applies the
+ * profile's defaults. Every change is noted in `ctx.notes`.
+ *
+ * It keeps the prompt's prefix byte-stable from turn to turn, so a server's prompt cache holds:
+ * Claude Code's billing block (new on every request) is removed, and a system message that comes
+ * after the conversation started stays where it is (as a system message where the wire takes one
+ * there, else as a user turn), never moved to the top.
  */
 export function normalize(req: Request, ctx: StageContext): Request {
   const { profile, notes } = ctx;
@@ -18,15 +23,52 @@ export function normalize(req: Request, ctx: StageContext): Request {
     );
 
   let system = req.system;
+  if (!caps.clientBilling && system.includes(BILLING)) {
+    const kept = withoutBilling(system);
+    if (kept !== system) {
+      system = kept;
+      notes.push({
+        subject: "system",
+        detail: "Claude Code's billing header block removed (it changes on every request)",
+      });
+    }
+  }
+  const lateAsMessage =
+    caps.systemMidConversation === true && !caps.strictAlternation && !profile.strictAlternation;
   let messages: Message[] = [];
   for (const [i, m] of req.messages.entries()) {
     if (m.role === "system") {
       const text = m.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("\n");
-      system = system ? `${system}\n\n${text}` : text;
-      notes.push({
-        subject: "system",
-        detail: `messages.${i} (a system message) folded into the system prompt`,
-      });
+      if (!messages.length) {
+        system = system
+          ? `${system}
+
+${text}`
+          : text;
+        notes.push({
+          subject: "system",
+          detail: `messages.${i} (a system message) folded into the system prompt`,
+        });
+      } else if (lateAsMessage)
+        messages.push(
+          m.parts.every((p) => p.type === "text") ? m : { role: "system", parts: [{ type: "text", text }] },
+        );
+      else {
+        messages.push({
+          role: "user",
+          parts: [
+            {
+              type: "text",
+              text: `${LATE_SYSTEM}
+${text}`,
+            },
+          ],
+        });
+        notes.push({
+          subject: "system",
+          detail: `messages.${i} (a system message) sent as a user turn where it stands`,
+        });
+      }
       continue;
     }
     messages.push(m);
@@ -154,6 +196,19 @@ export function normalize(req: Request, ctx: StageContext): Request {
 
 /** What a model that cannot see gets in an image's place. */
 const BLIND = "[an image was left out here: this model cannot see images]";
+
+/** How Claude Code's billing block starts (`x-anthropic-billing-header: cc_version=…; cch=…;`). */
+const BILLING = "x-anthropic-billing-header:";
+/** What a late system message turned into a user turn starts with. */
+export const LATE_SYSTEM = "[System message]";
+
+/** The system prompt without the billing block (a block of its own: the surfaces join blocks with a blank line). */
+function withoutBilling(system: string): string {
+  return system
+    .split("\n\n")
+    .filter((block) => !block.trimStart().startsWith(BILLING))
+    .join("\n\n");
+}
 
 /**
  * What a field the decoder left unread is, by how the decoders write it: `tools.1(web_search)`,

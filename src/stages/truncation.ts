@@ -32,8 +32,13 @@ export async function* truncation(
   let answered = false;
   let judged = false;
   let output = 0;
+  let reported = false;
   const usage = (u: Partial<Usage>) => {
     output = Math.max(output, u.outputTokens ?? 0);
+    if (!reported && (u.inputTokens !== undefined || u.cacheReadTokens !== undefined)) {
+      reported = true;
+      ctx.promptTokens?.(u.inputTokens ?? 0, u.cacheReadTokens);
+    }
     if (!judged && u.inputTokens) {
       judged = true;
       judge(u, ctx);
@@ -94,7 +99,7 @@ function judge(usage: Partial<Usage>, ctx: StageContext): void {
   const threshold = sent.exact ? CUT_BELOW_EXACT : calibration.samples >= CALIBRATED ? CUT_BELOW : 0;
   const short = sent.tokens >= MIN_JUDGED && reported < sent.tokens * threshold;
   if (!capped && !filled && !short) {
-    if (!cached && !sent.exact) calibration.observe(sent.features, input);
+    if (!sent.exact) calibration.observe(sent.features, reported);
     return;
   }
   ctx.count?.("prompt_truncated");

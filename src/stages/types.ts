@@ -69,6 +69,8 @@ export interface StageContext {
   prompt?: PromptCount;
   /** Counts of things stages did to the answer (rescued calls, repairs), for the metrics. */
   count?(what: string, n?: number): void;
+  /** The prompt tokens the backend reported: read afresh, and held by its prompt cache (undefined: it does not say). */
+  promptTokens?(evaluated: number, cached: number | undefined): void;
 }
 
 /** The prompt tokens of a request: counted by the server (exact) or estimated. */

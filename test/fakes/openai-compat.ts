@@ -32,7 +32,7 @@ import {
   startFake,
   unixSeconds,
 } from "./core.js";
-import type { FakeServer, ReplyFn, ScriptedReply } from "./script.js";
+import type { FakeServer, RecordedRequest, ReplyFn, ScriptedReply } from "./script.js";
 import { BOS, chatTokens, fakeTokenIds, fakeTokenize, renderChat } from "./tokenizer.js";
 
 export type OpenAICompatFlavor = "llamacpp" | "vllm" | "lmstudio" | "tinygrad" | "generic";
@@ -69,10 +69,29 @@ export interface OpenAICompatFakeOptions {
   contextLength?: number;
   /** The model's trained maximum: llama.cpp meta.n_ctx_train, LM Studio max_context_length. Default 131072. */
   maxContextLength?: number;
+  /**
+   * llama.cpp: its slots (`--parallel`, `/props` total_slots; default 1), each with the prompt it last
+   * read. A request reuses the common token prefix with its slot's prompt (`cache_prompt`, default
+   * true) and reports it as `timings.cache_n` and `usage.prompt_tokens_details.cached_tokens`. The
+   * slot is `id_slot` when given, else as llama-server picks it: the idle slot whose prompt shares
+   * the largest fraction (> 0.10) of this one, else the least recently used.
+   */
+  slots?: number;
+  /** vLLM: `--enable-prompt-tokens-details` (prompt_tokens_details is null without it); its prefix cache in 16-token blocks. */
+  promptTokensDetails?: boolean;
   tinygrad?: TinygradOptions;
 }
 
+/** One llama.cpp slot: the prompt's tokens it holds, and when it was last used. */
+interface Slot {
+  tokens: number[];
+  used: number;
+}
+
 interface Config {
+  slots: Slot[];
+  /** vLLM's prefix cache (the prompts it read), when prompt_tokens_details is on. */
+  vllmCache?: number[][];
   models: string[];
   contextLength: number;
   maxContextLength: number;
@@ -90,6 +109,8 @@ interface Answer {
   completion: number;
   /** Whether the script gave the completion count (else it is the plan's content chunks). */
   completionGiven: boolean;
+  /** Prompt tokens the server's cache held (llama.cpp's slot, vLLM's prefix cache); undefined: not reported. */
+  cached: number | undefined;
   includeUsage: boolean;
 }
 
@@ -113,6 +134,8 @@ interface Dialect {
   models(cfg: Config): Obj;
   /** Flavor-specific endpoints; returns true when it answered. */
   route?(ex: Exchange, host: FakeHost, cfg: Config, dialect: Dialect): boolean;
+  /** The prompt tokens its cache holds for this request (and what it keeps for the next); absent: no cache reported. */
+  promptCache?(body: Obj, cfg: Config, recorded: RecordedRequest): number | undefined;
   /** What the server does with a prompt of `prompt` tokens past its window; returns true when it answered. */
   overflow?(ex: Exchange, host: FakeHost, cfg: Config, prompt: number): boolean;
 }
@@ -120,6 +143,8 @@ interface Dialect {
 export async function startOpenAICompatFake(opts: OpenAICompatFakeOptions = {}): Promise<FakeServer> {
   const dialect = DIALECTS[opts.flavor ?? "generic"];
   const cfg: Config = {
+    slots: Array.from({ length: Math.max(1, opts.slots ?? 1) }, () => ({ tokens: [], used: 0 })),
+    ...(opts.promptTokensDetails ? { vllmCache: [] } : {}),
     models: opts.models && opts.models.length > 0 ? opts.models : ["fake-model"],
     contextLength: opts.contextLength ?? 8192,
     maxContextLength: opts.maxContextLength ?? 131072,
@@ -174,6 +199,7 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
   const counted = chatTokens(body.messages, body.tools);
   ex.recorded.prompt = { tokens: counted, window: cfg.contextLength };
   if (dialect.overflow?.(ex, host, cfg, counted)) return;
+  const cached = dialect.promptCache?.(body, cfg, ex.recorded);
   const reply = await host.reply(ex.recorded);
   const plan = planReply(reply, () => dialect.toolCallId());
   const streaming = body.stream === true;
@@ -186,6 +212,7 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
     prompt: reply.usage?.prompt ?? counted,
     completion: reply.usage?.completion ?? plan.contentChunks,
     completionGiven: reply.usage !== undefined,
+    cached: cached === undefined ? undefined : Math.min(cached, reply.usage?.prompt ?? counted),
     includeUsage: streamOptions?.include_usage === true,
   };
   const objects = streaming ? dialect.chunks(answer) : [];
@@ -406,14 +433,15 @@ function llamaError(status: number, message: string, type = openAIErrorType(stat
 }
 
 function llamaTimings(a: Answer): Obj {
-  const promptMs = a.prompt * 0.25;
+  const cached = a.cached ?? 0;
+  const promptMs = (a.prompt - cached) * 0.25;
   const predictedMs = a.completion * 12.5;
   return {
-    cache_n: 0,
-    prompt_n: a.prompt,
+    cache_n: cached,
+    prompt_n: a.prompt - cached,
     prompt_ms: promptMs,
-    prompt_per_token_ms: a.prompt ? promptMs / a.prompt : 0,
-    prompt_per_second: promptMs ? (a.prompt * 1000) / promptMs : 0,
+    prompt_per_token_ms: a.prompt - cached ? promptMs / (a.prompt - cached) : 0,
+    prompt_per_second: promptMs ? ((a.prompt - cached) * 1000) / promptMs : 0,
     predicted_n: a.completion,
     predicted_ms: predictedMs,
     predicted_per_token_ms: a.completion ? predictedMs / a.completion : 0,
@@ -422,6 +450,7 @@ function llamaTimings(a: Answer): Obj {
 }
 
 const llamacpp: Dialect = {
+  promptCache: llamaPromptCache,
   json: (v) => JSON.stringify(v),
   streamHeaders: { "content-type": "text/event-stream", server: "llama.cpp" },
   jsonHeaders: { ...JSON_UTF8, server: "llama.cpp" },
@@ -574,8 +603,50 @@ function llamaUsage(a: Answer): Obj {
     completion_tokens: a.completion,
     prompt_tokens: a.prompt,
     total_tokens: a.prompt + a.completion,
-    prompt_tokens_details: { cached_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: a.cached ?? 0 },
   };
+}
+
+function commonPrefix(a: number[], b: number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** The prompt's tokens as the model reads them: BOS, then the rendered chat. */
+function promptIds(body: Obj): number[] {
+  return [BOS_ID, ...fakeTokenIds(renderChat(body.messages, body.tools), true)];
+}
+const BOS_ID = 1;
+
+let slotClock = 0;
+
+/**
+ * llama-server's prompt cache (server-context.cpp get_available_slot, update_slots): `id_slot` pins
+ * a slot; else the slot whose prompt shares the largest fraction of this one (over
+ * --slot-prompt-similarity 0.10), else the least recently used. The common prefix is reused, but
+ * the last prompt token is always evaluated again. `cache_prompt: false` reuses nothing.
+ */
+function llamaPromptCache(body: Obj, cfg: Config, recorded: RecordedRequest): number {
+  const ids = promptIds(body);
+  const asked = typeof body.id_slot === "number" ? body.id_slot : -1;
+  let slot: Slot | undefined = asked >= 0 ? cfg.slots[asked] : undefined;
+  if (!slot) {
+    let best = 0;
+    for (const s of cfg.slots) {
+      const f = s.tokens.length ? commonPrefix(s.tokens, ids) / ids.length : 0;
+      if (f > 0.1 && f > best) {
+        best = f;
+        slot = s;
+      }
+    }
+    slot ??= cfg.slots.reduce((a, b) => (b.used < a.used ? b : a));
+  }
+  const reuse = body.cache_prompt === false ? 0 : Math.min(commonPrefix(slot.tokens, ids), ids.length - 1);
+  slot.tokens = ids;
+  slot.used = ++slotClock;
+  recorded.cache = { slot: cfg.slots.indexOf(slot), cached: reuse };
+  return reuse;
 }
 
 /** GET /props as tools/server/README.md documents it: n_ctx lives in default_generation_settings only. */
@@ -631,7 +702,7 @@ function llamaProps(cfg: Config): Obj {
         stopping_word: "",
       },
     },
-    total_slots: 1,
+    total_slots: cfg.slots.length,
     model_alias: model,
     model_path: `/models/${model}.gguf`,
     chat_template:
@@ -655,7 +726,19 @@ function llamaProps(cfg: Config): Obj {
 // vllm: vLLM's OpenAI-compatible api_server
 // ---------------------------------------------------------------------------------------------------------------
 
+/** vLLM's automatic prefix caching: the longest prefix, in whole 16-token blocks, of a prompt it read before. */
+function vllmPromptCache(body: Obj, cfg: Config): number | undefined {
+  if (!cfg.vllmCache) return undefined;
+  const ids = promptIds(body);
+  let best = 0;
+  for (const seen of cfg.vllmCache) best = Math.max(best, commonPrefix(seen, ids));
+  cfg.vllmCache.push(ids);
+  if (cfg.vllmCache.length > 64) cfg.vllmCache.shift();
+  return Math.floor(Math.min(best, ids.length - 1) / 16) * 16;
+}
+
 const vllm: Dialect = {
+  promptCache: vllmPromptCache,
   json: (v) => JSON.stringify(v),
   streamHeaders: { "content-type": "text/event-stream; charset=utf-8", server: "uvicorn" },
   jsonHeaders: { "content-type": "application/json", server: "uvicorn" },
@@ -713,6 +796,7 @@ const vllm: Dialect = {
           prompt_tokens: a.prompt,
           total_tokens: a.prompt + a.completion,
           completion_tokens: a.completion,
+          prompt_tokens_details: a.cached === undefined ? null : { cached_tokens: a.cached },
         },
       });
     }
@@ -745,7 +829,7 @@ const vllm: Dialect = {
       prompt_tokens: a.prompt,
       total_tokens: a.prompt + a.completion,
       completion_tokens: a.completion,
-      prompt_tokens_details: null,
+      prompt_tokens_details: a.cached === undefined ? null : { cached_tokens: a.cached },
     },
     prompt_logprobs: null,
     kv_transfer_params: null,

@@ -73,6 +73,8 @@ export interface RecordedRequest {
   body: any;
   /** Chat requests: the prompt's tokens as the fake counted them (tokenizer.ts) and the window in effect. */
   prompt?: { tokens: number; window: number };
+  /** llama.cpp: the slot that served it and the prompt tokens its cache held. */
+  cache?: { slot: number; cached: number };
   /** performance.now() when the request had been read. */
   receivedAt?: number;
   /** performance.now() when its response closed: finished, or the client (the gateway) went away. */

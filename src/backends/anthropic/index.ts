@@ -16,6 +16,7 @@ const CAPS: WireCaps = {
   thinkingNeedsSignature: true,
   jsonSchema: false,
   sampling: new Set(["temperature", "topP", "topK", "stop"] as const),
+  clientBilling: true,
 };
 
 /** `https://api.anthropic.com` (a trailing `/v1` is tolerated). */

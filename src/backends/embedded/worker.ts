@@ -115,20 +115,59 @@ async function load(spec: ModelSpec): Promise<Model> {
   };
 }
 
-function promptTokens(m: Model, prompt: Prompt): number {
+function promptTokens(m: Model, prompt: Prompt): readonly number[] {
   const state = m.wrapper.generateContextState({
     chatHistory: prompt.history,
     ...(prompt.functions ? { availableFunctions: prompt.functions, documentFunctionParams: true } : {}),
   });
-  return state.contextText.tokenize(m.model.tokenizer).length;
+  return state.contextText.tokenize(m.model.tokenizer) as readonly number[];
 }
 
-function acquire(m: Model, signal: AbortSignal): Promise<LlamaContextSequence> {
-  const s = m.free.pop();
+/** When each sequence was last handed out: the least recently used goes to a prompt no sequence shares. */
+const lastUsed = new WeakMap<LlamaContextSequence, number>();
+let clock = 0;
+
+/**
+ * A free sequence for this prompt: the one whose cached tokens share the longest prefix with it,
+ * where that prefix is most of what it holds (this prompt continues its conversation), else the
+ * least recently used (the one least likely to be wanted back). A template's opening tokens are
+ * shared by every prompt: a match on them alone would hand one conversation's cache to another.
+ * Handing out the last freed one instead makes two alternating conversations evict each other.
+ */
+function pick(m: Model, tokens: readonly number[]): LlamaContextSequence | undefined {
+  let best: LlamaContextSequence | undefined;
+  let bestShared = 0;
+  let lru: LlamaContextSequence | undefined;
+  for (const s of m.free) {
+    const held = s.contextTokens as readonly number[];
+    const shared = commonPrefix(held, tokens);
+    if (shared > bestShared && shared * 2 >= held.length) {
+      bestShared = shared;
+      best = s;
+    }
+    if (!lru || (lastUsed.get(s) ?? 0) < (lastUsed.get(lru) ?? 0)) lru = s;
+  }
+  const s = best ?? lru;
+  if (s) {
+    m.free.splice(m.free.indexOf(s), 1);
+    lastUsed.set(s, ++clock);
+  }
+  return s;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function acquire(m: Model, signal: AbortSignal, tokens: readonly number[]): Promise<LlamaContextSequence> {
+  const s = pick(m, tokens);
   if (s) return Promise.resolve(s);
   return new Promise((resolve, reject) => {
     const take = (seq: LlamaContextSequence) => {
       signal.removeEventListener("abort", onAbort);
+      lastUsed.set(seq, ++clock);
       resolve(seq);
     };
     const onAbort = () => {
@@ -188,12 +227,14 @@ async function generate(id: number, spec: ModelSpec, prompt: Prompt, params: Gen
   let m: Model | undefined;
   try {
     m = await model(spec);
-    const inputTokens = promptTokens(m, prompt);
-    seq = await acquire(m, signal);
+    const tokens = promptTokens(m, prompt);
+    const inputTokens = tokens.length;
+    seq = await acquire(m, signal, tokens);
     const engine = await loadEngine();
     const chat = new engine.LlamaChat({ contextSequence: seq, chatWrapper: m.wrapper });
     const meter = seq.tokenMeter;
     let meterAtStart = meter.getState().usedOutputTokens;
+    const inputAtStart = meter.getState().usedInputTokens;
     const sampled = () => meter.getState().usedOutputTokens - meterAtStart;
     const s = params.sampling;
     const room = Math.max(1, seq.contextSize - inputTokens);
@@ -292,7 +333,12 @@ async function generate(id: number, spec: ModelSpec, prompt: Prompt, params: Gen
     } finally {
       chat.dispose({ disposeSequence: false });
     }
-    out.push({ type: "usage", usage: { inputTokens: inputTokens, outputTokens: sampled() } });
+    // what the engine read afresh; the rest of the prompt came from the sequence's cache
+    const evaluated = Math.min(inputTokens, meter.getState().usedInputTokens - inputAtStart);
+    out.push({
+      type: "usage",
+      usage: { inputTokens: evaluated, cacheReadTokens: inputTokens - evaluated, outputTokens: sampled() },
+    });
     out.push({ type: "stop", ...stop });
     out.flush();
     post({ id, ok: true });
@@ -385,7 +431,7 @@ port.on("message", (msg: ToWorker) => {
       void reply(msg.id, async () => (await model(msg.spec)).loaded);
       break;
     case "count":
-      void reply(msg.id, async () => promptTokens(await model(msg.spec), msg.prompt));
+      void reply(msg.id, async () => promptTokens(await model(msg.spec), msg.prompt).length);
       break;
     case "generate":
       void generate(msg.id, msg.spec, msg.prompt, msg.params);

@@ -71,6 +71,13 @@ function encodeMessages(req: Request): Record<string, unknown>[] {
   return messages;
 }
 
+/**
+ * How long Ollama keeps the model (and its prompt cache) loaded after a request when the profile
+ * does not say: its own default of 5 minutes unloads an agent's model during a human pause, and the
+ * next turn reads the whole 16–30k-token prompt again.
+ */
+export const DEFAULT_KEEP_ALIVE = "30m";
+
 /** The body for Ollama's native POST /api/chat. */
 export function encodeOllamaChat(
   req: Request,
@@ -99,7 +106,7 @@ export function encodeOllamaChat(
     body.tools = encodeTools(req.tools);
   }
   if (req.constrain) body.format = req.constrain.schema;
-  if (profile.keepAlive !== undefined) body.keep_alive = profile.keepAlive;
+  body.keep_alive = profile.keepAlive ?? DEFAULT_KEEP_ALIVE;
   if (req.thinking.enabled !== undefined) body.think = thinkValue(req);
   if (profile.extraBody) Object.assign(body, profile.extraBody);
   return body;

@@ -22,6 +22,8 @@ const CAPS: WireCaps = {
   jsonSchema: true,
   thinkingEffort: true,
   sampling: ALL_SAMPLING,
+  // Ollama's templates render every system message where it stands
+  systemMidConversation: true,
 };
 
 /** `http://host:11434` (a trailing `/v1` or `/api` is the user pasting the wrong root: dropped). */

@@ -1,6 +1,6 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
-import type { Event, StopReason } from "../../ir/types.js";
+import type { Event, StopReason, Usage } from "../../ir/types.js";
 import { upstreamMessage } from "../http.js";
 import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
@@ -92,23 +92,19 @@ export class ChatChunkDecoder {
     if (delta) this.delta(delta, out);
     if (choice?.finish_reason) this.finish = choice.finish_reason;
     if (chunk.usage && typeof chunk.usage === "object") {
-      const u = chunk.usage;
-      out.push({
-        type: "usage",
-        usage: {
-          inputTokens: num(u.prompt_tokens),
-          outputTokens: num(u.completion_tokens),
-          ...(u.prompt_tokens_details?.cached_tokens
-            ? { cacheReadTokens: u.prompt_tokens_details.cached_tokens }
-            : {}),
-        },
-      });
+      out.push({ type: "usage", usage: usageOf(chunk.usage, chunk.timings) });
       this.usageSent = true;
     } else if (chunk.timings && !this.usageSent && choice?.finish_reason) {
       // llama.cpp without include_usage still reports counts in `timings`
+      const t = chunk.timings;
+      const cached = num(t.cache_n);
       out.push({
         type: "usage",
-        usage: { inputTokens: num(chunk.timings.prompt_n), outputTokens: num(chunk.timings.predicted_n) },
+        usage: {
+          inputTokens: num(t.prompt_n),
+          outputTokens: num(t.predicted_n),
+          ...(cached !== undefined ? { cacheReadTokens: cached } : {}),
+        },
       });
     }
     return false;
@@ -189,6 +185,24 @@ export class ChatChunkDecoder {
     if (this.sawToolCall && reason === "end_turn") reason = "tool_use";
     out.push({ type: "stop", reason });
   }
+}
+
+/**
+ * The IR's usage from an OpenAI `usage` (and llama.cpp's `timings` beside it): `prompt_tokens`
+ * counts the whole prompt, of which `prompt_tokens_details.cached_tokens` (llama.cpp since b8445,
+ * vLLM with --enable-prompt-tokens-details) or else llama.cpp's `timings.cache_n` came from the
+ * server's prompt cache. The IR counts the cached part apart (Anthropic's way); a server that says
+ * nothing of its cache leaves it unknown, not 0.
+ */
+function usageOf(u: any, timings: any): Partial<Usage> {
+  const prompt = num(u.prompt_tokens);
+  const cached = num(u.prompt_tokens_details?.cached_tokens) ?? num(timings?.cache_n);
+  const usage: Partial<Usage> = { outputTokens: num(u.completion_tokens) };
+  if (cached !== undefined && prompt !== undefined && cached <= prompt) {
+    usage.inputTokens = prompt - cached;
+    usage.cacheReadTokens = cached;
+  } else usage.inputTokens = prompt;
+  return usage;
 }
 
 function num(v: unknown): number | undefined {

@@ -54,8 +54,12 @@ export function encodeChatBody(
   profile: ModelProfile,
   caps: WireCaps,
   streamUsage: boolean,
+  /** Fields of the server's own (llama.cpp's cache_prompt, id_slot). */
+  extra?: Record<string, unknown>,
 ): Buffer {
-  return jsonBody(encodeBody(req, profile, caps, streamUsage, TEXT));
+  const body = encodeBody(req, profile, caps, streamUsage, TEXT);
+  if (extra) Object.assign(body, extra, profile.extraBody);
+  return jsonBody(body);
 }
 
 /** The OpenAI Chat Completions body for a normalized request. */

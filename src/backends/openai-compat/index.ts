@@ -1,5 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
+import { conversationKeys, SlotChooser } from "../../routing/conversations.js";
 import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
 import {
   ALL_SAMPLING,
@@ -26,6 +27,8 @@ const FULL: WireCaps = {
   thinkingHistory: false,
   jsonSchema: true,
   sampling: ALL_SAMPLING,
+  // the wire takes a system message anywhere; the chat template renders it in place
+  systemMidConversation: true,
 };
 
 /** What each server's wire takes. */
@@ -44,6 +47,7 @@ export const CAPS: Record<Flavor, WireCaps> = {
     stringContentOnly: true,
     jsonSchema: false,
     sampling: new Set(["temperature"] as const),
+    systemMidConversation: false,
   },
 };
 
@@ -71,6 +75,11 @@ export class OpenAICompatBackend implements Backend {
   readonly countTokens?: (req: Request, profile: ModelProfile) => Promise<number>;
   /** llama.cpp's slot count (see `slots`). */
   readonly askConcurrency?: () => Promise<number | undefined>;
+  /**
+   * llama.cpp: which slot each request goes to, so its prompt cache holds the conversation
+   * (`id_slot`, with `cache_prompt: true`); sized by the slot count `/props` reports.
+   */
+  private readonly affinity?: SlotChooser;
   private readonly headers: Record<string, string>;
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;
@@ -88,11 +97,25 @@ export class OpenAICompatBackend implements Backend {
     if (this.flavor === "llamacpp") {
       this.countTokens = (req, profile) => this.tokenize(req, profile);
       this.askConcurrency = () => this.slots();
+      this.affinity = new SlotChooser(1);
     }
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
-    const body = encodeChatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
+    const lease = this.affinity?.take(conversationKeys(req));
+    try {
+      yield* this.exchange(req, ctx, lease && { cache_prompt: true, id_slot: lease.slot });
+    } finally {
+      lease?.release();
+    }
+  }
+
+  private async *exchange(
+    req: Request,
+    ctx: SendContext,
+    extra?: Record<string, unknown>,
+  ): AsyncGenerator<Event[]> {
+    const body = encodeChatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad", extra);
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,
@@ -205,7 +228,9 @@ export class OpenAICompatBackend implements Backend {
       timeoutMs: 3000,
     })) as { total_slots?: unknown };
     const n = j?.total_slots;
-    return typeof n === "number" && Number.isInteger(n) && n > 0 ? n : undefined;
+    if (typeof n !== "number" || !Number.isInteger(n) || n <= 0) return undefined;
+    this.affinity?.resize(n);
+    return n;
   }
 
   /**

@@ -107,6 +107,10 @@ async function handleGeneration(
   const observer: RouteObserver = {
     note: (subject) => deps.metrics.reshaped.inc({ what: subject }),
     count: (what: string, n = 1) => deps.metrics.toolCalls.inc({ what }, n),
+    promptTokens: (model, evaluated, cached) => {
+      deps.metrics.promptTokens.inc({ model, from: "evaluated" }, evaluated);
+      if (cached !== undefined) deps.metrics.promptTokens.inc({ model, from: "cache" }, cached);
+    },
     switched: (from: { backend: { name: string } }, err: GatewayError) =>
       deps.metrics.switched.inc({ from_backend: from.backend.name, kind: err.kind }),
     queued: (backend, lane) => {
@@ -125,7 +129,8 @@ async function handleGeneration(
       const chars = deps.answerLimitChars ?? DEFAULT_ANSWER_LIMIT;
       const answer = await collect(iterable(events), req.model, { chars, error: () => tooLong(chars) });
       // as in a stream: the estimate stands when the backend reported no count
-      if (!answer.usage.inputTokens) answer.usage.inputTokens = meta.inputTokensEstimate;
+      if (!answer.usage.inputTokens && answer.usage.cacheReadTokens === undefined)
+        answer.usage.inputTokens = meta.inputTokensEstimate;
       const body = surface.encodeResponse(answer, req, meta);
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);

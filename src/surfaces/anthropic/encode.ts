@@ -44,12 +44,16 @@ function sse(name: string, data: unknown): string {
   return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+/**
+ * Anthropic's usage: `input_tokens` is the part of the prompt read afresh, `cache_read_input_tokens`
+ * the part the server's prompt cache held (null where the server does not say, as Ollama).
+ */
 function usageJson(u: Usage) {
   return {
     input_tokens: u.inputTokens,
     output_tokens: u.outputTokens,
     cache_creation_input_tokens: u.cacheWriteTokens ?? 0,
-    cache_read_input_tokens: u.cacheReadTokens ?? 0,
+    cache_read_input_tokens: u.cacheReadTokens ?? null,
   };
 }
 

@@ -48,13 +48,18 @@ const FINISH: Record<StopReason, string> = {
   refusal: "content_filter",
 };
 
+/**
+ * OpenAI's usage: `prompt_tokens` counts the whole prompt, `prompt_tokens_details.cached_tokens` the
+ * part the server's prompt cache held (left out where the server does not say, as Ollama).
+ */
 function usageJson(u: Usage) {
+  const prompt = u.inputTokens + (u.cacheReadTokens ?? 0) + (u.cacheWriteTokens ?? 0);
   const j: Record<string, unknown> = {
-    prompt_tokens: u.inputTokens,
+    prompt_tokens: prompt,
     completion_tokens: u.outputTokens,
-    total_tokens: u.inputTokens + u.outputTokens,
+    total_tokens: prompt + u.outputTokens,
   };
-  if (u.cacheReadTokens) j.prompt_tokens_details = { cached_tokens: u.cacheReadTokens };
+  if (u.cacheReadTokens !== undefined) j.prompt_tokens_details = { cached_tokens: u.cacheReadTokens };
   return j;
 }
 

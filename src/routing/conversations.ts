@@ -1,0 +1,105 @@
+import type { Message, Request } from "../ir/types.js";
+
+/**
+ * Conversation affinity: which of a server's slots a request should go to so that its prompt
+ * cache holds the conversation. Agents resend their whole history each turn; the slot whose last
+ * prompt shares the longest prefix with this one (in whole messages) is where the conversation
+ * is. A request that continues none goes to the least recently used idle slot, so it does not
+ * evict a live conversation. A busy slot is still chosen when it holds the conversation (the
+ * server queues the request for it), unless another idle slot holds it as well.
+ */
+export class SlotChooser {
+  private slots: Array<{ keys: readonly string[]; busy: number; used: number }> = [];
+  private clock = 0;
+
+  constructor(count: number) {
+    this.resize(count);
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** The server's slot count, once known. */
+  resize(count: number): void {
+    const n = Math.max(1, Math.floor(count));
+    while (this.slots.length < n) this.slots.push({ keys: [], busy: 0, used: 0 });
+    this.slots.length = n;
+  }
+
+  /** The slot for a prompt made of `keys` (see `conversationKeys`), held until released. */
+  take(keys: readonly string[]): { slot: number; release(): void } {
+    let best = -1;
+    let bestShared = 0;
+    let lru = -1;
+    for (const [i, s] of this.slots.entries()) {
+      // the system prompt and tools alone are shared by every conversation of one client
+      const shared = commonPrefix(s.keys, keys);
+      const better =
+        shared > bestShared || (shared === bestShared && best >= 0 && this.slots[best]!.busy > s.busy);
+      if (shared > 1 && better) {
+        best = i;
+        bestShared = shared;
+      }
+      if (!s.busy && (lru < 0 || s.used < this.slots[lru]!.used)) lru = i;
+    }
+    let slot = best;
+    if (slot < 0) slot = lru >= 0 ? lru : this.leastBusy();
+    const s = this.slots[slot]!;
+    s.keys = keys;
+    s.busy++;
+    s.used = ++this.clock;
+    let released = false;
+    return {
+      slot,
+      release: () => {
+        if (released) return;
+        released = true;
+        s.busy = Math.max(0, s.busy - 1);
+      },
+    };
+  }
+
+  private leastBusy(): number {
+    let at = 0;
+    for (const [i, s] of this.slots.entries()) if (s.busy < this.slots[at]!.busy) at = i;
+    return at;
+  }
+}
+
+/** A message's key, kept per message object (the parse cache hands the same objects back turn after turn). */
+const keyOf = new WeakMap<Message, string>();
+
+/**
+ * A prompt as a list of keys: one for the system prompt and tools, then one per message. Two
+ * prompts share a prefix of keys where they share those messages.
+ */
+export function conversationKeys(req: Request): string[] {
+  const keys = [`${req.system.length}:${hash(req.system)}:${req.tools.map((t) => t.name).join(",")}`];
+  for (const m of req.messages) {
+    let k = keyOf.get(m);
+    if (k === undefined) {
+      const text = JSON.stringify(m);
+      k = `${text.length}:${hash(text)}`;
+      keyOf.set(m, k);
+    }
+    keys.push(k);
+  }
+  return keys;
+}
+
+function commonPrefix(a: readonly string[], b: readonly string[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** FNV-1a, 32 bits: enough to tell messages apart within one server's few slots. */
+function hash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(36);
+}
