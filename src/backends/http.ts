@@ -4,7 +4,8 @@ import type { Socket } from "node:net";
 import { StringDecoder } from "node:string_decoder";
 import { createParser } from "eventsource-parser";
 import { type ErrorKind, GatewayError } from "../ir/errors.js";
-import { Abort, type Signal } from "../ir/signal.js";
+import type { ExchangeHooks } from "../ir/contract.js";
+import type { Signal } from "../ir/signal.js";
 import type { Event } from "../ir/types.js";
 import { releaseBody } from "./json-body.js";
 import { redact } from "../redact.js";
@@ -49,25 +50,6 @@ export interface UpstreamResponse {
   body: IncomingMessage;
 }
 
-/**
- * What the resilience layer wants to know of the exchanges made under one attempt: they carry it
- * on their abort signal (every backend passes its SendContext's signal to postJson, so no backend
- * has to carry it).
- */
-export interface ExchangeHooks {
-  /** Limit on setting up the connection, ms (0: none). */
-  connectMs?: number;
-  /** Called when the response head arrives: the backend is no longer loading. */
-  onHeaders?(): void;
-}
-
-/** The abort signal of an attempt, with the hooks for the exchanges made under it. */
-export class ExchangeSignal extends Abort {
-  constructor(readonly hooks: ExchangeHooks) {
-    super();
-  }
-}
-
 interface SendOptions {
   method: "GET" | "POST";
   /** The caller's headers; a backend passes the same object every time (see `headList`). */
@@ -76,6 +58,8 @@ interface SendOptions {
   json?: boolean;
   body?: string | Buffer;
   signal: Signal;
+  /** What the exchange tells its caller (see SendContext.exchange). */
+  hooks?: ExchangeHooks;
   dispatcher: Dispatcher;
 }
 
@@ -181,7 +165,7 @@ function sendOnce(
       reject(abortError(signal.reason));
       return;
     }
-    const hooks = signal instanceof ExchangeSignal ? signal.hooks : undefined;
+    const hooks = opts.hooks;
     let response: IncomingMessage | undefined;
     const req = (secure ? https : http).request(
       {
@@ -369,6 +353,7 @@ export interface PostOptions {
   body: unknown;
   headers: Record<string, string>;
   signal: Signal;
+  hooks?: ExchangeHooks;
   dispatcher: Dispatcher;
 }
 
@@ -386,6 +371,7 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
       // a Buffer is JSON already encoded (backends/json-body.ts): it goes to the socket as it is
       body: Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body),
       signal: opts.signal,
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
       dispatcher: opts.dispatcher,
     });
   } catch (e) {

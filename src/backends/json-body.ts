@@ -1,3 +1,4 @@
+import { fastPath } from "../fast-paths.js";
 import { isDeepFrozen } from "../ir/frozen.js";
 import type { Tool } from "../ir/types.js";
 
@@ -357,7 +358,7 @@ function keyText(k: string): string {
  * build. The bytes are a view of a pooled buffer: `releaseBody` gives it back when they are sent.
  */
 export function jsonBody(value: unknown): Buffer {
-  const w = new BodyWriter(true);
+  const w = new BodyWriter(fastPath("body-pool"));
   try {
     w.value(value);
   } catch (e) {
@@ -378,7 +379,7 @@ export class Fragments {
 
   /** Writes what `render` writes for `key`, from the bytes kept when `key` is frozen all the way down. */
   write<K extends object>(w: JsonWriter, key: K, render: (w: JsonWriter, key: K) => void): void {
-    if (isDeepFrozen(key)) w.bytes(this.bytes(key, render));
+    if (keptByIdentity(key)) w.bytes(this.bytes(key, render));
     else render(w, key);
   }
 
@@ -393,6 +394,14 @@ export class Fragments {
     }
     return b;
   }
+}
+
+/**
+ * Whether what was written for `v` may be found again by its identity: `v` is frozen all the way
+ * down (it cannot have changed), and the `history` fast path is on (fast-paths.ts).
+ */
+export function keptByIdentity(v: unknown): v is object {
+  return fastPath("history") && isDeepFrozen(v);
 }
 
 interface KeptTool {
@@ -437,7 +446,7 @@ export class ToolCache {
       kept.description === t.description &&
       (kept.frozen === t.inputSchema || matches(t.inputSchema, kept.schema, 0) === kept.schema.length)
     ) {
-      if (kept.frozen !== t.inputSchema && isDeepFrozen(t.inputSchema)) kept.frozen = t.inputSchema;
+      if (kept.frozen !== t.inputSchema && keptByIdentity(t.inputSchema)) kept.frozen = t.inputSchema;
       return kept.bytes;
     }
     const w = new BodyWriter();
@@ -446,7 +455,7 @@ export class ToolCache {
     if (!kept && this.map.size >= MAX_TOOLS) this.map.clear();
     this.map.set(t.name, {
       description: t.description,
-      frozen: isDeepFrozen(t.inputSchema) ? t.inputSchema : undefined,
+      frozen: keptByIdentity(t.inputSchema) ? t.inputSchema : undefined,
       schema: tokens(t.inputSchema, []),
       bytes,
     });

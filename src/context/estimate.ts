@@ -1,3 +1,4 @@
+import { fastPath } from "../fast-paths.js";
 import { isDeepFrozen } from "../ir/frozen.js";
 import type { Message, Request } from "../ir/types.js";
 
@@ -239,7 +240,7 @@ export function requestFeatures(req: Pick<Request, "system" | "messages" | "tool
     m.read = known.read;
   } else {
     preamble(m, req);
-    if (req.tools.every((t) => isDeepFrozen(t.inputSchema)))
+    if (fastPath("history") && req.tools.every((t) => isDeepFrozen(t.inputSchema)))
       lastPreamble = {
         system: req.system,
         tools: req.tools.map((t) => ({ name: t.name, description: t.description, schema: t.inputSchema })),

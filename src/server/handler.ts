@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import { collect } from "../ir/collect.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newId } from "../ir/ids.js";
-import { Abort, type Signal } from "../ir/signal.js";
+import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
 import { DEFAULT_ANSWER_LIMIT } from "../config/types.js";
 import type { Logger } from "../log.js";
@@ -89,7 +89,7 @@ export async function handleGeneration(
     // the request's size in bytes is a fair estimate at no cost on the hot path.
     inputTokensEstimate: Math.ceil(bodyBytes / 4),
   };
-  const abort = new Abort();
+  const abort = newAbort();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
   };

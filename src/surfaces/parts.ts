@@ -1,3 +1,4 @@
+import { fastPath } from "../fast-paths.js";
 import { deepFreeze, isDeepFrozen } from "../ir/frozen.js";
 
 /**
@@ -10,6 +11,7 @@ import { deepFreeze, isDeepFrozen } from "../ir/frozen.js";
  *
  * Only what a raw value alone decides is kept: anything that depends on the rest of the body
  * (a tool result's tool name, found from an earlier message) is checked by the caller on a hit.
+ * The `history` fast path (fast-paths.ts): off, nothing is kept and every turn is decoded afresh.
  */
 export class FrozenMemo<T extends object> {
   private readonly kept = new WeakMap<object, T>();
@@ -19,7 +21,7 @@ export class FrozenMemo<T extends object> {
 
   /** The value kept for `raw` (only ever one that cannot change). */
   get(raw: object): T | undefined {
-    return this.kept.get(raw);
+    return fastPath("history") ? this.kept.get(raw) : undefined;
   }
 
   /**
@@ -34,5 +36,5 @@ export class FrozenMemo<T extends object> {
 
 /** Whether a body's message is frozen all the way down (shared with, or kept for, other bodies). */
 export function frozenMessage(raw: unknown): boolean {
-  return isDeepFrozen(raw);
+  return fastPath("history") && isDeepFrozen(raw);
 }

@@ -49,6 +49,7 @@ export class AnthropicBackend implements Backend {
       body: encodeAnthropicRequest(req, ctx.profile),
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
     });
     yield* decodeResponse(this.name, res, "sse", new AnthropicEventDecoder(this.name));

@@ -1,7 +1,7 @@
 import type { Message, Request, Tool, ToolChoice } from "../../ir/types.js";
+import { fastPath } from "../../fast-paths.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { isDeepFrozen } from "../../ir/frozen.js";
-import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
+import { Fragments, JsonText, type JsonWriter, jsonBody, keptByIdentity, ToolCache } from "../json-body.js";
 
 /** A tool definition on this wire. */
 function encodeTool(t: Tool) {
@@ -28,6 +28,14 @@ export function encodeOllamaBody(req: Request, profile: ModelProfile): Buffer {
   );
 }
 
+/**
+ * The body to send: written straight to bytes (`encodeOllamaBody`) when the `body-writer` fast
+ * path is on (fast-paths.ts), else the objects of `encodeOllamaChat`, for JSON.stringify.
+ */
+export function ollamaBody(req: Request, profile: ModelProfile): unknown {
+  return fastPath("body-writer") ? encodeOllamaBody(req, profile) : encodeOllamaChat(req, profile);
+}
+
 /** The messages' JSON text kept for the turns of a history the surface kept (frozen, found by identity). */
 const kept = new Fragments();
 
@@ -42,7 +50,7 @@ function writeMessages(w: JsonWriter, req: Request): void {
   };
   if (req.system) one({ role: "system", content: req.system });
   for (const m of req.messages) {
-    if (!isDeepFrozen(m)) {
+    if (!keptByIdentity(m)) {
       const out: Record<string, unknown>[] = [];
       encodeMessage(m, out);
       for (const msg of out) one(msg);

@@ -9,7 +9,7 @@ import {
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
 import { OllamaLineDecoder } from "./decode.js";
-import { encodeOllamaBody } from "./encode.js";
+import { ollamaBody } from "./encode.js";
 
 const CAPS: WireCaps = {
   tools: true,
@@ -56,9 +56,10 @@ export class OllamaBackend implements Backend {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,
-      body: encodeOllamaBody(req, ctx.profile),
+      body: ollamaBody(req, ctx.profile),
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
     });
     yield* decodeResponse(this.name, res, "ndjson", new OllamaLineDecoder(this.name));

@@ -41,7 +41,7 @@ export class ChatChunkDecoder {
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
-    templates = true,
+    templates?: boolean,
   ) {
     this.templates = new PayloadTemplates(SLOTS, templates);
   }

@@ -8,9 +8,9 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
+import { fastPath } from "../../fast-paths.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { isDeepFrozen } from "../../ir/frozen.js";
-import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
+import { Fragments, JsonText, type JsonWriter, jsonBody, keptByIdentity, ToolCache } from "../json-body.js";
 import type { WireCaps } from "../../ir/contract.js";
 
 /** A tool definition on this wire. */
@@ -56,6 +56,16 @@ export function encodeChatBody(
   streamUsage: boolean,
 ): Buffer {
   return jsonBody(encodeBody(req, profile, caps, streamUsage, TEXT));
+}
+
+/**
+ * The body to send: written straight to bytes (`encodeChatBody`) when the `body-writer` fast path
+ * is on (fast-paths.ts), else the objects of `encodeChatRequest`, for JSON.stringify.
+ */
+export function chatBody(req: Request, profile: ModelProfile, caps: WireCaps, streamUsage: boolean): unknown {
+  return fastPath("body-writer")
+    ? encodeChatBody(req, profile, caps, streamUsage)
+    : encodeChatRequest(req, profile, caps, streamUsage);
 }
 
 /** The OpenAI Chat Completions body for a normalized request. */
@@ -210,7 +220,7 @@ function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
   }
   const kept = keptMessages(caps);
   for (const m of req.messages) {
-    if (!isDeepFrozen(m)) {
+    if (!keptByIdentity(m)) {
       writeMessage(w, m, caps, open);
       continue;
     }

@@ -10,7 +10,7 @@ import {
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
 import { ChatChunkDecoder } from "./decode.js";
-import { encodeChatBody, encodeChatRequest } from "./encode.js";
+import { chatBody, encodeChatRequest } from "./encode.js";
 
 /** The servers that speak /v1/chat/completions, and what each one's wire takes. */
 export const FLAVORS = ["generic", "llamacpp", "vllm", "lmstudio", "tinygrad"] as const;
@@ -92,13 +92,14 @@ export class OpenAICompatBackend implements Backend {
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
-    const body = encodeChatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
+    const body = chatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad");
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,
       body,
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
     });
     const decoder = new ChatChunkDecoder(this.name);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fastPath } from "../../fast-paths.js";
 import type {
   ImagePart,
   Message,
@@ -189,7 +190,7 @@ export function decodeAnthropicRequest(
   viaSchema = false,
 ): Request {
   // a well-formed body is read as it is; anything else through zod, for its error
-  const plain = viaSchema !== true && plainRequest(body);
+  const plain = viaSchema !== true && fastPath("plain-check") && plainRequest(body);
   const b = plain ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b)) if (!KNOWN.has(k)) ignored.push(k);
