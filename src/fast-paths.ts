@@ -11,20 +11,20 @@
  * test suite runs on the simple way as well (`npm run test:unit:simple`).
  *
  * The reuse design. An agent resends its whole conversation every turn; what a body shares with
- * the last ones is the same value as then. The shortcuts that use this hand the same object on
- * from one request to the next, and so rely on one rule, written here and enforced in one place:
+ * the last ones, byte for byte, is the same value as then. The parse cache (`parse-cache`) takes
+ * the top-level members and `messages` elements a body shares with a recent one from that one's
+ * parse, so that one object is read by several requests, now and later. That is safe on one rule,
+ * written here and kept in one place each:
  *
- *   A request body as parsed (`server/parse-cache.ts`, `parseBody`) is frozen all the way down,
- *   whatever its size and whichever way it was parsed. Nothing on the request path changes it
- *   in place (an attempt throws a TypeError in every test, not only in those with large bodies);
- *   a stage that needs a change makes a new object.
+ *   A request body as parsed (`server/parse-cache.ts`) is frozen all the way down, and so are the
+ *   messages of the request decoded from it (`surfaces/parts.ts`), whatever the body's size and
+ *   whichever way it was parsed. Nothing on the request path changes them in place (an attempt
+ *   throws a TypeError in every test, not only in those with large bodies); a stage that needs a
+ *   change makes a new object.
  *
- * On that rule: the parse cache takes the top-level members and `messages` elements a body
- * shares, byte for byte, with a recent one from that one's parse (`parse-cache`); the surfaces
- * keep the IR they decoded from such a shared, frozen message, by the message's identity
- * (`history`: `surfaces/parts.ts`), and the upstream encoders keep the JSON text they wrote for
- * such an IR message by its identity in turn (`backends/json-body.ts`, `Fragments`). Only values
- * that `ir/frozen.ts` froze are ever taken by identity: a frozen value cannot have changed.
+ * Nothing else takes a value by its identity: the body writer finds long strings again by their
+ * content and tool definitions by value (`backends/json-body.ts`). Keeping the IR decoded from a
+ * shared message, and the JSON text encoded from it, by identity did not pay, and was taken out.
  *
  * Fast paths that do not reuse anything across requests — a hand-written check that a body is
  * well-formed before zod (`plain-check`), the upstream body written straight to bytes
@@ -37,8 +37,6 @@
 export const FAST_PATHS = {
   /** server/parse-cache.ts: a body's bytes shared with a recent body are not parsed again. */
   "parse-cache": "server/parse-cache.ts",
-  /** surfaces/parts.ts, backends/json-body.ts `Fragments`: a conversation's history decoded and encoded once. */
-  history: "surfaces/parts.ts",
   /** surfaces/*\/decode.ts with surfaces/plain.ts: a well-formed body is checked by hand, not by zod. */
   "plain-check": "surfaces/plain.ts",
   /** backends/json-body.ts: the upstream body written straight to bytes, long strings and tools kept. */

@@ -1,5 +1,4 @@
 import { fastPath } from "../fast-paths.js";
-import { isDeepFrozen } from "../ir/frozen.js";
 import type { Tool } from "../ir/types.js";
 
 /**
@@ -368,46 +367,8 @@ export function jsonBody(value: unknown): Buffer {
   return w.finish();
 }
 
-/**
- * The JSON text an encoder writes for a part of a request that cannot change: an IR part the
- * surface decoded from a body's frozen history (see `surfaces/parts.ts`), found again by identity
- * on the next turn and copied in as bytes. One per encoder and kind of part: the text is that
- * encoder's. Kept as long as the part is (a WeakMap): as long as the parse cache keeps the body.
- */
-export class Fragments {
-  private readonly kept = new WeakMap<object, Buffer>();
-
-  /** Writes what `render` writes for `key`, from the bytes kept when `key` is frozen all the way down. */
-  write<K extends object>(w: JsonWriter, key: K, render: (w: JsonWriter, key: K) => void): void {
-    if (keptByIdentity(key)) w.bytes(this.bytes(key, render));
-    else render(w, key);
-  }
-
-  /** The bytes `render` writes for `key`, kept for the next time (`key` must be frozen all the way down). */
-  bytes<K extends object>(key: K, render: (w: JsonWriter, key: K) => void): Buffer {
-    let b = this.kept.get(key);
-    if (b === undefined) {
-      const fw = new BodyWriter();
-      render(fw, key);
-      b = own(fw.finish());
-      this.kept.set(key, b);
-    }
-    return b;
-  }
-}
-
-/**
- * Whether what was written for `v` may be found again by its identity: `v` is frozen all the way
- * down (it cannot have changed), and the `history` fast path is on (fast-paths.ts).
- */
-export function keptByIdentity(v: unknown): v is object {
-  return fastPath("history") && isDeepFrozen(v);
-}
-
 interface KeptTool {
   description: string | undefined;
-  /** The schema object itself, when it is frozen all the way down (see `ir/frozen.ts`): it cannot have changed. */
-  frozen: object | undefined;
   /** The schema the bytes were made from, as a token list (see `tokens`). */
   schema: unknown[];
   bytes: Buffer;
@@ -444,21 +405,14 @@ export class ToolCache {
     if (
       kept &&
       kept.description === t.description &&
-      (kept.frozen === t.inputSchema || matches(t.inputSchema, kept.schema, 0) === kept.schema.length)
-    ) {
-      if (kept.frozen !== t.inputSchema && keptByIdentity(t.inputSchema)) kept.frozen = t.inputSchema;
+      matches(t.inputSchema, kept.schema, 0) === kept.schema.length
+    )
       return kept.bytes;
-    }
     const w = new BodyWriter();
     w.value(this.render(t));
     const bytes = own(w.finish());
     if (!kept && this.map.size >= MAX_TOOLS) this.map.clear();
-    this.map.set(t.name, {
-      description: t.description,
-      frozen: keptByIdentity(t.inputSchema) ? t.inputSchema : undefined,
-      schema: tokens(t.inputSchema, []),
-      bytes,
-    });
+    this.map.set(t.name, { description: t.description, schema: tokens(t.inputSchema, []), bytes });
     return bytes;
   }
 

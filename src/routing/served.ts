@@ -1,4 +1,4 @@
-import { createDispatcher, type Dispatcher } from "../backends/http.js";
+import { createDispatcher, type Dispatcher } from "../backends/http/client.js";
 import { detectedConfig, detectLocalServers } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";

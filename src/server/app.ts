@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Dispatcher } from "../backends/http.js";
+import type { Dispatcher } from "../backends/http/client.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { frozenHeight } from "../ir/frozen.js";

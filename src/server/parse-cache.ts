@@ -93,12 +93,12 @@ export class BodyParser {
         if (frozen) this.keep({ bytes, parsed, members: [], messagesAt: -1, elements: [] }, undefined);
       }
       // the members are frozen (and remembered as such) already: this walks the top level only
-      deepFreeze(whole, 0);
+      deepFreeze(whole);
       return whole;
     }
     this.stats.reused++;
     this.stats.reusedBytes += cut!.at;
-    deepFreeze(out, 0);
+    deepFreeze(out);
     return out;
   }
 
@@ -172,7 +172,7 @@ export class BodyParser {
       out.messages = [...head.map((e) => e.value), ...more];
       members.push(entry.members[cut.members]!);
       messagesAt = cut.members;
-      for (const value of more) if (deepFreeze(value) < 0) keepable = false;
+      for (const value of more) if (deepFreeze(value, 1) < 0) keepable = false;
       elements = [...head, ...more.map((value, k) => ({ value, at: scan.elementCuts[k]! }))];
     }
     // a key the rest repeats: parsed as JSON.parse would (last wins), but not remembered
@@ -252,7 +252,7 @@ export class BodyParser {
  */
 export function parseFrozen(bytes: Buffer): unknown {
   const v: unknown = JSON.parse(text(bytes, 0));
-  deepFreeze(v, 0);
+  deepFreeze(v);
   return v;
 }
 
@@ -392,20 +392,20 @@ export function text(b: Buffer, from: number, to = b.length): string {
 }
 
 /**
- * Freezes a top-level member's value (see `ir/frozen.ts`). Remembered as frozen: the value, each
- * element of `messages` (their heights spare the depth check a walk), and the tool definitions
- * down to their schemas (found by identity when the tools are written out or measured).
+ * Freezes a top-level member's value (see `ir/frozen.ts`), remembered as frozen with its height,
+ * and each element of `messages` with its own: the next body that shares them neither freezes
+ * nor measures them again.
  */
 function freeze(key: string, value: unknown): number {
   if (key === "messages" && Array.isArray(value)) {
     let h = 0;
     for (const v of value) {
-      const c = deepFreeze(v);
+      const c = deepFreeze(v, 1);
       if (c < 0) return -1;
       if (c > h) h = c;
     }
     Object.freeze(value);
     return h + 1;
   }
-  return deepFreeze(value, key === "tools" || key === "functions" ? 4 : 1);
+  return deepFreeze(value, 1);
 }

@@ -1,5 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
-import { decodeResponse, fetchJson, postJson } from "../http.js";
+import { fetchJson, postJson } from "../http/client.js";
+import { decodeResponse } from "../http/framing.js";
 import {
   ALL_SAMPLING,
   type Backend,
@@ -8,6 +9,7 @@ import {
   type WireCaps,
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
+import { OLLAMA_ERRORS } from "./errors.js";
 import { OllamaLineDecoder } from "./decode.js";
 import { ollamaBody } from "./encode.js";
 
@@ -61,6 +63,7 @@ export class OllamaBackend implements Backend {
       signal: ctx.signal,
       hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
+      errors: OLLAMA_ERRORS,
     });
     yield* decodeResponse(this.name, res, "ndjson", new OllamaLineDecoder(this.name));
   }

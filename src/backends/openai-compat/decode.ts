@@ -1,7 +1,7 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
 import type { Event, StopReason } from "../../ir/types.js";
-import { upstreamMessage } from "../http.js";
+import { upstreamMessage } from "../http/errors.js";
 import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
 const FINISH: Record<string, StopReason> = {

@@ -10,7 +10,7 @@ import type {
 } from "../../ir/types.js";
 import { fastPath } from "../../fast-paths.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { Fragments, JsonText, type JsonWriter, jsonBody, keptByIdentity, ToolCache } from "../json-body.js";
+import { JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
 import type { WireCaps } from "../../ir/contract.js";
 
 /** A tool definition on this wire. */
@@ -172,10 +172,6 @@ function textOf(parts: Message["parts"]): string {
   return s;
 }
 
-/** The JSON text of tool calls and tool messages from a conversation's unchanged history, kept. */
-const calls = new Fragments();
-const results = new Fragments();
-
 /** One entry of an assistant message's `tool_calls`. */
 function writeCall(w: JsonWriter, p: ToolCallPart): void {
   w.add('{"id":');
@@ -203,8 +199,6 @@ function writeResult(w: JsonWriter, p: ToolResultPart): void {
 /**
  * `encodeMessage` for the whole conversation, written as JSON text: the same text
  * JSON.stringify makes of what `encodeMessage` builds (test/request-path.test.ts holds them equal).
- * Messages, tool calls and tool results of a history the surface kept (frozen, found by identity)
- * are written from the text kept the last time.
  */
 function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
   w.add("[");
@@ -218,38 +212,8 @@ function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
     w.str(req.system);
     w.add("}");
   }
-  const kept = keptMessages(caps);
-  for (const m of req.messages) {
-    if (!keptByIdentity(m)) {
-      writeMessage(w, m, caps, open);
-      continue;
-    }
-    // a message of the history the surface kept: its text as written the last time
-    const b = kept.bytes(m, (fw) => {
-      let none = true;
-      writeMessage(fw, m, caps, (head) => {
-        fw.add(none ? head : `,${head}`);
-        none = false;
-      });
-    });
-    if (!b.length) continue;
-    if (!first) w.add(",");
-    first = false;
-    w.bytes(b);
-  }
+  for (const m of req.messages) writeMessage(w, m, caps, open);
   w.add("]");
-}
-
-/** The messages' text per wire shape (what a user message becomes depends on the server's caps). */
-const messageTexts = new WeakMap<WireCaps, Fragments>();
-
-function keptMessages(caps: WireCaps): Fragments {
-  let f = messageTexts.get(caps);
-  if (!f) {
-    f = new Fragments();
-    messageTexts.set(caps, f);
-  }
-  return f;
 }
 
 /** The chat messages one IR message becomes (none, one, or several), each begun with `open`. */
@@ -273,7 +237,7 @@ function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: st
       for (const p of m.parts) {
         if (p.type !== "toolCall") continue;
         if (n++) w.add(",");
-        calls.write(w, p, writeCall);
+        writeCall(w, p);
       }
       w.add("]");
     }
@@ -293,7 +257,7 @@ function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: st
     if (p.type === "toolResult") {
       flush();
       open("");
-      results.write(w, p, writeResult);
+      writeResult(w, p);
     } else if (p.type === "text" || p.type === "image") {
       pending.push(p);
     }

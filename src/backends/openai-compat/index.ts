@@ -1,6 +1,7 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
+import { fetchJson, postJson, readWhole } from "../http/client.js";
+import { decodeResponse } from "../http/framing.js";
 import {
   ALL_SAMPLING,
   type Backend,
@@ -9,6 +10,7 @@ import {
   type WireCaps,
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
+import { OPENAI_COMPAT_ERRORS } from "./errors.js";
 import { ChatChunkDecoder } from "./decode.js";
 import { chatBody, encodeChatRequest } from "./encode.js";
 
@@ -101,6 +103,7 @@ export class OpenAICompatBackend implements Backend {
       signal: ctx.signal,
       hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
+      errors: OPENAI_COMPAT_ERRORS,
     });
     const decoder = new ChatChunkDecoder(this.name);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineKind } from "../kind.js";
+import { OPENAI_COMPAT_ERRORS } from "./errors.js";
 import { FLAVORS, type Flavor, OpenAICompatBackend } from "./index.js";
 
 /** How each server is started, for the doctor's advice. */
@@ -11,6 +12,7 @@ const START: Partial<Record<Flavor, string>> = {
 
 /** Anything that speaks `/v1/chat/completions`; `flavor` says which server it is, for its quirks. */
 export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
+  errors: OPENAI_COMPAT_ERRORS,
   kind: "openai-compat",
   label: "OpenAI-compatible",
   names: FLAVORS,
