@@ -577,7 +577,7 @@ async function open(url: string, dispatcher: ReturnType<typeof createDispatcher>
   return postJson({
     backend: "b",
     url,
-    body: {},
+    body: "{}",
     headers: {},
     signal: signal ?? new AbortController().signal,
     dispatcher,

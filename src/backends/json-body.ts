@@ -163,8 +163,9 @@ export function clearJsonCache(): void {
 }
 
 /**
- * Buffers bodies are written into. A body is handed out as a view of one; whoever sends it gives
- * it back with `releaseBody` once the socket is done with the bytes (`postJson` does), and the
+ * Buffers bodies are written into. A body is handed out as a view of one; whoever made it gives
+ * it back with `releaseBody` once the socket is done with the bytes (the backends do, when
+ * `postJson` calls their `onBodyDone`), and the
  * next body is written into it: no buffer the size of a body is allocated, filled and copied per
  * request (fresh memory costs more to fill than the copy itself). A body never given back is
  * simply collected.
@@ -215,10 +216,13 @@ function giveBack(b: Buffer): void {
 }
 
 /**
- * Gives a body `jsonBody` made back to be written over. Only for one the caller will not read
- * again, nor anything it lent it to (a socket still writing it); anything else is ignored.
+ * Gives a body `jsonBody` made back to be written over: its maker does, once the HTTP client says
+ * no request writes it any more (`onBodyDone`). Only for one the caller will not read again, nor
+ * anything it lent it to; anything else (a string, a buffer the pool never lent, one given back
+ * already) is ignored.
  */
-export function releaseBody(body: Buffer): void {
+export function releaseBody(body: string | Buffer): void {
+  if (typeof body === "string") return;
   const ab = body.buffer;
   if (body.byteOffset !== 0 || !lent.has(ab)) return;
   lent.delete(ab);

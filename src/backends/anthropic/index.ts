@@ -48,7 +48,7 @@ export class AnthropicBackend implements Backend {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/v1/messages`,
-      body: encodeAnthropicRequest(req, ctx.profile),
+      body: JSON.stringify(encodeAnthropicRequest(req, ctx.profile)),
       headers: this.streamHeaders,
       signal: ctx.signal,
       hooks: ctx.exchange,

@@ -6,7 +6,6 @@ import type { ExchangeHooks } from "../../ir/contract.js";
 import { GatewayError } from "../../ir/errors.js";
 import type { Signal } from "../../ir/signal.js";
 import { redact } from "../../redact.js";
-import { releaseBody } from "../json-body.js";
 import { connectionError, type ErrorTable, midStreamError, upstreamError } from "./errors.js";
 
 /**
@@ -63,6 +62,8 @@ interface SendOptions {
   /** Whether the body is JSON: `content-type: application/json` unless the headers name one. */
   json?: boolean;
   body?: string | Buffer;
+  /** Called once no request can write `body` any more (see `PostOptions.onBodyDone`). */
+  onBodyDone?: () => void;
   signal: Signal;
   /** What the exchange tells its caller (see SendContext.exchange). */
   hooks?: ExchangeHooks;
@@ -75,13 +76,15 @@ interface SendOptions {
  * exchange is tried once more on a fresh connection, as Node's http docs advise.
  */
 async function send(url: string, opts: SendOptions): Promise<IncomingMessage> {
-  // A body from the encoders' pool goes back to it once no exchange can write it any more: every
-  // request made with it has finished writing or closed, and no other will be made.
-  const body = opts.body;
+  // The body's maker hears when no exchange can write it any more: every request made with it
+  // has finished writing or closed, and no other will be made.
   let writing = 0;
   let settled = false;
+  let told = false;
   const release = (): void => {
-    if (settled && writing === 0 && Buffer.isBuffer(body)) releaseBody(body);
+    if (!settled || writing > 0 || told) return;
+    told = true;
+    opts.onBodyDone?.();
   };
   const track = (req: http.ClientRequest): void => {
     writing++;
@@ -356,7 +359,13 @@ export async function readWhole(
 export interface PostOptions {
   backend: string;
   url: string;
-  body: unknown;
+  /** The request's JSON text. */
+  body: string | Buffer;
+  /**
+   * Called once nothing can write `body` any more (every request made with it is done writing
+   * it): the maker of a body it lent (a pooled buffer, backends/json-body.ts) takes it back then.
+   */
+  onBodyDone?: () => void;
   headers: Record<string, string>;
   signal: Signal;
   hooks?: ExchangeHooks;
@@ -376,8 +385,8 @@ export async function postJson(opts: PostOptions): Promise<UpstreamResponse> {
       method: "POST",
       headers: opts.headers,
       json: true,
-      // a Buffer is JSON already encoded (backends/json-body.ts): it goes to the socket as it is
-      body: Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body),
+      body: opts.body,
+      ...(opts.onBodyDone ? { onBodyDone: opts.onBodyDone } : {}),
       signal: opts.signal,
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
       dispatcher: opts.dispatcher,

@@ -22,11 +22,14 @@ export function encodeOllamaBody(req: Request, profile: ModelProfile): Buffer {
 }
 
 /**
- * The body to send: written straight to bytes (`encodeOllamaBody`) when the `body-writer` fast
- * path is on (fast-paths.ts), else the objects of `encodeOllamaChat`, for JSON.stringify.
+ * The body to send, as JSON text: written straight to bytes (`encodeOllamaBody`, a pooled buffer
+ * its caller gives back with `releaseBody` once sent) when the `body-writer` fast path is on
+ * (fast-paths.ts), else JSON.stringify of `encodeOllamaChat`.
  */
-export function ollamaBody(req: Request, profile: ModelProfile): unknown {
-  return fastPath("body-writer") ? encodeOllamaBody(req, profile) : encodeOllamaChat(req, profile);
+export function ollamaBody(req: Request, profile: ModelProfile): string | Buffer {
+  return fastPath("body-writer")
+    ? encodeOllamaBody(req, profile)
+    : JSON.stringify(encodeOllamaChat(req, profile));
 }
 
 function encodeMessages(req: Request): Record<string, unknown>[] {

@@ -11,6 +11,7 @@ import {
 import type { BackendOptions } from "../kind.js";
 import { OLLAMA_ERRORS } from "./errors.js";
 import { OllamaLineDecoder } from "./decode.js";
+import { releaseBody } from "../json-body.js";
 import { ollamaBody } from "./encode.js";
 
 const CAPS: WireCaps = {
@@ -55,10 +56,13 @@ export class OllamaBackend implements Backend {
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
+    const body = ollamaBody(req, ctx.profile);
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,
-      body: ollamaBody(req, ctx.profile),
+      body,
+      // a body written into the pool's buffer goes back to it once sent
+      onBodyDone: () => releaseBody(body),
       headers: this.streamHeaders,
       signal: ctx.signal,
       hooks: ctx.exchange,

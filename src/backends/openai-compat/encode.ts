@@ -59,13 +59,19 @@ export function encodeChatBody(
 }
 
 /**
- * The body to send: written straight to bytes (`encodeChatBody`) when the `body-writer` fast path
- * is on (fast-paths.ts), else the objects of `encodeChatRequest`, for JSON.stringify.
+ * The body to send, as JSON text: written straight to bytes (`encodeChatBody`, a pooled buffer
+ * its caller gives back with `releaseBody` once sent) when the `body-writer` fast path is on
+ * (fast-paths.ts), else JSON.stringify of `encodeChatRequest`.
  */
-export function chatBody(req: Request, profile: ModelProfile, caps: WireCaps, streamUsage: boolean): unknown {
+export function chatBody(
+  req: Request,
+  profile: ModelProfile,
+  caps: WireCaps,
+  streamUsage: boolean,
+): string | Buffer {
   return fastPath("body-writer")
     ? encodeChatBody(req, profile, caps, streamUsage)
-    : encodeChatRequest(req, profile, caps, streamUsage);
+    : JSON.stringify(encodeChatRequest(req, profile, caps, streamUsage));
 }
 
 /** The OpenAI Chat Completions body for a normalized request. */

@@ -12,6 +12,7 @@ import {
 import type { BackendOptions } from "../kind.js";
 import { OPENAI_COMPAT_ERRORS } from "./errors.js";
 import { ChatChunkDecoder } from "./decode.js";
+import { releaseBody } from "../json-body.js";
 import { chatBody, encodeChatRequest } from "./encode.js";
 
 /** The servers that speak /v1/chat/completions, and what each one's wire takes. */
@@ -99,6 +100,8 @@ export class OpenAICompatBackend implements Backend {
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,
       body,
+      // a body written into the pool's buffer goes back to it once sent
+      onBodyDone: () => releaseBody(body),
       headers: this.streamHeaders,
       signal: ctx.signal,
       hooks: ctx.exchange,
