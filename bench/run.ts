@@ -56,6 +56,12 @@ interface Flags {
   queueS: number | null;
   /** the embedded bench (bench/embedded.ts) after the queue bench: its rounds, or null to skip it */
   embeddedRounds: number | null;
+  /** one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side (null: one, with the environment's) */
+  fastPaths: string[] | null;
+  /** only these dialects against clawbridge (null: both) */
+  dialects: Dialect[] | null;
+  /** the name of the results files in bench/results (default latest) */
+  out: string;
 }
 
 class UsageError extends Error {}
@@ -77,6 +83,10 @@ function usage(): never {
       "  --skip-queue          do not run the queue bench (`--only queue` runs it alone)",
       "  --embedded-rounds <n> the embedded bench (GGUF in-process: clawbridge vs node-llama-cpp directly) rounds (default 12)",
       "  --skip-embedded       do not run the embedded bench (`--only embedded` runs it alone)",
+      "  --fast-paths <set>    run one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side in the same",
+      "                        rounds (repeat it: --fast-paths 1 --fast-paths 0 --fast-paths -templates)",
+      "  --dialect <d>         only this clawbridge dialect (openai or anthropic; repeatable)",
+      "  --out <name>          results to bench/results/<name>.json and .md (default latest)",
       "",
     ].join("\n"),
   );
@@ -96,6 +106,9 @@ function parseFlags(argv: string[]): Flags {
     timeoutS: 30,
     queueS: 60,
     embeddedRounds: 12,
+    fastPaths: null,
+    dialects: null,
+    out: "latest",
   };
   const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
@@ -148,6 +161,21 @@ function parseFlags(argv: string[]): Flags {
       case "--skip-embedded":
         flags.embeddedRounds = null;
         break;
+      case "--fast-paths":
+        flags.fastPaths = [...(flags.fastPaths ?? []), argv[++i] ?? ""];
+        break;
+      case "--dialect": {
+        const d = argv[++i];
+        if (d !== "openai" && d !== "anthropic") throw new UsageError("--dialect takes openai or anthropic");
+        flags.dialects = [...(flags.dialects ?? []), d];
+        break;
+      }
+      case "--out": {
+        const name = argv[++i] ?? "";
+        if (!/^[\w.-]+$/.test(name)) throw new UsageError("--out takes a plain file name");
+        flags.out = name;
+        break;
+      }
       case "-h":
       case "--help":
         usage();
@@ -211,8 +239,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function startProcess(name: string, args: string[], cwd: string): Omit<Proc, "port"> {
-  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: process.env });
+function startProcess(
+  name: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<Proc, "port"> {
+  const child = spawn(process.execPath, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env });
   children.push(child);
   // Keep the last few KB of both streams (and keep draining them, so a chatty child never blocks on a full
   // pipe); error messages quote them.
@@ -751,54 +784,64 @@ async function main(): Promise<void> {
   const procs: Record<string, Proc> = { passthrough };
   const status: Record<string, string> = { passthrough: "ok" };
 
-  // clawbridge
+  // clawbridge: one process, or one per fast-path setting (side by side in the same rounds)
+  const variants: Array<string | null> = flags.fastPaths ?? [null];
   if (flags.skipClawbridge) {
     status.clawbridge = "skipped (--skip-clawbridge)";
   } else if (!existsSync(flags.clawbridgeCli)) {
     status.clawbridge = `not built: ${flags.clawbridgeCli} is missing (run \`npm run build\`)`;
   } else {
-    const port = await freePort();
-    const cfg = join(tmp, "clawbridge.yaml");
-    writeFileSync(
-      cfg,
-      [
-        `server: { host: ${HOST}, port: ${port} }`,
-        "log: { level: warn }",
-        "backends:",
-        `  up: { kind: openai-compat, url: "${upstreamUrl}/v1" }`,
-        "models:",
-        "  bench-model: { backend: up, model: fake-model }",
-        "",
-      ].join("\n"),
-    );
-    const p = startProcess(
-      "clawbridge",
-      [flags.clawbridgeCli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],
-      ROOT,
-    );
-    try {
-      await waitHealthy(p, port, 20_000);
-      procs.clawbridge = { ...p, port };
-      status.clawbridge = "ok";
-      for (const d of ["openai", "anthropic"] as const) {
-        targets.push({
-          id: `clawbridge-${d}`,
-          label: `clawbridge (${d === "openai" ? "OpenAI" : "Anthropic"})`,
-          proc: "clawbridge",
-          dialect: d,
-          url: `http://${HOST}:${port}${d === "openai" ? "/v1/chat/completions" : "/v1/messages"}`,
-          model: "bench-model",
-          pid: p.pid,
-        });
+    for (const variant of variants) {
+      const name = variant === null ? "clawbridge" : `clawbridge[${variant}]`;
+      const port = await freePort();
+      const cfg = join(tmp, `clawbridge-${port}.yaml`);
+      writeFileSync(
+        cfg,
+        [
+          `server: { host: ${HOST}, port: ${port} }`,
+          "log: { level: warn }",
+          "backends:",
+          `  up: { kind: openai-compat, url: "${upstreamUrl}/v1" }`,
+          "models:",
+          "  bench-model: { backend: up, model: fake-model }",
+          "",
+        ].join("\n"),
+      );
+      const env = variant === null ? process.env : { ...process.env, CLAWBRIDGE_FAST_PATHS: variant };
+      const p = startProcess(
+        name,
+        [flags.clawbridgeCli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],
+        ROOT,
+        env,
+      );
+      try {
+        await waitHealthy(p, port, 20_000);
+        procs[name] = { ...p, port };
+        status[name] = "ok";
+        for (const d of flags.dialects ?? (["openai", "anthropic"] as const)) {
+          targets.push({
+            id: `${name}-${d}`,
+            label: `${name} (${d === "openai" ? "OpenAI" : "Anthropic"})`,
+            proc: name,
+            dialect: d,
+            url: `http://${HOST}:${port}${d === "openai" ? "/v1/chat/completions" : "/v1/messages"}`,
+            model: "bench-model",
+            pid: p.pid,
+          });
+        }
+      } catch (err) {
+        status[name] = `failed to start: ${err instanceof Error ? err.message : String(err)}`;
+        if (p.pid > 0 && !p.exited()) p.child.kill("SIGKILL");
       }
-    } catch (err) {
-      status.clawbridge = `failed to start: ${err instanceof Error ? err.message : String(err)}`;
-      if (p.pid > 0 && !p.exited()) p.child.kill("SIGKILL");
     }
   }
-  if (status.clawbridge !== "ok") {
-    process.stdout.write(`\n*** clawbridge: ${status.clawbridge}\n*** continuing without it\n\n`);
-    notes.push(`clawbridge: ${status.clawbridge}`);
+  for (const variant of variants) {
+    const name = variant === null ? "clawbridge" : `clawbridge[${variant}]`;
+    const said = status[name] ?? status.clawbridge;
+    if (said !== "ok") {
+      process.stdout.write(`\n*** ${name}: ${said}\n*** continuing without it\n\n`);
+      notes.push(`${name}: ${said}`);
+    }
   }
 
   // peer
@@ -1126,7 +1169,7 @@ async function main(): Promise<void> {
       vmHwmKb: hwmKb,
     },
   };
-  writeAtomic(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(json, null, 2)}\n`);
+  writeAtomic(join(RESULTS_DIR, `${flags.out}.json`), `${JSON.stringify(json, null, 2)}\n`);
 
   const md = [
     "# clawbridge benchmark — latest run",
@@ -1153,9 +1196,9 @@ async function main(): Promise<void> {
     ...notes.map((n) => `- note: ${n}`),
     "",
   ].join("\n");
-  writeAtomic(join(RESULTS_DIR, "latest.md"), md);
+  writeAtomic(join(RESULTS_DIR, `${flags.out}.md`), md);
   process.stdout.write(
-    `\nwrote ${join("bench", "results", "latest.json")} and ${join("bench", "results", "latest.md")}\n`,
+    `\nwrote ${join("bench", "results", `${flags.out}.json`)} and ${join("bench", "results", `${flags.out}.md`)}\n`,
   );
 
   await stopAll();

@@ -6,19 +6,15 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { AnthropicEventDecoder } from "../src/backends/anthropic/decode.js";
-import {
-  createDispatcher,
-  decodeResponse,
-  postJson,
-  splitterFor,
-  type StreamDecoder,
-} from "../src/backends/http.js";
+import { createDispatcher, postJson } from "../src/backends/http/client.js";
+import { decodeResponse, splitterFor, type StreamDecoder } from "../src/backends/http/framing.js";
 import { type JsonPath, JsonTemplate } from "../src/backends/json-template.js";
 import { OllamaLineDecoder } from "../src/backends/ollama/decode.js";
 import { ChatChunkDecoder } from "../src/backends/openai-compat/decode.js";
+import { setFastPaths } from "../src/fast-paths.js";
 import { GatewayError } from "../src/ir/errors.js";
 import type { Event } from "../src/ir/types.js";
 import { prng } from "./fixtures/tool-corpus.js";
@@ -248,6 +244,12 @@ const DECODERS = {
 };
 
 describe("stream decoders: the template fast path is the full parse", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   for (const [name, d] of Object.entries(DECODERS)) {
     test(`${name}: 1500 generated streams give the same events and errors`, () => {
       for (let seed = 1; seed <= 1500; seed++) {
@@ -575,7 +577,7 @@ async function open(url: string, dispatcher: ReturnType<typeof createDispatcher>
   return postJson({
     backend: "b",
     url,
-    body: {},
+    body: "{}",
     headers: {},
     signal: signal ?? new AbortController().signal,
     dispatcher,

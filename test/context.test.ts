@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { pino } from "pino";
-import { createDispatcher } from "../src/backends/http.js";
+import { createDispatcher } from "../src/backends/http/client.js";
 import { parseConfig } from "../src/config/load.js";
 import { messageTokens, rawTokens } from "../src/context/estimate.js";
 import { DROPPED_NOTE, dropRounds } from "../src/context/fit.js";

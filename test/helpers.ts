@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import http from "node:http";
 import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createDispatcher, type Dispatcher } from "../src/backends/http.js";
+import { createDispatcher, type Dispatcher } from "../src/backends/http/client.js";
 import { parseConfig } from "../src/config/load.js";
 import type { GatewayConfig } from "../src/config/types.js";
 import { silentLogger } from "../src/log.js";

@@ -6,14 +6,14 @@
  * - the surfaces' hand-written check for well-formed bodies decodes exactly what zod decodes, and anything it does
  *   not take goes to zod, which answers as before (mutations of real requests, both dialects);
  * - the body is read whole however it arrives (one chunk, many, with or without content-length, more than it said);
- * - a history the surfaces kept from earlier turns (frozen, found by identity) decodes and encodes as a fresh one,
+ * - a body that shares its history with earlier ones (through the parse cache) decodes and encodes as one parsed afresh,
  *   and pooled upstream bodies are never written over while a request still sends them.
  * Run: node --import tsx --test test/request-path.test.ts
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { openclawAnthropic, openclawOpenAI } from "../bench/fixtures.js";
 import {
   clearJsonCache,
@@ -27,6 +27,7 @@ import { encodeOllamaBody, encodeOllamaChat } from "../src/backends/ollama/encod
 import { encodeChatBody, encodeChatRequest } from "../src/backends/openai-compat/encode.js";
 import { CAPS } from "../src/backends/openai-compat/index.js";
 import type { WireCaps } from "../src/ir/contract.js";
+import { setFastPaths } from "../src/fast-paths.js";
 import { deepFreeze } from "../src/ir/frozen.js";
 import type { Message, Part, Request, Tool } from "../src/ir/types.js";
 import type { ModelProfile } from "../src/ir/contract.js";
@@ -147,6 +148,12 @@ const TOOLS: Tool[] = [
 ];
 
 describe("the upstream body, written as bytes", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   test("jsonBody is Buffer.from(JSON.stringify(v)), cache cold and warm", () => {
     clearJsonCache();
     const long = `${"x".repeat(LONG_STRING)} é 漢 \ud800 "q" \\ \n`;
@@ -363,6 +370,12 @@ function outcome(decode: () => unknown): unknown {
 }
 
 describe("decoding: a well-formed body without zod, the same result", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   const cases: Array<[string, (b: unknown, viaSchema?: boolean) => unknown, unknown[]]> = [
     [
       "anthropic",
@@ -402,6 +415,12 @@ describe("decoding: a well-formed body without zod, the same result", () => {
 // --- parsing: what a body shares with the last ones is taken as it was parsed -------------------------------------
 
 describe("parsing a body that repeats an earlier one", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   /** The parser's result is JSON.parse's: the same values, the same keys in the same order, the same error. */
   function check(parser: BodyParser, text: string): void {
     const outcomeOf = (f: () => unknown) => {
@@ -635,7 +654,13 @@ models:
   });
 });
 
-describe("a conversation's history, decoded once and found again by identity", () => {
+describe("a conversation's history, shared with earlier bodies by the parse cache", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   const dialects = [
     { name: "anthropic", decode: decodeAnthropicRequest, base: openclawAnthropic(3) },
     { name: "openai", decode: decodeOpenAIRequest, base: openclawOpenAI(3) },
@@ -665,35 +690,6 @@ describe("a conversation's history, decoded once and found again by identity", (
         );
       }
       assert.ok(memoised > 400 * 10, `turns found again: ${memoised}`);
-    });
-
-    test(`${name}: the turns a body shares with the one before are the same objects, frozen`, () => {
-      const parser = new BodyParser();
-      const messages = (base as { messages: unknown[] }).messages;
-      let before: Request | undefined;
-      for (let n = 20; n <= messages.length; n += 10) {
-        const req = decode(
-          parser.parse(Buffer.from(JSON.stringify({ ...base, messages: messages.slice(0, n) }))),
-        );
-        if (before) {
-          const shared = before.messages.length - 2;
-          for (let k = 0; k < shared; k++) {
-            const now: Message = req.messages[k]!;
-            const then: Message = before.messages[k]!;
-            // an OpenAI run of tool messages is one IR turn made anew; its parts are the ones kept
-            if (name === "anthropic" || now.parts[0]?.type !== "toolResult")
-              assert.equal(now, then, `turn ${k} of ${n}`);
-            for (const [j, p] of now.parts.entries()) assert.equal(p, then.parts[j], `turn ${k} part ${j}`);
-          }
-          assert.throws(() => {
-            (req.messages[0]!.parts as Part[]).push({ type: "text", text: "x" });
-          }, TypeError);
-        }
-        // normalizing changes nothing here, so it keeps the same objects for the encoders
-        const shaped = normalizeFor(req);
-        for (const [k, m] of req.messages.entries()) assert.equal(shaped.messages[k], m);
-        before = req;
-      }
     });
   }
 
@@ -751,6 +747,12 @@ describe("a conversation's history, decoded once and found again by identity", (
 });
 
 describe("upstream bodies from the pool", () => {
+  // a test of the fast path itself: on, whichever way the suite runs (CLAWBRIDGE_FAST_PATHS)
+  let restore: () => void;
+  before(() => {
+    restore = setFastPaths("1");
+  });
+  after(() => restore());
   test("a body given back is written over by the next; one not given back never is", () => {
     const a = jsonBody({ a: "x".repeat(1000) });
     const aText = a.toString();

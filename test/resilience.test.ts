@@ -13,7 +13,7 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { pino } from "pino";
-import { createDispatcher } from "../src/backends/http.js";
+import { createDispatcher } from "../src/backends/http/client.js";
 import { parseConfig } from "../src/config/load.js";
 import { emptyRequest, startGateway } from "./helpers.js";
 import { Breaker } from "../src/routing/breaker.js";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { request } from "undici";
-import { createDispatcher } from "../src/backends/http.js";
+import { createDispatcher } from "../src/backends/http/client.js";
 import { detectLocalServers } from "../src/config/detect.js";
 import { Counter, Histogram } from "../src/server/metrics.js";
 import { normalize } from "../src/stages/normalize.js";

@@ -1,4 +1,4 @@
-import { isDeepFrozen } from "../ir/frozen.js";
+import { fastPath } from "../fast-paths.js";
 import type { Tool } from "../ir/types.js";
 
 /**
@@ -163,8 +163,9 @@ export function clearJsonCache(): void {
 }
 
 /**
- * Buffers bodies are written into. A body is handed out as a view of one; whoever sends it gives
- * it back with `releaseBody` once the socket is done with the bytes (`postJson` does), and the
+ * Buffers bodies are written into. A body is handed out as a view of one; whoever made it gives
+ * it back with `releaseBody` once the socket is done with the bytes (the backends do, when
+ * `postJson` calls their `onBodyDone`), and the
  * next body is written into it: no buffer the size of a body is allocated, filled and copied per
  * request (fresh memory costs more to fill than the copy itself). A body never given back is
  * simply collected.
@@ -215,10 +216,13 @@ function giveBack(b: Buffer): void {
 }
 
 /**
- * Gives a body `jsonBody` made back to be written over. Only for one the caller will not read
- * again, nor anything it lent it to (a socket still writing it); anything else is ignored.
+ * Gives a body `jsonBody` made back to be written over: its maker does, once the HTTP client says
+ * no request writes it any more (`onBodyDone`). Only for one the caller will not read again, nor
+ * anything it lent it to; anything else (a string, a buffer the pool never lent, one given back
+ * already) is ignored.
  */
-export function releaseBody(body: Buffer): void {
+export function releaseBody(body: string | Buffer): void {
+  if (typeof body === "string") return;
   const ab = body.buffer;
   if (body.byteOffset !== 0 || !lent.has(ab)) return;
   lent.delete(ab);
@@ -357,7 +361,7 @@ function keyText(k: string): string {
  * build. The bytes are a view of a pooled buffer: `releaseBody` gives it back when they are sent.
  */
 export function jsonBody(value: unknown): Buffer {
-  const w = new BodyWriter(true);
+  const w = new BodyWriter(fastPath("body-pool"));
   try {
     w.value(value);
   } catch (e) {
@@ -367,38 +371,8 @@ export function jsonBody(value: unknown): Buffer {
   return w.finish();
 }
 
-/**
- * The JSON text an encoder writes for a part of a request that cannot change: an IR part the
- * surface decoded from a body's frozen history (see `surfaces/parts.ts`), found again by identity
- * on the next turn and copied in as bytes. One per encoder and kind of part: the text is that
- * encoder's. Kept as long as the part is (a WeakMap): as long as the parse cache keeps the body.
- */
-export class Fragments {
-  private readonly kept = new WeakMap<object, Buffer>();
-
-  /** Writes what `render` writes for `key`, from the bytes kept when `key` is frozen all the way down. */
-  write<K extends object>(w: JsonWriter, key: K, render: (w: JsonWriter, key: K) => void): void {
-    if (isDeepFrozen(key)) w.bytes(this.bytes(key, render));
-    else render(w, key);
-  }
-
-  /** The bytes `render` writes for `key`, kept for the next time (`key` must be frozen all the way down). */
-  bytes<K extends object>(key: K, render: (w: JsonWriter, key: K) => void): Buffer {
-    let b = this.kept.get(key);
-    if (b === undefined) {
-      const fw = new BodyWriter();
-      render(fw, key);
-      b = own(fw.finish());
-      this.kept.set(key, b);
-    }
-    return b;
-  }
-}
-
 interface KeptTool {
   description: string | undefined;
-  /** The schema object itself, when it is frozen all the way down (see `ir/frozen.ts`): it cannot have changed. */
-  frozen: object | undefined;
   /** The schema the bytes were made from, as a token list (see `tokens`). */
   schema: unknown[];
   bytes: Buffer;
@@ -435,21 +409,14 @@ export class ToolCache {
     if (
       kept &&
       kept.description === t.description &&
-      (kept.frozen === t.inputSchema || matches(t.inputSchema, kept.schema, 0) === kept.schema.length)
-    ) {
-      if (kept.frozen !== t.inputSchema && isDeepFrozen(t.inputSchema)) kept.frozen = t.inputSchema;
+      matches(t.inputSchema, kept.schema, 0) === kept.schema.length
+    )
       return kept.bytes;
-    }
     const w = new BodyWriter();
     w.value(this.render(t));
     const bytes = own(w.finish());
     if (!kept && this.map.size >= MAX_TOOLS) this.map.clear();
-    this.map.set(t.name, {
-      description: t.description,
-      frozen: isDeepFrozen(t.inputSchema) ? t.inputSchema : undefined,
-      schema: tokens(t.inputSchema, []),
-      bytes,
-    });
+    this.map.set(t.name, { description: t.description, schema: tokens(t.inputSchema, []), bytes });
     return bytes;
   }
 

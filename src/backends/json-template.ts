@@ -1,3 +1,5 @@
+import { fastPath } from "../fast-paths.js";
+
 /** The way to a value inside a JSON document: member names and array indexes. */
 export type JsonPath = readonly (string | number)[];
 
@@ -15,10 +17,13 @@ export class PayloadTemplates {
   private barren: number;
   private candidates = 0;
 
-  /** `enabled: false` parses every payload in full: the reference the tests hold the fast path to. */
+  /**
+   * `enabled: false` parses every payload in full: the simple way, and the reference the tests hold
+   * the fast path to; by default, the `templates` fast path's setting (fast-paths.ts).
+   */
   constructor(
     private readonly slots: readonly JsonPath[],
-    enabled = true,
+    enabled = fastPath("templates"),
   ) {
     this.barren = enabled ? 0 : BARREN_LIMIT;
   }

@@ -5,7 +5,8 @@
  */
 import type { z } from "zod";
 import type { Backend } from "../ir/contract.js";
-import type { Dispatcher } from "./http.js";
+import type { Dispatcher } from "./http/client.js";
+import type { ErrorTable } from "./http/errors.js";
 
 /** A kind's own settings, as its config fields were read (e.g. openai-compat's `{ flavor }`). */
 export type Settings = Readonly<Record<string, unknown>>;
@@ -130,6 +131,11 @@ export interface BackendKind<S extends object = Settings> {
   /** LiteLLM provider prefixes it serves (`ollama`, `hosted_vllm`). */
   readonly litellm?: Readonly<Record<string, LiteLLMProvider>>;
   readonly doctor?: DoctorHints<S>;
+  /**
+   * How its servers say what an error status alone does not (a model that cannot take tools, a
+   * prompt over the window), with the real messages: its folder's `errors.ts`.
+   */
+  readonly errors?: ErrorTable;
   /** The models the server holds in memory now, for `clawbridge status` (undefined: it cannot say). */
   loaded?(backend: string, url: string, dispatcher: Dispatcher): Promise<string[] | undefined>;
 }

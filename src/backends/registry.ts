@@ -8,7 +8,7 @@ import type { Backend } from "../ir/contract.js";
 import { camelKeys, snakeKeys } from "../ir/keys.js";
 import { anthropicKind } from "./anthropic/kind.js";
 import { embeddedKind } from "./embedded/kind.js";
-import type { Dispatcher } from "./http.js";
+import type { Dispatcher } from "./http/client.js";
 import type { BackendEntry, BackendKind, LiteLLMProvider, LocalServer, Settings } from "./kind.js";
 import { ollamaKind } from "./ollama/kind.js";
 import { openaiCompatKind } from "./openai-compat/kind.js";

@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { createDispatcher, type Dispatcher } from "../backends/http.js";
+import { createDispatcher, type Dispatcher } from "../backends/http/client.js";
 import {
   createBackend,
   kindOf,

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { createDispatcher } from "../backends/http.js";
+import { createDispatcher } from "../backends/http/client.js";
 import { detectServing } from "../config/detect.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";

@@ -1,6 +1,7 @@
+import { FAST_PATHS, type FastPath, fastPathsOn } from "../fast-paths.js";
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { createDispatcher } from "../backends/http.js";
+import { createDispatcher } from "../backends/http/client.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { defaultModelsDir } from "../backends/embedded/find.js";
 import { localServers } from "../backends/registry.js";
@@ -113,8 +114,17 @@ export async function serve(opts: ServeOptions): Promise<number> {
     config.log.level = opts.logLevel;
   }
   if (opts.logFile) config.log.file = opts.logFile;
+  let fastPaths: FastPath[];
+  try {
+    fastPaths = fastPathsOn();
+  } catch (e) {
+    process.stderr.write(`clawbridge: ${(e as Error).message}\n`);
+    return 2;
+  }
   const log = createLogger(config.log);
   for (const w of config.warnings) log.warn(w);
+  const off = (Object.keys(FAST_PATHS) as FastPath[]).filter((n) => !fastPaths.includes(n));
+  if (off.length) log.info({ off }, "fast paths turned off (CLAWBRIDGE_FAST_PATHS): see docs/fast-paths.md");
 
   let gateway: ReturnType<typeof buildGateway>;
   try {

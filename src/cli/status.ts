@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { createDispatcher, fetchJson } from "../backends/http.js";
+import { createDispatcher, fetchJson } from "../backends/http/client.js";
 import { kindOf } from "../backends/registry.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { DEFAULT_PORT } from "../config/types.js";

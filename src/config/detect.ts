@@ -1,4 +1,4 @@
-import { type Dispatcher, fetchJson } from "../backends/http.js";
+import { type Dispatcher, fetchJson } from "../backends/http/client.js";
 import type { LocalServer } from "../backends/kind.js";
 import { kinds, localServers, readSettings } from "../backends/registry.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type BackendConfig, type GatewayConfig } from "./types.js";

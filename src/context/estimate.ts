@@ -1,4 +1,3 @@
-import { isDeepFrozen } from "../ir/frozen.js";
 import type { Message, Request } from "../ir/types.js";
 
 /**
@@ -204,48 +203,10 @@ function preamble(m: Meter, req: Pick<Request, "system" | "tools">): void {
   }
 }
 
-/**
- * The meter after the last preamble measured, and what it measured: an agent sends the same
- * system prompt and tools every turn, and when they are the same objects as last time (tool
- * schemas frozen by the request parser: see `ir/frozen.ts`), the measuring is not done again.
- */
-let lastPreamble:
-  | {
-      system: string;
-      tools: Array<{ name: string; description: string | undefined; schema: object }>;
-      after: Meter;
-    }
-  | undefined;
-
-function samePreamble(req: Pick<Request, "system" | "tools">): Meter | undefined {
-  const last = lastPreamble;
-  if (!last || last.system !== req.system || last.tools.length !== req.tools.length) return undefined;
-  for (let i = 0; i < req.tools.length; i++) {
-    const a = last.tools[i]!;
-    const b = req.tools[i]!;
-    if (a.schema !== b.inputSchema || a.name !== b.name || a.description !== b.description) return undefined;
-  }
-  return last.after;
-}
-
 /** The features of a whole request, system prompt and tool definitions included. */
 export function requestFeatures(req: Pick<Request, "system" | "messages" | "tools">): Features {
   const m = meter();
-  const known = samePreamble(req);
-  if (known) {
-    m.f.set(known.f);
-    m.skip = known.skip;
-    m.seed = known.seed;
-    m.read = known.read;
-  } else {
-    preamble(m, req);
-    if (req.tools.every((t) => isDeepFrozen(t.inputSchema)))
-      lastPreamble = {
-        system: req.system,
-        tools: req.tools.map((t) => ({ name: t.name, description: t.description, schema: t.inputSchema })),
-        after: { f: Float64Array.from(m.f), skip: m.skip, seed: m.seed, read: m.read },
-      };
-  }
+  preamble(m, req);
   for (const msg of req.messages) message(m, msg);
   return m.f;
 }

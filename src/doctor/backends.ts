@@ -1,4 +1,4 @@
-import { fetchJson } from "../backends/http.js";
+import { fetchJson } from "../backends/http/client.js";
 import type { BackendKind } from "../backends/kind.js";
 import { kindOf, kinds, localServers } from "../backends/registry.js";
 import type { BackendConfig } from "../config/types.js";

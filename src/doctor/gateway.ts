@@ -1,5 +1,5 @@
 import { createConnection } from "node:net";
-import { fetchJson } from "../backends/http.js";
+import { fetchJson } from "../backends/http/client.js";
 import type { Served } from "../routing/served.js";
 import type { Add } from "./check.js";
 

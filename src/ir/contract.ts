@@ -101,6 +101,19 @@ export interface SendContext {
   profile: ModelProfile;
   signal: Signal;
   log: Log;
+  /**
+   * What the resilience layer wants to know of the HTTP exchanges the backend makes for this
+   * request: a backend hands it to its HTTP client with each exchange (absent: nothing to tell).
+   */
+  exchange?: ExchangeHooks;
+}
+
+/** Hooks on one HTTP exchange with a backend. */
+export interface ExchangeHooks {
+  /** Limit on setting up the connection, ms (0 or absent: none). */
+  connectMs?: number;
+  /** Called when the response head arrives: the backend is no longer loading. */
+  onHeaders?(): void;
 }
 
 export interface Backend {

@@ -1,11 +1,12 @@
 /**
- * Values frozen through and through. The request parser shares what a body has in common with
- * earlier ones (`server/parse-cache.ts`) and freezes it, so that no request can change what
- * another one reads; knowing that a value is frozen all the way down lets later steps take it by
- * identity — the same object is the same value, now and later — and know its depth without a walk.
+ * Values frozen all the way down. Every request body is frozen as parsed, and every decoded
+ * request's messages (the rule is in fast-paths.ts): no request can change what another one
+ * reads, and code that tries fails in every test. A value the parse cache shares between bodies
+ * is remembered with its height, so that freezing, and measuring the depth of, the next body
+ * that shares it skips it instead of walking it again.
  */
 
-/** Objects frozen all the way down, with their height: 1 for one with no object inside, and so on. */
+/** Objects frozen all the way down and remembered, with their height: 1 for one with no object inside, and so on. */
 const heights = new WeakMap<object, number>();
 /** Values nested deeper than this are not frozen (the request is refused for its depth anyway). */
 const MAX_HEIGHT = 256;
@@ -14,9 +15,9 @@ const MAX_HEIGHT = 256;
  * Freezes a JSON value all the way down. Its height (0 for a primitive), or -1 when it nests
  * deeper than MAX_HEIGHT, in which case only some of it is frozen (and none of it remembered as
  * frozen above the part that is). The value and the `levels` - 1 levels below it are remembered
- * as frozen (remembering costs more than freezing: only what is asked about later is).
+ * (remembering costs more than freezing: only what is asked about later is); by default nothing is.
  */
-export function deepFreeze(v: unknown, levels = 1, room = MAX_HEIGHT): number {
+export function deepFreeze(v: unknown, levels = 0, room = MAX_HEIGHT): number {
   if (v === null || typeof v !== "object") return 0;
   const known = heights.get(v);
   if (known !== undefined) return known;
@@ -40,12 +41,7 @@ export function deepFreeze(v: unknown, levels = 1, room = MAX_HEIGHT): number {
   return h + 1;
 }
 
-/** Whether `deepFreeze` froze this object (and so everything in it). */
-export function isDeepFrozen(v: unknown): v is object {
-  return typeof v === "object" && v !== null && heights.has(v);
-}
-
-/** The height of an object `deepFreeze` froze, or undefined. */
+/** The height of an object `deepFreeze` froze and remembered, or undefined. */
 export function frozenHeight(v: object): number | undefined {
   return heights.get(v);
 }

@@ -1,3 +1,5 @@
+import { fastPath } from "../fast-paths.js";
+
 /**
  * What the request path passes down to say "stop": the client went away, or a watchdog ended an
  * attempt. It is the part of AbortSignal the path uses, so a real AbortSignal fits wherever one is
@@ -58,4 +60,39 @@ export class Abort implements Signal {
     const i = listeners.indexOf(listener);
     if (i >= 0) listeners.splice(i, 1);
   }
+}
+
+/** A Signal with the means to abort it. */
+export interface Abortable extends Signal {
+  abort(reason?: unknown): void;
+}
+
+/** AbortController and its signal as one Abortable: the simple way. */
+class NativeAbort implements Abortable {
+  private readonly controller = new AbortController();
+
+  get aborted(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  get reason(): unknown {
+    return this.controller.signal.reason;
+  }
+
+  abort(reason?: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  addEventListener(type: "abort", listener: () => void): void {
+    this.controller.signal.addEventListener(type, listener, { once: true });
+  }
+
+  removeEventListener(type: "abort", listener: () => void): void {
+    this.controller.signal.removeEventListener(type, listener);
+  }
+}
+
+/** A new abort signal: the light one (`light-abort`, fast-paths.ts) or AbortController's. */
+export function newAbort(): Abortable {
+  return fastPath("light-abort") ? new Abort() : new NativeAbort();
 }

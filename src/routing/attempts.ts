@@ -1,7 +1,7 @@
 import { countPrompt } from "../context/count.js";
 import type { ModelProfile } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
-import { Abort, type Signal } from "../ir/signal.js";
+import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
 import type { Logger } from "../log.js";
 import { requestStages, responseStages, runStages, shapingStages } from "../stages/pipeline.js";
@@ -51,7 +51,7 @@ export class Attempts {
    */
   async countTokens(req: Request, log: Logger): Promise<PromptCount> {
     const target = this.resolve(req.model)[0]!;
-    const ctx = this.context(req, target, new Abort(), log);
+    const ctx = this.context(req, target, newAbort(), log);
     const shaped = await runStages(shapingStages, req, ctx);
     return countPrompt(shaped, target.state, true, log);
   }
@@ -154,7 +154,9 @@ export class Attempts {
         target.inFlight++;
         counted = true;
         attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
-        let events = attempt.watch(backend.send(shaped, { profile, signal: attempt.signal, log }));
+        let events = attempt.watch(
+          backend.send(shaped, { profile, signal: attempt.signal, log, exchange: attempt.hooks }),
+        );
         for (const stage of responseStages) events = stage(events, shaped, ctx);
         iterator = events[Symbol.asyncIterator]();
         let first: IteratorResult<Event[]>;

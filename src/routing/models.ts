@@ -1,4 +1,4 @@
-import type { Dispatcher } from "../backends/http.js";
+import type { Dispatcher } from "../backends/http/client.js";
 import { createBackend, listedAs } from "../backends/registry.js";
 import type { GatewayConfig, TargetConfig } from "../config/types.js";
 import type { Backend, ContextInfo, DiscoveredModel, ModelProfile } from "../ir/contract.js";

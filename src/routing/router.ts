@@ -1,4 +1,4 @@
-import type { Dispatcher } from "../backends/http.js";
+import type { Dispatcher } from "../backends/http/client.js";
 import type { GatewayConfig } from "../config/types.js";
 import type { Backend, DiscoveredModel } from "../ir/contract.js";
 import type { GatewayError } from "../ir/errors.js";

@@ -1,5 +1,5 @@
 import { kindOf, listedAs } from "../backends/registry.js";
-import { createDispatcher, type Dispatcher } from "../backends/http.js";
+import { createDispatcher, type Dispatcher } from "../backends/http/client.js";
 import { detectServing } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";

@@ -1,9 +1,8 @@
-import { ExchangeSignal } from "../backends/http.js";
 import { GatewayError } from "../ir/errors.js";
-import type { Signal } from "../ir/signal.js";
+import { type Abortable, newAbort, type Signal } from "../ir/signal.js";
 import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { Timeouts } from "../ir/contract.js";
+import type { ExchangeHooks, Timeouts } from "../ir/contract.js";
 
 /**
  * Defaults for local servers: a model load or a kernel JIT takes minutes before the first byte,
@@ -56,8 +55,10 @@ function seconds(ms: number): string {
  * stops it at its first byte; at any later point the backend request is aborted at once.
  */
 export class Attempt {
-  /** The signal the backend request runs under, with the hooks that tell the watchdog of its head. */
-  readonly signal: ExchangeSignal;
+  /** The signal the backend request runs under. */
+  readonly signal: Abortable;
+  /** What the backend's HTTP exchanges tell the watchdog: their head came (and a connect limit). */
+  readonly hooks: ExchangeHooks;
   private phase: Phase = "loading";
   private failure: GatewayError | undefined;
   /**
@@ -82,7 +83,8 @@ export class Attempt {
     private readonly backend: string,
     private readonly log: Logger,
   ) {
-    this.signal = new ExchangeSignal({ connectMs: limits.connectMs, onHeaders: () => this.headers() });
+    this.signal = newAbort();
+    this.hooks = { connectMs: limits.connectMs, onHeaders: () => this.headers() };
     client.addEventListener("abort", this.onClientAbort);
     let step = 0;
     for (const ms of [limits.loadMs, limits.firstTokenMs, limits.idleMs, limits.totalMs])

@@ -5,7 +5,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Dispatcher } from "../backends/http.js";
+import type { Dispatcher } from "../backends/http/client.js";
 import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";

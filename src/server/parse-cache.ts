@@ -1,4 +1,5 @@
 import { isAscii } from "node:buffer";
+import { fastPath } from "../fast-paths.js";
 import { deepFreeze } from "../ir/frozen.js";
 
 /**
@@ -7,10 +8,11 @@ import { deepFreeze } from "../ir/frozen.js";
  * The body's bytes are compared with the bodies seen last (a memory compare), and the top-level
  * members and `messages` elements they share, whole, are taken as they were parsed then; only
  * the rest is decoded and parsed. What comes out is what JSON.parse of the whole body gives
- * (same keys, same order, same values); values taken from an earlier body are frozen, so that no
- * request can change what another one reads. A body that does not parse, or anything unusual
- * (a `__proto__` or repeated key at the top level), goes through JSON.parse whole, which throws
- * its own error.
+ * (same keys, same order, same values), frozen all the way down — every body, whatever its size
+ * and whether the cache is on (`parse-cache` in fast-paths.ts) or not — so that no request can
+ * change what another one reads, and code that tries fails in every test. A body that does not
+ * parse, or anything unusual (a `__proto__` or repeated key at the top level), goes through
+ * JSON.parse whole, which throws its own error.
  */
 
 /** Bodies smaller than this are parsed whole: there is little to save. */
@@ -67,10 +69,11 @@ export class BodyParser {
   private entries: Entry[] = [];
   readonly stats: ParseStats = { bodies: 0, reused: 0, reusedBytes: 0 };
 
-  /** JSON.parse of the body's UTF-8 bytes; throws what JSON.parse throws. */
+  /** JSON.parse of the body's UTF-8 bytes, frozen all the way down; throws what JSON.parse throws. */
   parse(bytes: Buffer): unknown {
     this.stats.bodies++;
-    if (bytes.length < MIN_BYTES || bytes.length > MAX_BYTES) return JSON.parse(text(bytes, 0));
+    if (!fastPath("parse-cache") || bytes.length < MIN_BYTES || bytes.length > MAX_BYTES)
+      return parseFrozen(bytes);
     const cut = this.bestCut(bytes);
     let out: Record<string, unknown> | undefined;
     if (cut) {
@@ -89,10 +92,13 @@ export class BodyParser {
         for (const k of Object.keys(parsed)) if (freeze(k, parsed[k]) < 0) frozen = false;
         if (frozen) this.keep({ bytes, parsed, members: [], messagesAt: -1, elements: [] }, undefined);
       }
+      // the members are frozen (and remembered as such) already: this walks the top level only
+      deepFreeze(whole);
       return whole;
     }
     this.stats.reused++;
     this.stats.reusedBytes += cut!.at;
+    deepFreeze(out);
     return out;
   }
 
@@ -166,7 +172,7 @@ export class BodyParser {
       out.messages = [...head.map((e) => e.value), ...more];
       members.push(entry.members[cut.members]!);
       messagesAt = cut.members;
-      for (const value of more) if (deepFreeze(value) < 0) keepable = false;
+      for (const value of more) if (deepFreeze(value, 1) < 0) keepable = false;
       elements = [...head, ...more.map((value, k) => ({ value, at: scan.elementCuts[k]! }))];
     }
     // a key the rest repeats: parsed as JSON.parse would (last wins), but not remembered
@@ -238,6 +244,16 @@ export class BodyParser {
     for (const e of this.entries) bytes += e.bytes.length;
     while (this.entries.length > ENTRIES || bytes > BUDGET) bytes -= this.entries.shift()!.bytes.length;
   }
+}
+
+/**
+ * JSON.parse of a body, frozen all the way down (and not remembered as frozen: nothing of it is
+ * shared with another body). The simple way, and the way of bodies the cache does not keep.
+ */
+export function parseFrozen(bytes: Buffer): unknown {
+  const v: unknown = JSON.parse(text(bytes, 0));
+  deepFreeze(v);
+  return v;
 }
 
 /** An entry's cuts, in order: after each top-level member but the last, and each `messages` element but the last. */
@@ -376,20 +392,20 @@ export function text(b: Buffer, from: number, to = b.length): string {
 }
 
 /**
- * Freezes a top-level member's value (see `ir/frozen.ts`). Remembered as frozen: the value, each
- * element of `messages` (their heights spare the depth check a walk), and the tool definitions
- * down to their schemas (found by identity when the tools are written out or measured).
+ * Freezes a top-level member's value (see `ir/frozen.ts`), remembered as frozen with its height,
+ * and each element of `messages` with its own: the next body that shares them neither freezes
+ * nor measures them again.
  */
 function freeze(key: string, value: unknown): number {
   if (key === "messages" && Array.isArray(value)) {
     let h = 0;
     for (const v of value) {
-      const c = deepFreeze(v);
+      const c = deepFreeze(v, 1);
       if (c < 0) return -1;
       if (c > h) h = c;
     }
     Object.freeze(value);
     return h + 1;
   }
-  return deepFreeze(value, key === "tools" || key === "functions" ? 4 : 1);
+  return deepFreeze(value, 1);
 }

@@ -79,7 +79,7 @@ ${text}`,
   let droppedThinking = 0;
   let droppedImages = 0;
   let flattenedTools = 0;
-  // a message nothing is changed in stays the same object (the encoders know its text by identity)
+  // a message nothing is changed in stays the same object
   messages = messages.map((m) => {
     const parts: Part[] = [];
     let same = true;

@@ -40,7 +40,7 @@ export class AnthropicEventDecoder {
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
-    templates = true,
+    templates?: boolean,
   ) {
     this.templates = new PayloadTemplates(SLOTS, templates);
   }

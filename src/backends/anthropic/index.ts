@@ -1,7 +1,9 @@
 import type { Event, Request } from "../../ir/types.js";
-import { decodeResponse, fetchJson, postJson } from "../http.js";
+import { fetchJson, postJson } from "../http/client.js";
+import { decodeResponse } from "../http/framing.js";
 import type { Backend, DiscoveredModel, SendContext, WireCaps } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
+import { ANTHROPIC_ERRORS } from "./errors.js";
 import { AnthropicEventDecoder } from "./decode.js";
 import { encodeAnthropicRequest } from "./encode.js";
 
@@ -47,10 +49,12 @@ export class AnthropicBackend implements Backend {
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/v1/messages`,
-      body: encodeAnthropicRequest(req, ctx.profile),
+      body: JSON.stringify(encodeAnthropicRequest(req, ctx.profile)),
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
+      errors: ANTHROPIC_ERRORS,
     });
     yield* decodeResponse(this.name, res, "sse", new AnthropicEventDecoder(this.name));
   }

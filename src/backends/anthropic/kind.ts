@@ -1,8 +1,10 @@
 import { defineKind } from "../kind.js";
+import { ANTHROPIC_ERRORS } from "./errors.js";
 import { AnthropicBackend } from "./index.js";
 
 /** Anthropic's Messages API: the cloud fallback, and servers that speak it. */
 export const anthropicKind = defineKind({
+  errors: ANTHROPIC_ERRORS,
   kind: "anthropic",
   label: "Anthropic",
   create: (o) => new AnthropicBackend(o),

@@ -20,7 +20,7 @@ export class OllamaLineDecoder {
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
-    templates = true,
+    templates?: boolean,
   ) {
     this.templates = new PayloadTemplates(SLOTS, templates);
   }

@@ -1,7 +1,7 @@
 import type { Message, Request, Tool, ToolChoice } from "../../ir/types.js";
+import { fastPath } from "../../fast-paths.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { isDeepFrozen } from "../../ir/frozen.js";
-import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
+import { jsonBody, ToolCache } from "../json-body.js";
 
 /** A tool definition on this wire. */
 function encodeTool(t: Tool) {
@@ -18,50 +18,18 @@ const toolCache = new ToolCache(encodeTool);
  * definitions and long strings taken from what earlier requests sent (see `json-body.ts`).
  */
 export function encodeOllamaBody(req: Request, profile: ModelProfile): Buffer {
-  return jsonBody(
-    encodeOllamaChat(
-      req,
-      profile,
-      (tools) => toolCache.array(tools),
-      () => new JsonText((w) => writeMessages(w, req)),
-    ),
-  );
+  return jsonBody(encodeOllamaChat(req, profile, (tools) => toolCache.array(tools)));
 }
 
-/** The messages' JSON text kept for the turns of a history the surface kept (frozen, found by identity). */
-const kept = new Fragments();
-
-/** `messages` as JSON text: what `encodeMessages` builds, kept turns written from their kept bytes. */
-function writeMessages(w: JsonWriter, req: Request): void {
-  w.add("[");
-  let first = true;
-  const one = (msg: Record<string, unknown>) => {
-    if (!first) w.add(",");
-    first = false;
-    w.value(msg);
-  };
-  if (req.system) one({ role: "system", content: req.system });
-  for (const m of req.messages) {
-    if (!isDeepFrozen(m)) {
-      const out: Record<string, unknown>[] = [];
-      encodeMessage(m, out);
-      for (const msg of out) one(msg);
-      continue;
-    }
-    const b = kept.bytes(m, (fw) => {
-      const out: Record<string, unknown>[] = [];
-      encodeMessage(m, out);
-      for (const [i, msg] of out.entries()) {
-        if (i) fw.add(",");
-        fw.value(msg);
-      }
-    });
-    if (!b.length) continue;
-    if (!first) w.add(",");
-    first = false;
-    w.bytes(b);
-  }
-  w.add("]");
+/**
+ * The body to send, as JSON text: written straight to bytes (`encodeOllamaBody`, a pooled buffer
+ * its caller gives back with `releaseBody` once sent) when the `body-writer` fast path is on
+ * (fast-paths.ts), else JSON.stringify of `encodeOllamaChat`.
+ */
+export function ollamaBody(req: Request, profile: ModelProfile): string | Buffer {
+  return fastPath("body-writer")
+    ? encodeOllamaBody(req, profile)
+    : JSON.stringify(encodeOllamaChat(req, profile));
 }
 
 function encodeMessages(req: Request): Record<string, unknown>[] {
@@ -84,10 +52,8 @@ export function encodeOllamaChat(
   profile: ModelProfile,
   /** How the tool definitions are written: as objects, or as JSON text already made. */
   encodeTools: (tools: Tool[]) => unknown = (tools) => tools.map(encodeTool),
-  /** How the messages are written: as objects, or as JSON text. */
-  messagesOf: (req: Request) => unknown = encodeMessages,
 ) {
-  const messages = messagesOf(req);
+  const messages = encodeMessages(req);
 
   const options: Record<string, unknown> = {};
   if (profile.numCtx !== undefined) options.num_ctx = profile.numCtx;

@@ -1,5 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
-import { decodeResponse, fetchJson, postJson } from "../http.js";
+import { fetchJson, postJson } from "../http/client.js";
+import { decodeResponse } from "../http/framing.js";
 import {
   ALL_SAMPLING,
   type Backend,
@@ -8,8 +9,10 @@ import {
   type WireCaps,
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
+import { OLLAMA_ERRORS } from "./errors.js";
 import { OllamaLineDecoder } from "./decode.js";
-import { encodeOllamaBody } from "./encode.js";
+import { releaseBody } from "../json-body.js";
+import { ollamaBody } from "./encode.js";
 
 const CAPS: WireCaps = {
   tools: true,
@@ -56,13 +59,18 @@ export class OllamaBackend implements Backend {
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
+    const body = ollamaBody(req, ctx.profile);
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/api/chat`,
-      body: encodeOllamaBody(req, ctx.profile),
+      body,
+      // a body written into the pool's buffer goes back to it once sent
+      onBodyDone: () => releaseBody(body),
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
+      errors: OLLAMA_ERRORS,
     });
     yield* decodeResponse(this.name, res, "ndjson", new OllamaLineDecoder(this.name));
   }

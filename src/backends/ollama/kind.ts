@@ -1,11 +1,13 @@
-import { fetchJson } from "../http.js";
+import { fetchJson } from "../http/client.js";
 import { defineKind } from "../kind.js";
+import { OLLAMA_ERRORS } from "./errors.js";
 import { OllamaBackend } from "./index.js";
 
 const DEFAULT_BASE = "http://localhost:11434";
 
 /** Ollama: its native API (`/api/chat`), the window chosen per request (num_ctx). */
 export const ollamaKind = defineKind({
+  errors: OLLAMA_ERRORS,
   kind: "ollama",
   label: "Ollama",
   windowPerRequest: true,

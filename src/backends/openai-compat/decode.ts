@@ -1,7 +1,7 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
 import type { Event, StopReason, Usage } from "../../ir/types.js";
-import { upstreamMessage } from "../http.js";
+import { upstreamMessage } from "../http/errors.js";
 import { type JsonPath, PayloadTemplates } from "../json-template.js";
 
 const FINISH: Record<string, StopReason> = {
@@ -41,7 +41,7 @@ export class ChatChunkDecoder {
   /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
   constructor(
     private readonly backend: string,
-    templates = true,
+    templates?: boolean,
   ) {
     this.templates = new PayloadTemplates(SLOTS, templates);
   }

@@ -8,9 +8,9 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
+import { fastPath } from "../../fast-paths.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { isDeepFrozen } from "../../ir/frozen.js";
-import { Fragments, JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
+import { JsonText, type JsonWriter, jsonBody, ToolCache } from "../json-body.js";
 import type { WireCaps } from "../../ir/contract.js";
 
 /** A tool definition on this wire. */
@@ -60,6 +60,25 @@ export function encodeChatBody(
   const body = encodeBody(req, profile, caps, streamUsage, TEXT);
   if (extra) Object.assign(body, extra, profile.extraBody);
   return jsonBody(body);
+}
+
+/**
+ * The body to send, as JSON text: written straight to bytes (`encodeChatBody`, a pooled buffer
+ * its caller gives back with `releaseBody` once sent) when the `body-writer` fast path is on
+ * (fast-paths.ts), else JSON.stringify of `encodeChatRequest`.
+ */
+export function chatBody(
+  req: Request,
+  profile: ModelProfile,
+  caps: WireCaps,
+  streamUsage: boolean,
+  /** Fields of the server's own (llama.cpp's cache_prompt, id_slot). */
+  extra?: Record<string, unknown>,
+): string | Buffer {
+  if (fastPath("body-writer")) return encodeChatBody(req, profile, caps, streamUsage, extra);
+  const body = encodeChatRequest(req, profile, caps, streamUsage);
+  if (extra) Object.assign(body, extra, profile.extraBody);
+  return JSON.stringify(body);
 }
 
 /** The OpenAI Chat Completions body for a normalized request. */
@@ -200,10 +219,6 @@ function textOf(parts: Message["parts"]): string {
   return s;
 }
 
-/** The JSON text of tool calls and tool messages from a conversation's unchanged history, kept. */
-const calls = new Fragments();
-const results = new Fragments();
-
 /** One entry of an assistant message's `tool_calls`. */
 function writeCall(w: JsonWriter, p: ToolCallPart): void {
   w.add('{"id":');
@@ -231,8 +246,6 @@ function writeResult(w: JsonWriter, p: ToolResultPart): void {
 /**
  * `encodeMessage` for the whole conversation, written as JSON text: the same text
  * JSON.stringify makes of what `encodeMessage` builds (test/request-path.test.ts holds them equal).
- * Messages, tool calls and tool results of a history the surface kept (frozen, found by identity)
- * are written from the text kept the last time.
  */
 function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
   w.add("[");
@@ -246,38 +259,8 @@ function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
     w.str(req.system);
     w.add("}");
   }
-  const kept = keptMessages(caps);
-  for (const m of req.messages) {
-    if (!isDeepFrozen(m)) {
-      writeMessage(w, m, caps, open);
-      continue;
-    }
-    // a message of the history the surface kept: its text as written the last time
-    const b = kept.bytes(m, (fw) => {
-      let none = true;
-      writeMessage(fw, m, caps, (head) => {
-        fw.add(none ? head : `,${head}`);
-        none = false;
-      });
-    });
-    if (!b.length) continue;
-    if (!first) w.add(",");
-    first = false;
-    w.bytes(b);
-  }
+  for (const m of req.messages) writeMessage(w, m, caps, open);
   w.add("]");
-}
-
-/** The messages' text per wire shape (what a user message becomes depends on the server's caps). */
-const messageTexts = new WeakMap<WireCaps, Fragments>();
-
-function keptMessages(caps: WireCaps): Fragments {
-  let f = messageTexts.get(caps);
-  if (!f) {
-    f = new Fragments();
-    messageTexts.set(caps, f);
-  }
-  return f;
 }
 
 /** The chat messages one IR message becomes (none, one, or several), each begun with `open`. */
@@ -301,7 +284,7 @@ function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: st
       for (const p of m.parts) {
         if (p.type !== "toolCall") continue;
         if (n++) w.add(",");
-        calls.write(w, p, writeCall);
+        writeCall(w, p);
       }
       w.add("]");
     }
@@ -321,7 +304,7 @@ function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: st
     if (p.type === "toolResult") {
       flush();
       open("");
-      results.write(w, p, writeResult);
+      writeResult(w, p);
     } else if (p.type === "text" || p.type === "image") {
       pending.push(p);
     }

@@ -1,7 +1,8 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
 import { conversationKeys, SlotChooser } from "../../routing/conversations.js";
-import { decodeResponse, fetchJson, postJson, readWhole } from "../http.js";
+import { fetchJson, postJson, readWhole } from "../http/client.js";
+import { decodeResponse } from "../http/framing.js";
 import {
   ALL_SAMPLING,
   type Backend,
@@ -10,8 +11,10 @@ import {
   type WireCaps,
 } from "../../ir/contract.js";
 import type { BackendOptions } from "../kind.js";
+import { OPENAI_COMPAT_ERRORS } from "./errors.js";
 import { ChatChunkDecoder } from "./decode.js";
-import { encodeChatBody, encodeChatRequest } from "./encode.js";
+import { releaseBody } from "../json-body.js";
+import { chatBody, encodeChatRequest } from "./encode.js";
 
 /** The servers that speak /v1/chat/completions, and what each one's wire takes. */
 export const FLAVORS = ["generic", "llamacpp", "vllm", "lmstudio", "tinygrad"] as const;
@@ -115,14 +118,18 @@ export class OpenAICompatBackend implements Backend {
     ctx: SendContext,
     extra?: Record<string, unknown>,
   ): AsyncGenerator<Event[]> {
-    const body = encodeChatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad", extra);
+    const body = chatBody(req, ctx.profile, this.caps, this.flavor !== "tinygrad", extra);
     const res = await postJson({
       backend: this.name,
       url: `${this.baseUrl}/chat/completions`,
       body,
+      // a body written into the pool's buffer goes back to it once sent
+      onBodyDone: () => releaseBody(body),
       headers: this.streamHeaders,
       signal: ctx.signal,
+      hooks: ctx.exchange,
       dispatcher: this.opts.dispatcher,
+      errors: OPENAI_COMPAT_ERRORS,
     });
     const decoder = new ChatChunkDecoder(this.name);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {

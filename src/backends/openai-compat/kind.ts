@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { fetchJson } from "../http.js";
+import { fetchJson } from "../http/client.js";
 import { defineKind } from "../kind.js";
+import { OPENAI_COMPAT_ERRORS } from "./errors.js";
 import { FLAVORS, type Flavor, OpenAICompatBackend } from "./index.js";
 
 /** Who each server says owns its models (`/v1/models` `owned_by`), and so which it is. */
@@ -22,6 +23,7 @@ const START: Partial<Record<Flavor, string>> = {
 
 /** Anything that speaks `/v1/chat/completions`; `flavor` says which server it is, for its quirks. */
 export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
+  errors: OPENAI_COMPAT_ERRORS,
   kind: "openai-compat",
   label: "OpenAI-compatible",
   names: FLAVORS,

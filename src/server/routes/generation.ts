@@ -7,7 +7,7 @@ import { DEFAULT_ANSWER_LIMIT } from "../../config/types.js";
 import { collect } from "../../ir/collect.js";
 import { GatewayError, toGatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
-import { Abort, type Signal } from "../../ir/signal.js";
+import { newAbort, type Signal } from "../../ir/signal.js";
 import type { Event, Request } from "../../ir/types.js";
 import type { RouteObserver } from "../../routing/router.js";
 import type { ResponseMeta, StreamEncoder, Surface } from "../../surfaces/types.js";
@@ -94,7 +94,7 @@ async function handleGeneration(
     // the request's size in bytes is a fair estimate at no cost on the hot path.
     inputTokensEstimate: Math.ceil(bodyBytes / 4),
   };
-  const abort = new Abort();
+  const abort = newAbort();
   const onClose = () => {
     if (!res.writableFinished) abort.abort();
   };

@@ -1,5 +1,6 @@
 import { withEffort } from "../../ir/effort.js";
 import { z } from "zod";
+import { fastPath } from "../../fast-paths.js";
 import type {
   ImagePart,
   Message,
@@ -10,7 +11,7 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
-import { FrozenMemo, frozenMessage } from "../parts.js";
+import { freezeMessages } from "../parts.js";
 import { isInt, isNum, isObj, isStr, optBool, optRange, optStr, optStrings } from "../plain.js";
 import { invalid, parseOrThrow } from "../validate.js";
 
@@ -119,8 +120,6 @@ function plainRequest(b: unknown): b is Body {
   const messages = b.messages;
   if (!Array.isArray(messages)) return false;
   for (const m of messages) {
-    // a turn decoded before (kept only from a well-formed body): the same frozen object, still well-formed
-    if (history.get(m as object)) continue;
     if (!isObj(m)) return false;
     const role = m.role;
     if (role !== "user" && role !== "assistant" && role !== "system") return false;
@@ -201,7 +200,7 @@ export function decodeAnthropicRequest(
   viaSchema = false,
 ): Request {
   // a well-formed body is read as it is; anything else through zod, for its error
-  const plain = viaSchema !== true && plainRequest(body);
+  const plain = viaSchema !== true && fastPath("plain-check") && plainRequest(body);
   const b = plain ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b)) if (!KNOWN.has(k)) ignored.push(k);
@@ -226,24 +225,11 @@ export function decodeAnthropicRequest(
   const toolNames = new Map<string, string>();
   const messages: Message[] = b.messages.map((m, mi) => {
     const path = `messages.${mi}.content`;
-    // history shared with an earlier body: the message decoded then, where nothing else changed it
-    const frozen = plain && frozenMessage(m);
-    if (typeof m.content === "string") {
-      const kept = frozen ? history.get(m) : undefined;
-      return kept ?? history.keep(m, { role: m.role, parts: [{ type: "text", text: m.content }] }, frozen);
-    }
-    if (frozen) {
-      const kept = history.get(m);
-      if (kept && sameTools(kept, toolNames)) {
-        for (const blk of m.content) if ("cache_control" in blk) noteOnce(ignored, "cache_control");
-        return kept;
-      }
-    }
+    if (typeof m.content === "string") return { role: m.role, parts: [{ type: "text", text: m.content }] };
     const parts: Part[] = [];
     for (let bi = 0; bi < m.content.length; bi++)
       parts.push(...decodeBlock(m.content[bi]!, `${path}.${bi}`, ignored, toolNames, plain));
-    const message: Message = { role: m.role, parts };
-    return frozen && quiet(m.content) ? history.keep(m, message, true) : message;
+    return { role: m.role, parts };
   });
 
   const tools: Tool[] = [];
@@ -274,6 +260,7 @@ export function decodeAnthropicRequest(
     if (c.disable_parallel_tool_use) parallelToolCalls = false;
   }
 
+  freezeMessages(messages);
   const req: Request = {
     model: b.model,
     system,
@@ -364,39 +351,6 @@ function decodeBlock(
       return [{ type: "thinking", text: "", redacted: blk.data }];
   }
   return [];
-}
-
-/**
- * Messages of a conversation's unchanged history, decoded (see `surfaces/parts.ts`): remembered
- * as frozen down to their parts, which the encoders find by identity.
- */
-const history = new FrozenMemo<Message>(3);
-
-/**
- * Whether decoding these blocks records nothing in `ignored` but `cache_control` (which a hit
- * notes again): every block of a known type, a tool result's content a string or text and
- * image blocks alone. Such a message decodes to the same parts every time, each block to one.
- */
-function quiet(blocks: Array<{ type: string; [k: string]: unknown }>): boolean {
-  for (const blk of blocks) {
-    if (!BLOCKS[blk.type]) return false;
-    if (blk.type !== "tool_result" || !Array.isArray(blk.content)) continue;
-    for (const c of blk.content as Array<Record<string, unknown>>)
-      if ((c.type !== "text" && c.type !== "image") || "cache_control" in c) return false;
-  }
-  return true;
-}
-
-/**
- * What decoding a kept message does to the tool names, done again: its tool calls name their ids
- * for the results after them; its tool results must find the names they found when kept.
- */
-function sameTools(kept: Message, toolNames: Map<string, string>): boolean {
-  for (const p of kept.parts) {
-    if (p.type === "toolCall") toolNames.set(p.id, p.name);
-    else if (p.type === "toolResult" && p.toolName !== toolNames.get(p.toolCallId)) return false;
-  }
-  return true;
 }
 
 function decodeImage(blk: z.infer<typeof Image>): ImagePart {

@@ -1,5 +1,6 @@
 import { withEffort } from "../../ir/effort.js";
 import { z } from "zod";
+import { fastPath } from "../../fast-paths.js";
 import type {
   ImagePart,
   Message,
@@ -10,7 +11,7 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
-import { FrozenMemo, frozenMessage } from "../parts.js";
+import { freezeMessages } from "../parts.js";
 import { isInt, isNum, isObj, isStr, optBool, optStr, optStrings } from "../plain.js";
 import { invalid, parseOrThrow } from "../validate.js";
 
@@ -184,11 +185,7 @@ function plainRequest(b: unknown): b is Body {
   if (!isStr(b.model) || b.model.length < 1) return false;
   const messages = b.messages;
   if (!Array.isArray(messages) || messages.length < 1) return false;
-  for (const m of messages) {
-    // a turn decoded before (kept only from a well-formed body): the same frozen object, still well-formed
-    if (turns.get(m as object) || toolResults.get(m as object)) continue;
-    if (!plainMessage(m)) return false;
-  }
+  for (const m of messages) if (!plainMessage(m)) return false;
   for (const k of ["max_tokens", "max_completion_tokens"])
     if (!none(b[k]) && !(isInt(b[k]) && (b[k] as number) > 0)) return false;
   if (!none(b.temperature) && !(isNum(b.temperature) && b.temperature >= 0 && b.temperature <= 2))
@@ -231,7 +228,7 @@ export function decodeOpenAIRequest(
   viaSchema = false,
 ): Request & { openai: OpenAIRequestExtras } {
   // a well-formed body is read as it is; anything else through zod, for its error
-  const plain = viaSchema !== true && plainRequest(body);
+  const plain = viaSchema !== true && fastPath("plain-check") && plainRequest(body);
   const b = plain ? body : parseOrThrow(RequestSchema, body);
   const ignored: string[] = [];
   for (const k of Object.keys(b))
@@ -266,27 +263,10 @@ export function decodeOpenAIRequest(
         else messages.push({ role: "system", parts: [{ type: "text", text }] });
         continue;
       }
-      case "user": {
-        // history shared with an earlier body: the turn decoded then
-        const frozen = plain && typeof m.content === "string" && frozenMessage(m);
-        const kept = frozen ? turns.get(m) : undefined;
-        if (kept) messages.push(kept);
-        else if (frozen)
-          messages.push(
-            turns.keep(m, { role: "user", parts: userParts(m.content, `${path}.content`, ignored) }, true),
-          );
-        else push("user", userParts(m.content, `${path}.content`, ignored));
+      case "user":
+        push("user", userParts(m.content, `${path}.content`, ignored));
         break;
-      }
       case "assistant": {
-        // history shared with an earlier body: the turn decoded then (a legacy function_call's id depends on its place)
-        const frozen = plain && !m.function_call && frozenMessage(m);
-        const kept = frozen ? turns.get(m) : undefined;
-        if (kept) {
-          for (const p of kept.parts) if (p.type === "toolCall") toolNames.set(p.id, p.name);
-          messages.push(kept);
-          break;
-        }
         const parts: Part[] = [];
         if (m.reasoning_content) parts.push({ type: "thinking", text: m.reasoning_content });
         const text = m.content == null ? "" : textOnly(m.content, `${path}.content`);
@@ -309,22 +289,12 @@ export function decodeOpenAIRequest(
             input: parseArguments(m.function_call.arguments, `${path}.function_call.arguments`),
           });
         }
-        if (frozen) messages.push(turns.keep(m, { role: "assistant", parts }, true));
-        else push("assistant", parts);
+        push("assistant", parts);
         break;
       }
       case "tool":
       case "function": {
         const id = m.role === "tool" ? m.tool_call_id : m.name;
-        // a tool message of the history shared with an earlier body (text content: nothing to note)
-        const keep = plain && m.role === "tool" && typeof m.content === "string" && frozenMessage(m);
-        if (keep) {
-          const kept = toolResults.get(m);
-          if (kept && kept.toolName === toolNames.get(id)) {
-            push("user", [kept]);
-            break;
-          }
-        }
         const content = m.content == null ? [] : userParts(m.content, `${path}.content`, ignored);
         const part: ToolResultPart = {
           type: "toolResult",
@@ -333,7 +303,7 @@ export function decodeOpenAIRequest(
         };
         const name = m.role === "tool" ? toolNames.get(id) : m.name;
         if (name) part.toolName = name;
-        push("user", [keep ? toolResults.keep(m, part, true) : part]);
+        push("user", [part]);
         break;
       }
     }
@@ -357,6 +327,7 @@ export function decodeOpenAIRequest(
   else if (tc && typeof tc === "object") toolChoice = { type: "tool", name: tc.function.name };
 
   const maxOut = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+  freezeMessages(messages);
   const req: Request & { openai: OpenAIRequestExtras } = {
     model: b.model,
     system: system.join("\n\n"),
@@ -398,13 +369,6 @@ export function decodeOpenAIRequest(
   }
   return req;
 }
-
-/**
- * A conversation's unchanged history, decoded (see `surfaces/parts.ts`): user and assistant turns
- * whole, tool results as parts (consecutive ones make one IR turn together).
- */
-const turns = new FrozenMemo<Message>(3);
-const toolResults = new FrozenMemo<ToolResultPart>(2);
 
 function toolOf(f: z.infer<typeof FunctionDef>): Tool {
   const tool: Tool = { name: f.name, inputSchema: f.parameters ?? { type: "object", properties: {} } };
