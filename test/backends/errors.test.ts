@@ -19,6 +19,8 @@ function before(status: number, message: string): string | undefined {
     )
   )
     return "tools_unsupported";
+  if (status >= 400 && status < 500 && /does not support thinking/i.test(message))
+    return "thinking_unsupported";
   if ((status === 400 || status === 422) && /context|too long|exceed|n_ctx|maximum.*tokens/i.test(message))
     return "context_length";
   return undefined;
@@ -26,7 +28,7 @@ function before(status: number, message: string): string | undefined {
 
 /** What the error tells the rest of the gateway: its kind and code. */
 function verdict(err: { kind: string; code?: string }): string {
-  return err.code === "tools_unsupported" ? "tools_unsupported" : err.kind;
+  return err.code === "tools_unsupported" || err.code === "thinking_unsupported" ? err.code : err.kind;
 }
 
 describe("upstream error tables", () => {
@@ -47,7 +49,7 @@ describe("upstream error tables", () => {
             JSON.stringify({ error: { message: seen.message } }),
           ]) {
             const err = upstreamError("b", seen.status, body, {}, k.errors);
-            const want = p.means === "tools_unsupported" ? "tools_unsupported" : p.means;
+            const want = p.means;
             assert.equal(verdict(err), want, `${seen.server}: ${seen.message}`);
             assert.ok(err.message.includes(seen.message), err.message);
             assert.equal(err.upstreamStatus, seen.status);
