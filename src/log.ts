@@ -3,6 +3,10 @@ import { redact } from "./redact.js";
 
 export type Logger = pino.Logger;
 
+/** The levels `log.level` and `--log-level` take. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export interface LogOptions {
   level?: string;
   file?: string;

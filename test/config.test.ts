@@ -140,7 +140,7 @@ router_settings:
     assert.match(c.warnings.join("\n"), /litellm\.yaml:\d+: litellm_params\.rpm is not used/);
   });
 
-  test("an unknown provider names the file, the line and the providers served", () => {
+  test("a file with no entry clawbridge serves names the file, the line and the providers served", () => {
     assert.throws(
       () =>
         parseConfig(
@@ -150,7 +150,9 @@ router_settings:
         ),
       (e: unknown) =>
         e instanceof ConfigError &&
-        /^c\.yaml:4: model_list\.0\.litellm_params\.model: 'bedrock\/claude'.*ollama\//.test(e.message),
+        /^c\.yaml:2: model_list: no entry is one clawbridge serves \(skipped: x\); it serves the providers .*ollama\//.test(
+          e.message,
+        ),
     );
   });
 });
@@ -186,7 +188,11 @@ fallbacks:
 
   const bad: Array<[string, string, RegExp]> = [
     ["not YAML", "backends: [unclosed", /^clawbridge\.yaml:1:\d+: not valid YAML/],
-    ["unknown key", "server:\n  prot: 4000\n", /^clawbridge\.yaml:2: server: unknown setting\(s\): prot/],
+    [
+      "unknown key",
+      "server:\n  prot: 4000\n",
+      /^clawbridge\.yaml:2: server\.prot: unknown setting \(did you mean port\?\)/,
+    ],
     [
       "bad kind",
       "backends:\n  a:\n    kind: llama\n    url: http://x\n",

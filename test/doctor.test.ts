@@ -108,7 +108,7 @@ describe("clawbridge doctor finds planted faults, with the fix", () => {
     );
     const mixed = find(checks, "backend:mixed");
     assert.equal(mixed.status, "fail");
-    assert.match(mixed.fix!, /speaks the OpenAI API, not Ollama's: set kind: openai-compat/);
+    assert.match(mixed.fix!, /this is llama\.cpp, not Ollama: set kind: openai-compat \(flavor: llamacpp\)/);
     const gone = find(checks, "model:gone:present");
     assert.equal(gone.status, "fail");
     assert.equal(gone.fix, "ollama pull llama3.3:70b");

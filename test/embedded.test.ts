@@ -468,7 +468,7 @@ models:
     assert.equal(c.models[0]!.targets[0]!.forceTool, "read");
     assert.throws(
       () => parseConfig("backends:\n  a: { kind: ollama }\n", "c.yaml", {}),
-      /^ConfigError: c\.yaml:2: backends\.a\.url: required$/,
+      /^ConfigError: c\.yaml:2: backends\.a\.url: required: where the server answers \(e\.g\. url: http:\/\/127\.0\.0\.1:11434\)$/,
     );
     assert.throws(
       () => parseConfig("backends:\n  a: { kind: embedded, gpu: cuda }\n", "c.yaml", {}),

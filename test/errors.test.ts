@@ -32,7 +32,7 @@ models:
 `;
 }
 
-type Kind = "invalid" | "auth" | "not_found" | "too_large" | "api" | "overloaded";
+type Kind = "invalid" | "auth" | "not_found" | "too_large" | "api" | "unavailable" | "overloaded";
 
 /** What each dialect answers for each kind (src/surfaces/{anthropic,openai}/encode.ts). */
 const ANTHROPIC: Record<Kind, { status: number; type: string }> = {
@@ -41,6 +41,7 @@ const ANTHROPIC: Record<Kind, { status: number; type: string }> = {
   not_found: { status: 404, type: "not_found_error" },
   too_large: { status: 413, type: "request_too_large" },
   api: { status: 500, type: "api_error" },
+  unavailable: { status: 503, type: "api_error" },
   overloaded: { status: 529, type: "overloaded_error" },
 };
 const OPENAI: Record<Kind, { status: number; type: string; code: string | null }> = {
@@ -49,6 +50,7 @@ const OPENAI: Record<Kind, { status: number; type: string; code: string | null }
   not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
   too_large: { status: 413, type: "invalid_request_error", code: "request_too_large" },
   api: { status: 500, type: "server_error", code: null },
+  unavailable: { status: 503, type: "server_error", code: "backend_unreachable" },
   overloaded: { status: 503, type: "server_error", code: "overloaded" },
 };
 
@@ -487,19 +489,19 @@ for (const s of SURFACES) {
         assert.ok(e.message.includes(BACKEND), `names the backend: ${e.message}`);
       });
 
-      test(`a backend that refuses connections is a 5xx naming it (stream ${stream})`, async () => {
+      test(`a backend that refuses connections is a 503 naming it (stream ${stream})`, async () => {
         const a = await send(`${down.url}${s.path}`, {
           body: JSON.stringify({ ...s.valid(), stream }),
           headers: s.headers,
         });
-        const e = s.expectError(a, "api", "connection refused");
+        const e = s.expectError(a, "unavailable", "connection refused");
         assert.ok(e.message.includes(BACKEND), `names the backend: ${e.message}`);
         assert.match(e.message, /connection refused/);
       });
 
-      test(`a connection reset before any byte is a 5xx (stream ${stream})`, async () => {
+      test(`a connection reset before any byte is a 503 (stream ${stream})`, async () => {
         const a = await withFault({ fault: { kind: "resetBeforeHeaders" } }, { ...s.valid(), stream });
-        const e = s.expectError(a, "api", "reset before headers");
+        const e = s.expectError(a, "unavailable", "reset before headers");
         assert.ok(e.message.includes(BACKEND), `names the backend: ${e.message}`);
       });
     }

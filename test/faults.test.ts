@@ -66,15 +66,18 @@ const PING_MS = 60;
 const ANSWER_WITHIN_MS = 6000;
 const LONG_TEXT = "The quick brown fox jumps over the lazy dog. ".repeat(12);
 
-type Kind = "api" | "timeout" | "overloaded" | "rate_limit";
+type Kind = "api" | "unavailable" | "timeout" | "overloaded" | "rate_limit";
 const ANTHROPIC: Record<Kind, { status: number; type: string }> = {
   api: { status: 500, type: "api_error" },
+  // the backend cannot be reached: 503, which the SDKs and agent clients retry
+  unavailable: { status: 503, type: "api_error" },
   timeout: { status: 504, type: "timeout_error" },
   overloaded: { status: 529, type: "overloaded_error" },
   rate_limit: { status: 429, type: "rate_limit_error" },
 };
 const OPENAI: Record<Kind, { status: number; type: string; code: string | null }> = {
   api: { status: 500, type: "server_error", code: null },
+  unavailable: { status: 503, type: "server_error", code: "backend_unreachable" },
   timeout: { status: 504, type: "server_error", code: "timeout" },
   overloaded: { status: 503, type: "server_error", code: "overloaded" },
   rate_limit: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
@@ -231,14 +234,14 @@ function cases(b: Backend): Case[] {
     {
       name: "connection refused",
       down: true,
-      plain: { status: "api", match: /connection refused/ },
-      stream: { status: "api", match: /connection refused/ },
+      plain: { status: "unavailable", match: /connection refused/ },
+      stream: { status: "unavailable", match: /connection refused/ },
     },
     {
       name: "reset before headers",
       reply: { fault: { kind: "resetBeforeHeaders" } },
-      plain: { status: "api", match: /reset/ },
-      stream: { status: "api", match: /reset/ },
+      plain: { status: "unavailable", match: /reset/ },
+      stream: { status: "unavailable", match: /reset/ },
     },
     {
       name: "reset mid-stream",

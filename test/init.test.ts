@@ -133,7 +133,8 @@ describe("init: what fits, and which model serves which tier", () => {
           context_window: 32768,
         });
       const { loadConfigFile } = await import("../src/config/load.js");
-      assert.equal(loadConfigFile(out).models.length, 3);
+      // the three tiers and the catch-all "*"
+      assert.equal(loadConfigFile(out).models.length, 4);
     } finally {
       await fake.close();
     }

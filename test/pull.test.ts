@@ -5,13 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { checksumFromHeaders, pull, resolveSource } from "../src/backends/embedded/pull.js";
+import { checksumFromHeaders, plainly, pull, resolveSource } from "../src/backends/embedded/pull.js";
 import { makeTinyGguf } from "./fixtures/tiny-gguf.js";
 import { runCli } from "./helpers.js";
 
@@ -162,7 +162,35 @@ describe("clawbridge pull", () => {
   test("what is not a GGUF is not kept as a model", async () => {
     await assert.rejects(
       pull(`${srv.url}/not-a-model/model.gguf`, { dir: join(dir, "junk") }),
-      /not a GGUF file/,
+      /not a GGUF file.*the server sent 22 B of .*not a model \(a login page or a wrong link\?\); nothing was kept/,
+    );
+    // no *.gguf.part junk in the models folder
+    assert.deepEqual(readdirSync(join(dir, "junk")), []);
+  });
+
+  test("connection errors in plain words, exit 1, nothing left in the folder", async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const models = join(dir, "refused");
+    const r = await runCli(["pull", `http://127.0.0.1:${port}/m.gguf`], {
+      env: { ...process.env, CLAWBRIDGE_MODELS: models },
+    });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.out,
+      new RegExp(
+        `clawbridge pull: cannot download http://127\\.0\\.0\\.1:${port}/m\\.gguf: nothing answers at 127\\.0\\.0\\.1:${port} \\(connection refused\\): is the address right, and the server running\\?`,
+      ),
+    );
+    assert.doesNotMatch(r.out, /ECONNREFUSED|connect E/);
+    assert.deepEqual(readdirSync(models), []);
+    // a name that does not resolve (no lookup made here: the error as Node gives it)
+    const dns = Object.assign(new Error("getaddrinfo ENOTFOUND huggingface.cpo"), { code: "ENOTFOUND" });
+    assert.equal(
+      (plainly("https://huggingface.cpo/x.gguf", dns) as Error).message,
+      "cannot download https://huggingface.cpo/x.gguf: the host huggingface.cpo is not known: check its spelling, and that this machine is online",
     );
   });
 

@@ -721,7 +721,7 @@ models:
       const t0 = performance.now();
       const a = await send(gw.url, { dialect: "anthropic", tag: "x", stream: false });
       assert.ok(performance.now() - t0 < 3000);
-      assert.equal(a.status, 500, a.text);
+      assert.equal(a.status, 503, a.text);
       assert.match(
         JSON.parse(a.text).error.message,
         /backend b .*not set up within 200 ms \(timeouts\.connect_ms\)/,
@@ -832,7 +832,7 @@ models:
     }
     assert.throws(
       () => parseConfig("backends:\n  o: { kind: ollama, url: http://x, concurency: 2 }\n", "t.yaml", {}),
-      /unknown setting\(s\): concurency/,
+      /t\.yaml:2: backends\.o\.concurency: unknown setting \(did you mean concurrency\?\)/,
     );
     assert.throws(() => parseConfig("timeouts: { load_ms: -1 }\n", "t.yaml", {}), /load_ms/);
   });

@@ -128,7 +128,7 @@ fallbacks:
       });
       assert.deepEqual(msg.content, [{ type: "text", text: "from the backup" }]);
       const metrics = await (await request(`${gw.url}/metrics`)).body.text();
-      assert.match(metrics, /clawbridge_target_switches_total\{from_backend="down",kind="api_error"\} 1/);
+      assert.match(metrics, /clawbridge_target_switches_total\{from_backend="down",kind="unavailable"\} 1/);
     } finally {
       await gw.close();
       await good.close();
@@ -348,6 +348,6 @@ describe("clawbridge serve", () => {
     });
     const [code] = await once(child, "exit");
     assert.equal(code, 2);
-    assert.equal(err.trim(), `clawbridge: ${file}:2: server: unknown setting(s): prot`);
+    assert.equal(err.trim(), `clawbridge: ${file}:2: server.prot: unknown setting (did you mean port?)`);
   });
 });

@@ -457,7 +457,7 @@ export function connectionError(backend: string, url: string, e: unknown): Gatew
             : code === "ECONNRESET" || code === "EPIPE"
               ? "the connection was reset"
               : (err?.message ?? String(e));
-  return new GatewayError("api_error", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
+  return new GatewayError("unavailable", `cannot reach backend ${backend} at ${origin(url)}: ${what}`, {
     cause: e,
     retryable: true,
     code: "backend_unreachable",
@@ -506,6 +506,12 @@ export function upstreamMessage(text: string): string {
 const TOOLS_REFUSED =
   /does not support tools|tools param requires --jinja|tool choice requires --enable-auto-tool-choice|tool(s| calling| use)? (is |are )?not supported/i;
 
+/**
+ * How servers say a model cannot think: Ollama (`"qwen2.5" does not support thinking`, and
+ * `registry.ollama.ai/library/m:t does not support thinking` before 0.12.5).
+ */
+const THINKING_REFUSED = /does not support thinking/i;
+
 export function upstreamError(
   backend: string,
   status: number,
@@ -523,6 +529,14 @@ export function upstreamError(
       upstreamStatus: status,
       retryable: false,
       code: "tools_unsupported",
+    });
+  }
+  if (status >= 400 && status < 500 && THINKING_REFUSED.test(message)) {
+    // Routing learns from this: thinking is no longer sent to the model, and the request is retried.
+    return new GatewayError("invalid_request", `backend ${backend} answered ${status}: ${message}`, {
+      upstreamStatus: status,
+      retryable: false,
+      code: "thinking_unsupported",
     });
   }
   if (status === 400 || status === 422) {

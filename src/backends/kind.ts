@@ -44,6 +44,18 @@ export interface LocalServer {
   settings?: Settings;
 }
 
+/** A server identified by what it answers. */
+export interface Identified {
+  /** In words: "Ollama", "llama.cpp", "vLLM". */
+  label: string;
+  /** The backend's name when `init` writes it (`ollama`, `llamacpp`). */
+  name: string;
+  /** The kind's settings for it, in the config file's form. */
+  settings?: Settings;
+  /** Where its API answers (for the config's url). */
+  url: string;
+}
+
 /** A LiteLLM provider prefix (`ollama/`, `hosted_vllm/`) and the backend it becomes. */
 export interface LiteLLMProvider {
   /** The api_base LiteLLM assumes when the entry names none. */
@@ -64,7 +76,7 @@ export interface DoctorHints<S = Settings> {
    * The fix when a server of this kind answers at `url` where a backend of another kind
    * (`configured`, its label) was set up.
    */
-  wrongKind?(url: string, configured: string): string;
+  wrongKind?(url: string, configured: string, found?: Identified): string;
   /** The fix for a model the server does not have (e.g. "ollama pull MODEL"). */
   missingModel?(model: string): string;
   /** Whether a model missing from the server's list is a fault (false: its list leaves out aliases). */
@@ -105,6 +117,12 @@ export interface BackendKind<S extends object = Settings> {
   readonly local?: ReadonlyArray<Omit<LocalServer, "kind">>;
   /** Where a server of this kind answers under a root URL the user gave (`init --url`, doctor's wrong-kind check). */
   at?(root: string): { url: string; probe: string };
+  /**
+   * What answers at a root URL (`http://host:port`), when it is a server of this kind: its name in
+   * words ("llama.cpp") and the kind's settings for it, in the config file's form (`{ flavor: llamacpp }`).
+   * Asked wherever a server is met on a port that does not say what it is (`init --url`, doctor).
+   */
+  identify?(root: string, dispatcher: Dispatcher): Promise<Identified | undefined>;
   /** The name a server found by `at` gets (`ollama`, `server`), numbered after the first. */
   readonly foundName?: string;
   /** Models on disk it can serve in-process when no server answers (`clawbridge serve` with no config). */

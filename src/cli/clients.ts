@@ -110,6 +110,7 @@ export function registerClients(program: Command): void {
           else for (const c of plan.changes) say(`${opts.dryRun ? "would set" : "set"} ${c}`);
           if (opts.dryRun && plan.changes.length) say(`\n${plan.text}`);
           if (plan.written) say(`wrote ${plan.path}${plan.backup ? ` (backup: ${plan.backup})` : ""}`);
+          if (plan.warning) say(`WARNING: ${plan.warning}`);
         });
       },
     );

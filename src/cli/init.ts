@@ -3,9 +3,15 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import { createDispatcher, type Dispatcher } from "../backends/http.js";
-import type { LocalServer } from "../backends/kind.js";
-import { createBackend, kindOf, kinds, localServers, writeSettings } from "../backends/registry.js";
-import { detectLocalServers } from "../config/detect.js";
+import {
+  createBackend,
+  kindOf,
+  kinds,
+  localServers,
+  readSettings,
+  writeSettings,
+} from "../backends/registry.js";
+import { type Detected, detectLocalServers, detectOnDisk } from "../config/detect.js";
 import type { BackendConfig } from "../config/types.js";
 import { redact } from "../redact.js";
 import { detectGpuMemory } from "../setup/gpu.js";
@@ -15,6 +21,7 @@ import {
   type FitRow,
   type ProposedAlias,
   proposeAliases,
+  proposeAnyway,
 } from "../setup/propose.js";
 
 interface InitOptions {
@@ -28,35 +35,38 @@ interface InitOptions {
 const say = (line = "") => process.stdout.write(`${line}\n`);
 
 /**
- * The servers to look at: the URLs given (the kind found by probing each where its servers
- * answer), or the default local ports.
+ * The servers to look at: the URLs given, each identified by what it answers (the kinds' own
+ * `identify`: Ollama, llama.cpp, vLLM, LM Studio wherever they listen), or the default local ports.
  */
-async function findServers(urls: string[] | undefined, dispatcher: Dispatcher) {
+async function findServers(urls: string[] | undefined, dispatcher: Dispatcher): Promise<Detected[]> {
   if (!urls?.length) return detectLocalServers(dispatcher);
-  const servers: LocalServer[] = [];
-  /** Which URL given each server would be. */
-  const given = new Map<string, number>();
-  for (const [i, u] of urls.entries()) {
-    // the root, whatever API path was pasted after it
-    const root = u.replace(/\/+$/, "").replace(/\/(v1|api)$/, "");
+  const out: Detected[] = [];
+  const names = new Map<string, number>();
+  for (const u of urls) {
+    // a scheme is optional (localhost:11434); the root, whatever API path was pasted after it
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(u) ? u : `http://${u}`;
+    const root = withScheme.replace(/\/+$/, "").replace(/\/(v1|api)$/, "");
+    // a server may answer as more than one kind (an Ollama also answers /v1/models): the kind registered first (the native one)
     for (const k of kinds()) {
-      const at = k.at?.(root);
-      if (!at) continue;
-      const name = `${k.foundName ?? k.kind}${i || ""}`;
-      servers.push({ name, kind: k.kind, ...at });
-      given.set(name, i);
+      const found = await k.identify?.(root, dispatcher);
+      if (!found) continue;
+      const n = names.get(found.name) ?? 0;
+      names.set(found.name, n + 1);
+      out.push({
+        backend: {
+          name: n ? `${found.name}${n + 1}` : found.name,
+          kind: k.kind,
+          url: found.url,
+          discover: true,
+          settings: readSettings(k.kind, found.settings),
+        },
+        models: 0,
+      });
+      say(`${redact(u)}: ${found.label}`);
+      break;
     }
   }
-  const found = await detectLocalServers(dispatcher, servers);
-  // a server may answer as more than one kind (an Ollama also answers /v1/models): one backend
-  // per URL given, of the kind registered first (the native one)
-  const seen = new Set<number>();
-  return found.filter((f) => {
-    const i = given.get(f.backend.name);
-    if (seen.has(i!)) return false;
-    seen.add(i!);
-    return true;
-  });
+  return out;
 }
 
 function table(rows: FitRow[]): string[] {
@@ -78,6 +88,12 @@ function table(rows: FitRow[]): string[] {
   );
 }
 
+/** `"*"`: any other name (a dated Claude id, `claude-sonnet-4-5-20250929`) to the middle tier's model, not a 404. */
+function withCatchAll(aliases: ProposedAlias[]): ProposedAlias[] {
+  const middle = aliases[Math.floor(aliases.length / 2)];
+  return middle ? [...aliases, { ...middle, alias: "*" }] : aliases;
+}
+
 function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?: number): string {
   const doc = {
     server: { host: "127.0.0.1", port: 4000 },
@@ -94,7 +110,7 @@ function configYaml(backends: BackendConfig[], aliases: ProposedAlias[], vramGb?
       ]),
     ),
     models: Object.fromEntries(
-      aliases.map((a) => [
+      withCatchAll(aliases).map((a) => [
         a.alias,
         {
           backend: a.backend,
@@ -132,6 +148,13 @@ async function init(opts: InitOptions): Promise<number> {
   const dispatcher = createDispatcher();
   try {
     const found = await findServers(opts.url, dispatcher);
+    // no server: the GGUF models on disk, which `serve` runs in-process
+    const onDisk = found.length || opts.url?.length ? undefined : detectOnDisk();
+    if (onDisk) {
+      say(`No model server answered; ${onDisk.models} GGUF model(s) on disk, run in-process:`);
+      for (const m of onDisk.found) say(`  ${m.name}  (${m.from}: ${m.path})`);
+      found.push(onDisk);
+    }
     if (!found.length) {
       const where =
         opts.url?.join(", ") ??
@@ -176,14 +199,18 @@ async function init(opts: InitOptions): Promise<number> {
     const rows = fitTable(cands, vramGb ? vramGb * 1024 ** 3 : undefined);
     say();
     for (const l of table(rows)) say(`  ${l}`);
-    const aliases = proposeAliases(cands, rows);
+    let aliases = proposeAliases(cands, rows);
     say();
+    let warning: string | undefined;
     if (!aliases.length) {
-      say("No model is usable for an agent (each is too small for OpenClaw's 16k context or does not fit).");
-      return 1;
+      aliases = proposeAnyway(cands, rows);
+      warning = vramGb
+        ? `WARNING: no model fits ${vramGb} GiB with OpenClaw's 16k window; the config uses the smallest, ${aliases[0]!.model}, which will spill out of GPU memory and run slowly (or set --vram to what the GPU has)`
+        : "WARNING: no model is big enough for OpenClaw's 16k window; the config uses the smallest, which OpenClaw may refuse";
+      say(warning);
     }
     say("Proposed names (what Claude Code and OpenClaw ask for → the local model):");
-    for (const a of aliases)
+    for (const a of withCatchAll(aliases))
       say(
         `  ${a.alias.padEnd(18)} → ${a.model} on ${a.backend}${a.contextWindow ? `, ${a.contextWindow} tokens` : ""}  (${a.why})`,
       );
@@ -201,7 +228,7 @@ async function init(opts: InitOptions): Promise<number> {
       }
     } else if (rl && !/^(y|$)/i.test(await rl.question(`Write ${opts.output}? [Y/n] `))) return 1;
     writeFileSync(opts.output, text);
-    say(`wrote ${opts.output}`);
+    say(`wrote ${opts.output}${warning ? " (see the WARNING above)" : ""}`);
     say(
       "Next: `clawbridge serve` (or `clawbridge up`), then `clawbridge openclaw` or `clawbridge claude-code`.",
     );

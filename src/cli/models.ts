@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { createDispatcher } from "../backends/http.js";
-import { detectedConfig, detectLocalServers } from "../config/detect.js";
+import { detectServing } from "../config/detect.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
 import { OPENCLAW_MIN_CONTEXT } from "../context/window.js";
@@ -55,7 +55,7 @@ export async function listModels(opts: ModelsOptions, out: (s: string) => void =
     let config: GatewayConfig;
     const file = findConfigFile(opts.config);
     try {
-      config = file ? loadConfigFile(file) : detectedConfig(await detectLocalServers(dispatcher));
+      config = file ? loadConfigFile(file) : await detectServing(dispatcher);
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`clawbridge: ${e.message}\n`);

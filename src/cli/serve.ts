@@ -7,9 +7,10 @@ import { localServers } from "../backends/registry.js";
 import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/detect.js";
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../log.js";
 import { buildGateway } from "../server/app.js";
 import { redact } from "../redact.js";
+import { missingModels } from "../routing/served.js";
 
 export interface ServeOptions {
   /**
@@ -45,7 +46,7 @@ export function registerServe(program: Command): void {
     .option("-c, --config <file>", "config file: clawbridge's own YAML or a LiteLLM config.yaml")
     .option("--host <host>", "listen address (default 127.0.0.1)")
     .option("-p, --port <port>", "listen port (default 4000)")
-    .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--log-level <level>", LOG_LEVELS.join(", "))
     .option("--log-file <file>", "write the JSON log to this file instead of stderr")
     .action(async (opts: ServeOptions) => {
       process.exitCode = await serve(opts);
@@ -102,7 +103,15 @@ export async function serve(opts: ServeOptions): Promise<number> {
     }
     config.server.port = port;
   }
-  if (opts.logLevel) config.log.level = opts.logLevel;
+  if (opts.logLevel) {
+    if (!LOG_LEVELS.includes(opts.logLevel as LogLevel)) {
+      process.stderr.write(
+        `clawbridge: --log-level must be one of ${LOG_LEVELS.join(", ")}, not '${opts.logLevel}'\n`,
+      );
+      return 2;
+    }
+    config.log.level = opts.logLevel;
+  }
   if (opts.logFile) config.log.file = opts.logFile;
   const log = createLogger(config.log);
   for (const w of config.warnings) log.warn(w);
@@ -149,6 +158,11 @@ export async function serve(opts: ServeOptions): Promise<number> {
     say(`  backend ${b.name} (${b.kind}) ${redact(b.baseUrl)} — ${redact(state)}`);
   }
   say(`  models: ${models.map((m) => m.id).join(", ") || "none"}`);
+  for (const m of missingModels(gateway.router)) {
+    const line = `model ${m.id}: backend ${m.backend} does not have ${m.model} (it has: ${m.has.join(", ") || "nothing"}); ${m.fix}`;
+    say(`  WARNING ${line}`);
+    log.warn(line);
+  }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
 
   await new Promise<void>((resolve) => {

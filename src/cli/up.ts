@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { GatewayError } from "../ir/errors.js";
+import { LOG_LEVELS } from "../log.js";
 import type { ModelProfile } from "../ir/contract.js";
 import type { Router } from "../routing/router.js";
 import { Supervisor } from "../up/supervisor.js";
@@ -18,6 +19,17 @@ function profileOn(router: Router, backend: string): ModelProfile | undefined {
   return undefined;
 }
 
+/** The host and port a backend's server listens on, from its URL. */
+function listenOf(url: string): { listen?: { host: string; port: number } } {
+  try {
+    const u = new URL(url);
+    const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
+    return { listen: { host: u.hostname.replace(/^\[|\]$/g, ""), port } };
+  } catch {
+    return {};
+  }
+}
+
 export function registerUp(program: Command): void {
   program
     .command("up")
@@ -27,7 +39,7 @@ export function registerUp(program: Command): void {
     .option("-c, --config <file>", "config file (the backends' `start` settings)")
     .option("--host <host>", "listen address (default 127.0.0.1)")
     .option("-p, --port <port>", "listen port (default 4000)")
-    .option("--log-level <level>", "trace, debug, info, warn, error")
+    .option("--log-level <level>", LOG_LEVELS.join(", "))
     .option("--log-file <file>", "write the JSON log (the backends' output too) to this file")
     .option("--check-interval <s>", "seconds between health checks of running backends", "10")
     .action(async (opts: ServeOptions & { checkInterval: string }) => {
@@ -70,6 +82,7 @@ export function registerUp(program: Command): void {
                     say,
                     log,
                     checkIntervalMs,
+                    ...listenOf(b.url),
                   });
                   supervisors.push(s);
                   await s.ensure();

@@ -33,3 +33,17 @@ export function writeWithBackup(path: string, text: string, now = new Date()): s
   renameSync(tmp, path);
   return backup;
 }
+
+/** Whether JSON5 text holds comments (line or block, outside strings): writing it as JSON drops them. */
+export function hasComments(text: string): boolean {
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === "\\") i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "/" && (text[i + 1] === "/" || text[i + 1] === "*")) return true;
+  }
+  return false;
+}

@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { readConfigObject, writeWithBackup } from "./json-file.js";
+import { hasComments, readConfigObject, writeWithBackup } from "./json-file.js";
 
 /**
  * OpenClaw's configuration, written for the user: the clawbridge provider with every served model
@@ -113,6 +114,8 @@ export interface WritePlan {
   changes: string[];
   /** Where the previous file was copied, when there was one and it changed. */
   backup?: string;
+  /** The old file had comments, which JSON cannot hold: said, with where they are kept (the backup). */
+  warning?: string;
   written: boolean;
 }
 
@@ -130,5 +133,7 @@ export function writeOpenClawConfig(
   const backup = writeWithBackup(path, text, opts.now);
   if (backup) plan.backup = backup;
   plan.written = true;
+  if (backup && hasComments(readFileSync(backup, "utf8")))
+    plan.warning = `the comments in ${path} are not kept (it is written as plain JSON); the file with its comments is ${backup}`;
   return plan;
 }

@@ -81,3 +81,13 @@ export function detectedConfig(found: Detected[], env: NodeJS.ProcessEnv = proce
   if (env.CLAWBRIDGE_MASTER_KEY) config.server.masterKey = env.CLAWBRIDGE_MASTER_KEY;
   return config;
 }
+
+/** What `serve` serves with no config file: the servers on the default ports, else the GGUF models on disk. */
+export async function detectServing(
+  dispatcher: Dispatcher,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<GatewayConfig> {
+  const found = await detectLocalServers(dispatcher);
+  const onDisk = found.length ? undefined : detectOnDisk(env);
+  return detectedConfig(onDisk ? [onDisk] : found, env);
+}

@@ -1,13 +1,17 @@
 import { readFileSync } from "node:fs";
-import { type Document, LineCounter, isNode, parseDocument } from "yaml";
+import { type Document, LineCounter, isMap, isNode, isScalar, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type Where, checkReferences } from "./check.js";
+import { describeIssues } from "./issues.js";
 import { importLiteLLM } from "./litellm.js";
 import { kindOf } from "../backends/registry.js";
 import { NativeConfigSchema, LiteLLMConfigSchema } from "./schema.js";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, type GatewayConfig } from "./types.js";
 
 export { ConfigError };
+
+/** The end of a path that names a key's own place in the file, not its value's. */
+const KEY = Symbol("key");
 
 /** Reads and validates a config file: clawbridge's own format or a LiteLLM config.yaml, unchanged. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -44,7 +48,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     url:
       kindOf(b.kind)?.inProcessUrl ??
       b.url ??
-      fail(where(["backends", name]), `backends.${name}.url`, "required"),
+      fail(
+        where(["backends", name]),
+        `backends.${name}.url`,
+        "required: where the server answers (e.g. url: http://127.0.0.1:11434)",
+      ),
     ...(b.api_key ? { apiKey: b.api_key } : {}),
     ...(b.headers ? { headers: b.headers } : {}),
     settings: b.settings,
@@ -102,11 +110,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 function validate<S extends z.ZodType>(schema: S, raw: unknown, where: Where): z.output<S> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const path = issue.path as PropertyKey[];
-  let message = issue.message;
-  if (issue.code === "unrecognized_keys") message = `unknown setting(s): ${issue.keys.join(", ")}`;
-  return fail(where(path), path.map(String).join(".") || "(top level)", message);
+  const problems = describeIssues(r.error.issues, raw, schema);
+  throw new ConfigError(
+    problems.map((p) => `${where(p.atKey ? [...p.path, KEY] : p.path)}: ${p.field}: ${p.message}`).join("\n"),
+  );
 }
 
 function fail(at: string, path: string, message: string): never {
@@ -115,6 +122,17 @@ function fail(at: string, path: string, message: string): never {
 
 /** "file:line" for a path in the document, or just the file when the node is not there. */
 function locate(doc: Document, lines: LineCounter, file: string, path: PropertyKey[]): string {
+  if (path.at(-1) === KEY) {
+    // a key that should not be there: its own line
+    const key = path.at(-2);
+    const map = path.length > 2 ? doc.getIn(path.slice(0, -2) as unknown[], true) : doc.contents;
+    if (isMap(map)) {
+      const pair = map.items.find((p) => isScalar(p.key) && p.key.value === key);
+      if (pair && isScalar(pair.key) && pair.key.range)
+        return `${file}:${lines.linePos(pair.key.range[0]).line}`;
+    }
+    return locate(doc, lines, file, path.slice(0, -1));
+  }
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n) as unknown[], true);
     if (isNode(node) && node.range) {

@@ -2,6 +2,8 @@ import { z } from "zod";
 import type { BackendKind } from "../backends/kind.js";
 import { kindOf, kinds, readSettings } from "../backends/registry.js";
 import { camelKeys } from "../ir/keys.js";
+import { LOG_LEVELS } from "../log.js";
+import { keysAt, unknownKey } from "./issues.js";
 import { isHostSpec, normalizeOrigin } from "../server/origin.js";
 import type { TargetConfig } from "./types.js";
 
@@ -51,6 +53,8 @@ const Target = z
     max_output_tokens: z.number().int().positive().optional(),
     drop_params: z.boolean().optional(),
     supports_tools: z.boolean().optional(),
+    supports_thinking: z.boolean().optional(),
+    supports_vision: z.boolean().optional(),
     tool_mode: z.enum(["auto", "native", "rescue", "emulate", "strip"]).optional(),
     tool_format: z.enum(["hermes", "llama3", "mistral", "json"]).optional(),
     strict_alternation: z.boolean().optional(),
@@ -132,9 +136,31 @@ const BackendEntry = z.looseObject({ kind: z.string() }).transform((raw, ctx) =>
     });
     return z.NEVER;
   }
-  const r = entryOf(kind).safeParse(raw);
+  const schema = entryOf(kind);
+  const r = schema.safeParse(raw);
   if (!r.success) {
-    for (const issue of r.error.issues) ctx.issues.push({ ...issue, input: undefined });
+    for (const issue of r.error.issues) {
+      if (issue.code !== "unrecognized_keys") {
+        ctx.issues.push({ ...issue, input: undefined });
+        continue;
+      }
+      // a misspelled key, or another kind's own setting: said so, with what this kind takes
+      for (const key of issue.keys) {
+        const owner =
+          issue.path.length === 0
+            ? kinds().find((k) => k !== kind && k.fields && key in k.fields)
+            : undefined;
+        ctx.issues.push({
+          code: "custom",
+          path: [...issue.path, key],
+          input: undefined,
+          params: { unknownKey: true },
+          message: owner
+            ? `a setting of kind ${owner.kind}, not of kind ${kind.kind}`
+            : unknownKey(key, keysAt(schema, issue.path as PropertyKey[])),
+        });
+      }
+    }
     return z.NEVER;
   }
   const common: Record<string, unknown> = {};
@@ -173,7 +199,7 @@ export const NativeConfigSchema = z.strictObject({
     .optional(),
   log: z
     .strictObject({
-      level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      level: z.enum(LOG_LEVELS).optional(),
       file: z.string().optional(),
     })
     .optional(),
@@ -200,6 +226,7 @@ export const LiteLLMConfigSchema = z.looseObject({
           max_tokens: z.number().int().positive().optional(),
           num_ctx: z.number().int().positive().optional(),
           keep_alive: z.union([z.string(), z.number()]).optional(),
+          timeout: z.number().positive().optional(),
           // clawbridge's own settings, accepted in a LiteLLM file too
           tool_mode: z.enum(["auto", "native", "rescue", "emulate", "strip"]).optional(),
           tool_format: z.enum(["hermes", "llama3", "mistral", "json"]).optional(),
@@ -224,11 +251,20 @@ export const LiteLLMConfigSchema = z.looseObject({
     .looseObject({
       drop_params: z.boolean().optional(),
       fallbacks: z.array(z.record(z.string(), z.array(z.string()))).optional(),
+      request_timeout: z.number().positive().optional(),
     })
     .optional()
     .nullable(),
   router_settings: z
-    .looseObject({ fallbacks: z.array(z.record(z.string(), z.array(z.string()))).optional() })
+    .looseObject({
+      fallbacks: z.array(z.record(z.string(), z.array(z.string()))).optional(),
+      timeout: z.number().positive().optional(),
+      allowed_fails: z.number().int().nonnegative().optional(),
+      cooldown_time: z.number().positive().optional(),
+      model_group_alias: z
+        .record(z.string(), z.union([z.string(), z.looseObject({ model: z.string() })]))
+        .optional(),
+    })
     .optional()
     .nullable(),
 });

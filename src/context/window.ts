@@ -1,8 +1,12 @@
 import type { DiscoveredModel } from "../ir/contract.js";
 import type { ContextInfo } from "../ir/contract.js";
 
-/** num_ctx when nothing better is known: enough for OpenClaw, whose first prompt alone is ~12k tokens. */
-const DEFAULT_NUM_CTX = 16384;
+/**
+ * num_ctx when nothing better is known: real agent prompts fit it (OpenClaw's first request is
+ * ~17.8k tokens, Claude Code's ~19.8k with all its tools; OpenClaw warns below 32k), and it is
+ * Ollama's own default on 24–48 GiB cards.
+ */
+const DEFAULT_NUM_CTX = 32768;
 /** OpenClaw's practical minimum: below it its first turn overflows. */
 export const OPENCLAW_MIN_CONTEXT = 16384;
 /** Below this a window is of no use to an agent; memory budgets never choose less. */
@@ -33,7 +37,7 @@ export interface WindowChoice {
 /**
  * The window a model is served with. Configured beats reported, with a warning when they
  * disagree. For Ollama, where the client picks the window, num_ctx is chosen: configured, else
- * the largest that fits the memory budget, else the Modelfile's, else 16k — never Ollama's own
+ * the largest that fits the memory budget, else the Modelfile's, else 32k — never Ollama's own
  * silent default.
  */
 export function chooseWindow(i: WindowInput): WindowChoice {
@@ -126,7 +130,7 @@ export function chooseWindow(i: WindowInput): WindowChoice {
     source = "default";
     why =
       n === DEFAULT_NUM_CTX
-        ? `no memory budget stated (vram_gb): ${DEFAULT_NUM_CTX}, enough for OpenClaw`
+        ? `no memory budget stated (vram_gb): ${DEFAULT_NUM_CTX}, enough for agent clients' prompts`
         : `the ${n} it was trained for (no memory budget stated)`;
     if (kv !== undefined) why += `; its KV cache takes ${gib(n * kv)}`;
   }
@@ -136,6 +140,31 @@ export function chooseWindow(i: WindowInput): WindowChoice {
     );
   }
   return { window: n, numCtx: n, info: { ...base, source, why, warnings } };
+}
+
+/**
+ * What to raise so a prompt fits a model's window, in words: the setting the window came from.
+ */
+export function windowAdvice(
+  p: { alias: string; numCtx?: number },
+  info: ContextInfo | undefined,
+  window: number,
+): string {
+  const at = `'${p.alias}' is served with a ${window}-token window`;
+  const perRequest = p.numCtx !== undefined;
+  switch (info?.source) {
+    case "memory":
+      return `${at} (the most that fits the memory stated): raise vram_gb on its backend, or set num_ctx on the model in clawbridge's config`;
+    case "config":
+      return `${at} (from clawbridge's config): raise ${perRequest ? "num_ctx" : "context_window"} on the model`;
+    case "server":
+    case "truncation":
+      return `${at} (what the server serves): start the server with a larger context, then restart clawbridge`;
+    default:
+      return perRequest
+        ? `${at}: set num_ctx (or vram_gb on its backend) in clawbridge's config`
+        : `${at}: serve it with a larger context and set context_window in clawbridge's config`;
+  }
 }
 
 /**

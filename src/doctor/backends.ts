@@ -45,7 +45,8 @@ export async function backendChecks(s: Served, add: Add): Promise<void> {
       continue;
     }
     const check: Check = { id, status: "fail", title: `backend ${b.name} reachable`, detail: found.message };
-    check.fix = (await wrongPort(s, b)) ?? (await wrongKind(s, b, kind));
+    // what answers at the URL comes first: a server of another kind there is the answer, whatever else runs
+    check.fix = (await wrongKind(s, b, kind)) ?? (await wrongPort(s, b));
     check.fix ??= /refused/.test(found.message)
       ? `nothing listens at ${new URL(b.url).origin}: start the server (${kind?.doctor?.start?.(b.settings ?? {}) ?? "its start command"}) or correct the port`
       : "check the URL and that the server is up";
@@ -79,9 +80,15 @@ async function wrongKind(
 ): Promise<string | undefined> {
   const root = new URL(b.url).origin;
   for (const other of kinds()) {
-    const at = other.kind !== b.kind ? other.at?.(root) : undefined;
-    if (!at || !other.doctor?.wrongKind) continue;
-    if (await answers(s, at.url + at.probe)) return other.doctor.wrongKind(at.url, kind?.label ?? b.kind);
+    if (other.kind === b.kind || !other.doctor?.wrongKind) continue;
+    if (other.identify) {
+      const found = await other.identify(root, s.dispatcher);
+      if (found) return other.doctor.wrongKind(found.url, kind?.label ?? b.kind, found);
+      continue;
+    }
+    const at = other.at?.(root);
+    if (at && (await answers(s, at.url + at.probe)))
+      return other.doctor.wrongKind(at.url, kind?.label ?? b.kind);
   }
   return undefined;
 }

@@ -35,6 +35,11 @@ export interface WireCaps {
   thinkingNeedsSignature?: boolean;
   /** The answer can be constrained to a JSON schema (Ollama `format`, OpenAI `response_format`). */
   jsonSchema: boolean;
+  /**
+   * The wire has a knob for how hard to think (Ollama's `think` levels, `reasoning_effort` on vLLM
+   * and llama.cpp): an effort or a budget the client asked for is mapped onto it.
+   */
+  thinkingEffort?: boolean;
   /** Sampling fields the wire has a place for. */
   sampling: ReadonlySet<SamplingField>;
   /**
@@ -189,6 +194,13 @@ export interface ModelSettings {
   dropParams?: boolean;
   /** Native tool support; undefined when unknown (discovery may say). */
   supportsTools?: boolean;
+  /**
+   * Whether the model can think (reason before answering); undefined when unknown (discovery may
+   * say, or the server's refusal teaches it). Thinking is sent only to a model that can.
+   */
+  supportsThinking?: boolean;
+  /** Whether the model can see images; undefined when unknown (discovery may say). Images go only to one that can. */
+  supportsVision?: boolean;
   /** Tool mode (default auto). */
   toolMode?: ToolModeSetting;
   /** Format used when tools are emulated (default hermes). */

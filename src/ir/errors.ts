@@ -13,6 +13,8 @@ export type ErrorKind =
   | "request_timeout"
   | "rate_limit"
   | "api_error"
+  /** The backend cannot be reached (refused, reset, host unknown) or its circuit is open: 503, which clients retry. */
+  | "unavailable"
   | "overloaded"
   | "timeout";
 
@@ -26,6 +28,7 @@ const STATUS: Record<ErrorKind, number> = {
   request_timeout: 408,
   rate_limit: 429,
   api_error: 500,
+  unavailable: 503,
   overloaded: 529,
   timeout: 504,
 };
@@ -50,6 +53,8 @@ export interface GatewayErrorOptions {
 export interface ContextOverflow {
   promptTokens: number;
   maxTokens: number;
+  /** What to change so it fits (a first turn, which compacting cannot shorten): said after the standard words. */
+  advice?: string;
 }
 
 export class GatewayError extends Error {
@@ -72,7 +77,11 @@ export class GatewayError extends Error {
     this.overflow = options.overflow;
     this.retryable =
       options.retryable ??
-      (kind === "api_error" || kind === "overloaded" || kind === "rate_limit" || kind === "timeout");
+      (kind === "api_error" ||
+        kind === "unavailable" ||
+        kind === "overloaded" ||
+        kind === "rate_limit" ||
+        kind === "timeout");
   }
 
   get status(): number {
@@ -84,12 +93,12 @@ export class GatewayError extends Error {
  * The overflow error agent clients recognise and compact on. The message is Anthropic's
  * (`prompt is too long: N tokens > M maximum`); the OpenAI surface words it as OpenAI does.
  */
-export function contextOverflowError(promptTokens: number, maxTokens: number): GatewayError {
+export function contextOverflowError(promptTokens: number, maxTokens: number, advice?: string): GatewayError {
   return new GatewayError(
     "context_length",
-    `prompt is too long: ${promptTokens} tokens > ${maxTokens} maximum`,
+    `prompt is too long: ${promptTokens} tokens > ${maxTokens} maximum${advice ? `. ${advice}` : ""}`,
     {
-      overflow: { promptTokens, maxTokens },
+      overflow: advice ? { promptTokens, maxTokens, advice } : { promptTokens, maxTokens },
       code: "context_length_exceeded",
       retryable: false,
     },

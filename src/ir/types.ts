@@ -79,10 +79,15 @@ export interface Limits {
   maxOutputTokens?: number;
 }
 
+/** How hard to think, in the levels local servers take (Ollama's `think`, OpenAI's `reasoning_effort`). */
+export type ThinkingEffort = "low" | "medium" | "high" | "max";
+
 export interface ThinkingRequest {
   /** enabled: the client wants reasoning; disabled: it asked for none; unset: backend default. */
   enabled?: boolean;
   budgetTokens?: number;
+  /** The effort the client asked for (OpenAI reasoning_effort, Anthropic output_config.effort). */
+  effort?: ThinkingEffort;
 }
 
 export interface Request {
@@ -100,10 +105,17 @@ export interface Request {
   /** Client metadata (Anthropic metadata.user_id, OpenAI user). Informational only. */
   metadata: Record<string, unknown>;
   /**
-   * The answer must be JSON matching this schema (constrained decoding). Set by the tools stage
-   * when emulated tools are forced, and only for backends whose wire can constrain.
+   * The answer must be JSON matching this schema (constrained decoding). Set by the Responses
+   * surface for structured output (`text.format`), and by the tools stage when emulated tools are
+   * forced (only for backends whose wire can constrain); a backend whose wire cannot leaves it.
    */
   constrain?: { schema: Record<string, unknown> };
+  /**
+   * The client asked for a JSON answer (OpenAI response_format, Anthropic output_config.format):
+   * matching `schema` when it gave one, any JSON object otherwise. The format stage turns it into
+   * `constrain` where the backend's wire can constrain.
+   */
+  format?: { schema?: Record<string, unknown>; name?: string };
   /** Fields the surface accepted but no backend can use, recorded for the log. */
   ignored: string[];
 }

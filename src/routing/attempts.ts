@@ -73,6 +73,21 @@ export class Attempts {
   }
 
   /**
+   * A model that answered it cannot think is no longer sent thinking (the thinking stage drops
+   * it), and the request is tried once more; the refusal never reaches the client.
+   */
+  private learnThinkingRefusal(err: GatewayError, target: Target, sent: Request, log: Logger): boolean {
+    if (err.code !== "thinking_unsupported" || sent.thinking.enabled === undefined) return false;
+    if (target.state.supportsThinking === false) return false; // learned already: no second retry
+    target.state.refuseThinking();
+    log.warn(
+      { model: target.profile.alias, backend: target.profile.backend.name, reason: err.message },
+      "the model cannot think; thinking is not sent to it from now on",
+    );
+    return true;
+  }
+
+  /**
    * The one path from an IR request to an IR event stream: for each target in turn, its circuit
    * breaker, the request stages, a place in its backend's queue, then the backend under the
    * watchdog of the profile's time limits. A target that fails before its first event is left for
@@ -154,7 +169,10 @@ export class Attempts {
           else if (err.upstreamStatus !== undefined)
             breaker.success(); // it answered: it is up
           else heard = false;
-          if (this.learnToolRefusal(err, target, ctx, log)) {
+          if (
+            this.learnToolRefusal(err, target, ctx, log) ||
+            this.learnThinkingRefusal(err, target, shaped, log)
+          ) {
             i--; // the same target again, now with emulated tools, in the same place
             kept = slot;
             continue;

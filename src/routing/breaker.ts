@@ -72,7 +72,7 @@ export class Breaker {
     }
     const retryAfter = Math.max(1, Math.ceil((this.settings.cooldownMs - waited) / 1000));
     const kind =
-      this.last?.kind === "timeout" || this.last?.kind === "overloaded" ? this.last.kind : "api_error";
+      this.last?.kind === "timeout" || this.last?.kind === "overloaded" ? this.last.kind : "unavailable";
     return new GatewayError(
       kind,
       `backend ${this.backend} is failing (${this.failures_} failure(s) in a row, the last: ${this.last?.message ?? "unknown"}); ${

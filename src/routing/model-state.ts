@@ -4,7 +4,7 @@ import type { ContextInfo, ModelProfile, ToolModeSetting } from "../ir/contract.
 /**
  * What is learned about one model on one backend while serving, beside its read-only profile:
  * the window the server really took (found by truncation detection), a refusal of tools, the
- * calibration of the token estimate. Changed only through its methods; stages read it through
+ * calibration of the token estimate, a refusal of thinking. Changed only through its methods; stages read it through
  * their context (`ctx.model`), where they read the profile for what was resolved at the start.
  */
 export class ModelState {
@@ -14,6 +14,7 @@ export class ModelState {
   /** A window lower than the profile's, learned from what the server took. */
   private learned: { window: number; context: ContextInfo } | undefined;
   private refused = false;
+  private noThinking = false;
   private readonly said = new Set<string>();
 
   constructor(profile: ModelProfile) {
@@ -81,6 +82,16 @@ export class ModelState {
   get toolMode(): ToolModeSetting | undefined {
     const mode = this.current.toolMode;
     return this.refused && (mode === "native" || mode === "rescue") ? "emulate" : mode;
+  }
+
+  /** The model answered that it cannot think: thinking is no longer sent to it. */
+  refuseThinking(): void {
+    this.noThinking = true;
+  }
+
+  /** Whether the model can think: not once refused, else what the profile says (undefined: unknown). */
+  get supportsThinking(): boolean | undefined {
+    return this.noThinking ? false : this.current.supportsThinking;
   }
 
   /** True the first time something is said of this model (a warning given once, not per request). */

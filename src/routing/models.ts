@@ -68,6 +68,7 @@ export class ModelRegistry {
         ),
       });
     }
+    this.oneNumCtx();
     this.fallbacks = config.fallbacks;
     this.discoverOn = new Set(config.backends.filter((b) => b.discover).map((b) => b.name));
   }
@@ -111,7 +112,7 @@ export class ModelRegistry {
             this.reportWindow(t.profile);
           }
         }
-        if (!this.discoverOn.has(backend.name)) return;
+        if (!this.discoverOn.has(backend.name)) return this.oneNumCtx(backend);
         for (const d of models) {
           if (this.entries.has(d.name)) continue;
           const profile = discoveredProfile(d, at);
@@ -122,8 +123,53 @@ export class ModelRegistry {
             targets: [new Target(new ModelState(profile))],
           });
         }
+        this.oneNumCtx(backend);
       }),
     );
+  }
+
+  /**
+   * One model gets one num_ctx, whatever name a client uses for it: two values make Ollama load
+   * the model again on every switch. Where aliases of one model would send different ones, all
+   * send one: the largest one configured (num_ctx, context_window, vram_gb), else the largest.
+   */
+  private oneNumCtx(only?: Backend): void {
+    const groups = new Map<string, Target[]>();
+    for (const entry of this.entries.values())
+      for (const t of entry.targets) {
+        const p = t.profile;
+        if (p.numCtx === undefined || (only && p.backend !== only)) continue;
+        const key = `${p.backend.name}\0${listedAs(p.backend.kind, p.model).at(-1)}`;
+        const g = groups.get(key);
+        if (g) g.push(t);
+        else groups.set(key, [t]);
+      }
+    for (const g of groups.values()) {
+      const values = new Set(g.map((t) => t.profile.numCtx!));
+      if (values.size < 2) continue;
+      const chosen = (ts: Target[]) => Math.max(...ts.map((t) => t.profile.numCtx!));
+      const stated = g.filter(
+        (t) => t.profile.context?.source === "config" || t.profile.context?.source === "memory",
+      );
+      const n = chosen(stated.length ? stated : g);
+      const from = (stated.length ? stated : g).find((t) => t.profile.numCtx === n)!.profile.alias;
+      for (const t of g) {
+        const p = t.profile;
+        if (p.numCtx === n) continue;
+        const info = p.context!;
+        const why = `num_ctx ${n}, as for '${from}': one model gets one num_ctx (two make the server load it again)`;
+        const warning = `'${p.alias}' would send num_ctx ${p.numCtx} (${info.why}), but '${from}' names the same model with ${n}: ${n} is sent for both`;
+        this.log.warn({ model: p.alias, backend: p.backend.name, num_ctx: n, was: p.numCtx }, warning);
+        t.state.resolved(
+          Object.freeze({
+            ...p,
+            numCtx: n,
+            contextWindow: n,
+            context: Object.freeze({ ...info, why, warnings: Object.freeze([...info.warnings, warning]) }),
+          }),
+        );
+      }
+    }
   }
 
   /** Says, once discovery is done, which window each model got and why, and what disagrees. */

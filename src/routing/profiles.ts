@@ -36,6 +36,8 @@ export function profileOf(
     backend: at.backend,
     dropParams: target.dropParams ?? true,
     supportsTools: target.supportsTools ?? discovered?.tools,
+    supportsThinking: target.supportsThinking ?? discovered?.thinking,
+    supportsVision: target.supportsVision ?? discovered?.vision,
     contextWindow: window.window,
     numCtx: window.numCtx,
     context: Object.freeze({ ...window.info, warnings: Object.freeze([...window.info.warnings]) }),

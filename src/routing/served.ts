@@ -1,5 +1,6 @@
+import { kindOf, listedAs } from "../backends/registry.js";
 import { createDispatcher, type Dispatcher } from "../backends/http.js";
-import { detectedConfig, detectLocalServers } from "../config/detect.js";
+import { detectServing } from "../config/detect.js";
 import { loadConfigFile } from "../config/load.js";
 import type { GatewayConfig } from "../config/types.js";
 import { silentLogger } from "../log.js";
@@ -21,7 +22,8 @@ export interface Served {
 /** `file`: the config file (`findConfigFile`'s answer); none: the servers found on the default ports. */
 export async function loadServed(file: string | undefined): Promise<Served> {
   const dispatcher = createDispatcher();
-  const config = file ? loadConfigFile(file) : detectedConfig(await detectLocalServers(dispatcher));
+  // as `serve` finds them: the servers on the default ports, else the GGUF models on disk
+  const config = file ? loadConfigFile(file) : await detectServing(dispatcher);
   const router = new Router(config, dispatcher, silentLogger);
   await router.discover();
   const models = router
@@ -31,4 +33,39 @@ export async function loadServed(file: string | undefined): Promise<Served> {
   const host = ["0.0.0.0", "::", ""].includes(config.server.host) ? "127.0.0.1" : config.server.host;
   const baseUrl = `http://${host.includes(":") ? `[${host}]` : host}:${config.server.port}`;
   return { config, router, dispatcher, models, baseUrl, close: () => dispatcher.close() };
+}
+
+/** A configured model its backend does not list (where the backend's kind lists every model it has). */
+export interface MissingModel {
+  id: string;
+  backend: string;
+  model: string;
+  /** What the backend lists, the first few. */
+  has: string[];
+  fix: string;
+}
+
+/** The configured models their backends do not have, as the discovery just made found them. */
+export function missingModels(router: Router): MissingModel[] {
+  const out: MissingModel[] = [];
+  for (const m of router.models()) {
+    if (m.id === "*") continue;
+    for (const { profile: p } of router.resolve(m.id)) {
+      const listed = router.discovered.get(p.backend.name);
+      if (!Array.isArray(listed)) continue;
+      const hints = kindOf(p.backend.kind)?.doctor;
+      if (hints?.listsEveryModel === false) continue;
+      const names = new Set(listed.map((d) => d.name));
+      if (listedAs(p.backend.kind, p.model).some((n) => names.has(n))) continue;
+      out.push({
+        id: m.id,
+        backend: p.backend.name,
+        model: p.model,
+        has: listed.map((d) => d.name).slice(0, 10),
+        fix:
+          hints?.missingModel?.(p.model) ?? `load ${p.model} in the server, or correct model: in the config`,
+      });
+    }
+  }
+  return out;
 }

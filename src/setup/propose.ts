@@ -100,3 +100,24 @@ export function proposeAliases(cands: Candidate[], rows: FitRow[]): ProposedAlia
     return p;
   });
 }
+
+/**
+ * When nothing fits (a small --vram, or only small-window models): the smallest model for every
+ * tier, with OpenClaw's minimum window where the window is chosen per request, so a config is
+ * still written (with the caller's warning).
+ */
+export function proposeAnyway(cands: Candidate[], rows: FitRow[]): ProposedAlias[] {
+  if (!cands.length) return [];
+  const i = cands.reduce(
+    (best, c, j) => ((c.model.sizeBytes ?? 0) < (cands[best]!.model.sizeBytes ?? 0) ? j : best),
+    0,
+  );
+  const c = cands[i]!;
+  return CLAUDE_TIERS.map((alias) => ({
+    alias,
+    backend: c.backend.name,
+    model: c.model.name,
+    why: `nothing fits: the smallest of ${cands.length} model(s)${rows[i]?.note ? ` (${rows[i]!.note})` : ""}`,
+    ...(c.model.windowPerRequest ? { contextWindow: OPENCLAW_MIN_CONTEXT } : {}),
+  }));
+}

@@ -1,6 +1,7 @@
 import { countPrompt, estimatePrompt } from "../context/count.js";
 import { messageFeatures } from "../context/estimate.js";
 import { dropRounds } from "../context/fit.js";
+import { windowAdvice } from "../context/window.js";
 import { contextOverflowError } from "../ir/errors.js";
 import type { Message, Request } from "../ir/types.js";
 import type { ModelProfile } from "../ir/contract.js";
@@ -53,7 +54,7 @@ async function fit(
     ctx.prompt = count;
   }
   if (count.tokens + reserve <= window) return clampOutput(req, count, window, ctx);
-  if (profile.fitPolicy !== "drop-oldest") throw contextOverflowError(count.tokens, window - reserve);
+  if (profile.fitPolicy !== "drop-oldest") throw overflow(req, ctx, count.tokens, window, reserve);
 
   // drop-oldest: whole rounds go from the oldest after the pinned task, in steps of a quarter of
   // the window (so the cut moves rarely); a server that counts checks the cut
@@ -73,11 +74,21 @@ async function fit(
     need = Math.max(need + 1, cut.freed + count.tokens + reserve - window);
   }
   ctx.prompt = count;
-  if (count.tokens + reserve > window) throw contextOverflowError(count.tokens, window - reserve);
+  if (count.tokens + reserve > window) throw overflow(req, ctx, count.tokens, window, reserve);
   const said = `${dropped} oldest message(s) dropped to fit the window of ${window} tokens (prompt now ${count.tokens}${count.exact ? "" : " estimated"}); the system prompt, the task and the latest turn kept`;
   ctx.notes.push({ subject: "context", detail: said });
   ctx.log.warn({ model: profile.alias, backend: profile.backend.name, dropped, window }, said);
   return clampOutput(fitted, count, window, ctx);
+}
+
+/**
+ * The overflow error. A first turn (no answer in it yet) that does not fit cannot be compacted by
+ * the client: the error also names the setting to raise.
+ */
+function overflow(req: Request, ctx: StageContext, tokens: number, window: number, reserve: number) {
+  const first = !req.messages.some((m) => m.role === "assistant");
+  const advice = first ? windowAdvice(ctx.profile, ctx.state.context, window) : undefined;
+  return contextOverflowError(tokens, window - reserve, advice);
 }
 
 /** Output tokens that must stay free: what the client asked for, at most the profile's reserve. */

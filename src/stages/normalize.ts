@@ -74,6 +74,8 @@ ${text}`,
     messages.push(m);
   }
 
+  // a model known not to see images gets a placeholder in their place (its server might refuse them)
+  const blind = ctx.state.profile.supportsVision === false;
   let droppedThinking = 0;
   let droppedImages = 0;
   let flattenedTools = 0;
@@ -92,19 +94,30 @@ ${text}`,
           same = false;
         }
       } else if (p.type === "image") {
-        if (!caps.images || (p.source.kind === "url" && !caps.imageUrls)) {
+        if (blind || !caps.images || (p.source.kind === "url" && !caps.imageUrls)) {
           droppedImages++;
           same = false;
-          parts.push({ type: "text", text: "[image omitted: this model's server cannot take it]" });
+          parts.push({
+            type: "text",
+            text: blind ? BLIND : "[image omitted: this model's server cannot take it]",
+          });
         } else parts.push(p);
       } else if ((p.type === "toolCall" || p.type === "toolResult") && !caps.toolHistory) {
         flattenedTools++;
         same = false;
         parts.push({ type: "text", text: toolPartAsText(p) });
-      } else if (p.type === "toolResult" && !caps.images && p.content.some((c) => c.type === "image")) {
-        droppedImages++;
+      } else if (
+        p.type === "toolResult" &&
+        (blind || !caps.images) &&
+        p.content.some((c) => c.type === "image")
+      ) {
+        droppedImages += p.content.filter((c) => c.type === "image").length;
         same = false;
-        parts.push({ ...p, content: p.content.filter((c) => c.type === "text") });
+        const text = blind ? BLIND : "[image omitted: this model's server cannot take it]";
+        parts.push({
+          ...p,
+          content: p.content.map((c) => (c.type === "image" ? { type: "text", text } : c)),
+        });
       } else parts.push(p);
     }
     return same ? m : { role: m.role, parts };
@@ -114,11 +127,17 @@ ${text}`,
       subject: "thinking",
       detail: `${droppedThinking} earlier reasoning block(s) not sent back`,
     });
-  if (droppedImages)
+  if (droppedImages) {
+    const why = blind ? "the model cannot see images" : "the server takes none";
     notes.push({
       subject: "images",
-      detail: `${droppedImages} image(s) replaced by a note (the server takes none)`,
+      detail: `${droppedImages} image(s) left out, a placeholder says so (${why})`,
     });
+    ctx.log.info(
+      { model: profile.alias, backend: profile.backend.name, images: droppedImages },
+      `images left out: ${why}`,
+    );
+  }
   if (flattenedTools)
     notes.push({
       subject: "tool history",
@@ -174,6 +193,9 @@ ${text}`,
 
   return { ...req, system, messages, tools, toolChoice, sampling, limits };
 }
+
+/** What a model that cannot see gets in an image's place. */
+const BLIND = "[an image was left out here: this model cannot see images]";
 
 /** How Claude Code's billing block starts (`x-anthropic-billing-header: cc_version=…; cch=…;`). */
 const BILLING = "x-anthropic-billing-header:";

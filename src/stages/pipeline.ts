@@ -1,6 +1,8 @@
 import type { Request } from "../ir/types.js";
 import { context } from "./context.js";
+import { format } from "./format.js";
 import { normalize } from "./normalize.js";
+import { thinking } from "./thinking.js";
 import { toolStage } from "./tools/mode.js";
 import { rescue } from "./tools/rescue.js";
 import { truncation } from "./truncation.js";
@@ -10,7 +12,7 @@ import type { RequestStage, ResponseStage, StageContext } from "./types.js";
 // here; each reads the model profile and does nothing where it does not apply.
 
 /** The stages that reshape a request into what its backend is sent (and what count_tokens counts). */
-export const shapingStages: readonly RequestStage[] = [toolStage, normalize];
+export const shapingStages: readonly RequestStage[] = [toolStage, normalize, thinking, format];
 
 /** Every request stage: the shaping ones, then the context stage that keeps it inside the window. */
 export const requestStages: readonly RequestStage[] = [...shapingStages, context];

@@ -22,6 +22,7 @@ export const NOTE_SUBJECTS = [
   "system",
   "messages",
   "thinking",
+  "response_format",
   "images",
   "tool history",
   "tools",

@@ -31,8 +31,8 @@ export interface ErrorAnswer {
 
 /** What a client speaks: decode its request, encode our answer and our errors in its dialect. */
 export interface Surface {
-  readonly name: "anthropic" | "openai";
-  /** What the ids of its answers begin with (`msg_`, `chatcmpl-`). */
+  readonly name: "anthropic" | "openai" | "responses";
+  /** What the ids of its answers begin with (`msg_`, `chatcmpl-`, `resp_`). */
   readonly idPrefix: string;
   decode(body: unknown): Request;
   streamEncoder(req: Request, meta: ResponseMeta): StreamEncoder;

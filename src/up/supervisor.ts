@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Logger } from "../log.js";
+import { portHolder, portTaken } from "./port.js";
 
 /** How to start one backend's server, from the config. */
 export interface StartSpec {
@@ -29,7 +30,12 @@ export interface SupervisorOptions {
   maxBackoffMs?: number;
   /** How long a stopped child may take before it is killed. */
   stopGraceMs?: number;
+  /** Where the server listens: a port held by something that does not answer is named, not started over. */
+  listen?: { host: string; port: number };
 }
+
+/** The server's last lines of output kept, to show when it will not start. */
+const TAIL_LINES = 15;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,6 +56,12 @@ export class Supervisor {
   private restarting: Promise<void> | undefined;
   /** Children this supervisor is killing itself: their exit is no news. */
   private readonly killed = new WeakSet<ChildProcess>();
+  /** Whether the server ever answered: until then an exit is a failure to start, not a crash to restart. */
+  private everUp = false;
+  /** The server's last lines of output (stdout and stderr, as it wrote them). */
+  private tail: string[] = [];
+  /** Ends a wait (the restart backoff) at once when stopping. */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly o: SupervisorOptions) {
     this.backoff = o.backoffMs ?? 1000;
@@ -59,8 +71,18 @@ export class Supervisor {
   async ensure(): Promise<"adopted" | "started"> {
     if (await this.o.healthy()) {
       this.o.say(`${this.o.name}: already running, adopted`);
+      this.everUp = true;
       this.watch();
       return "adopted";
+    }
+    const at = this.o.listen;
+    if (at && (await portTaken(at.host, at.port))) {
+      // something holds the port but does not answer as the server: starting another would only fail
+      const holder = portHolder(at.port);
+      throw new Error(
+        `${this.o.name}: port ${at.port} is held by ${holder ?? "another process"}, which does not answer as this backend's server; ` +
+          `stop it${holder ? ` (kill ${/pid (\d+)/.exec(holder)?.[1]})` : ""} or give the server another port, then run clawbridge up again`,
+      );
     }
     await this.start();
     this.watch();
@@ -85,15 +107,23 @@ export class Supervisor {
       stream?.on("data", (d: Buffer) => {
         const lines = (partial + d.toString("utf8")).split("\n");
         partial = lines.pop() ?? "";
-        for (const l of lines) if (l.trim()) log.info({ backend: name, pid: child.pid }, l);
+        for (const l of lines) {
+          if (!l.trim()) continue;
+          log.info({ backend: name, pid: child.pid }, l);
+          this.tail.push(l);
+          if (this.tail.length > TAIL_LINES) this.tail.shift();
+        }
       });
     };
     forward(child.stdout);
     forward(child.stderr);
+    let exitedHow = "";
     child.on("exit", (code, signal) => {
       if (this.child === child) this.child = undefined;
-      if (this.stopping || this.killed.has(child)) return;
       const how = signal ? `was killed (${signal})` : `exited with code ${code}`;
+      exitedHow = how;
+      // before it ever answered, start() reports the failure and stops: no restart loop
+      if (this.stopping || this.killed.has(child) || !this.everUp) return;
       say(`${name}: the server ${how}; restarting in ${Math.round(this.backoff / 1000)} s`);
       log.warn({ backend: name, code, signal }, "backend server exited; restarting");
       void this.restart();
@@ -103,8 +133,14 @@ export class Supervisor {
     for (;;) {
       if (this.stopping) return;
       if (await this.o.healthy()) break;
-      if (this.child !== child)
-        throw new Error(`${name}: the server exited before it answered (see the log)`);
+      if (this.child !== child) {
+        // let the last output arrive
+        await sleep(50);
+        const tail = this.tail.length
+          ? `; its last lines:\n${this.tail.map((l) => `    ${l}`).join("\n")}`
+          : " without a word";
+        throw new Error(`${name}: the server ${exitedHow || "exited"} before it answered${tail}`);
+      }
       const waited = Date.now() - started;
       if (waited > spec.readyTimeoutMs) {
         await this.kill(child);
@@ -119,6 +155,7 @@ export class Supervisor {
       await sleep(200);
     }
     this.healthySince = Date.now();
+    this.everUp = true;
     say(`${name}: up after ${((Date.now() - started) / 1000).toFixed(1)} s (pid ${child.pid})`);
   }
 
@@ -126,7 +163,15 @@ export class Supervisor {
     if (this.restarting) return this.restarting;
     this.restarting = (async () => {
       if (Date.now() - this.healthySince > 60_000) this.backoff = this.o.backoffMs ?? 1000;
-      await sleep(this.backoff);
+      // a stop ends the wait at once (Ctrl-C does not wait out the backoff)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.backoff);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
       this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs ?? 60_000);
       if (this.stopping) return;
       if (this.child) await this.kill(this.child);
@@ -135,7 +180,10 @@ export class Supervisor {
         await this.start();
         this.failures = 0;
       } catch (e) {
-        this.o.say(`${(e as Error).message}; trying again`);
+        if (this.stopping) return;
+        this.o.say(
+          `${(e as Error).message}\n${this.o.name}: trying again in ${Math.round(this.backoff / 1000)} s`,
+        );
         this.restarting = undefined;
         return this.restart();
       }
@@ -188,6 +236,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
+    this.wake?.();
     if (this.child) {
       this.o.say(`${this.o.name}: stopping the server (pid ${this.child.pid})`);
       await this.kill(this.child);

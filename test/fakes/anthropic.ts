@@ -37,6 +37,27 @@ type Obj = Record<string, unknown>;
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
+/**
+ * The API verifies every thinking block sent back: one without a signature is a validation error, one whose
+ * signature it did not issue (a local model's, which has none, sent as "") is refused.
+ */
+function unsignedThinking(messages: unknown): string | undefined {
+  if (!Array.isArray(messages)) return undefined;
+  for (const [i, m] of messages.entries()) {
+    const content = (m as Obj | null)?.content;
+    if (!Array.isArray(content)) continue;
+    for (const [j, b] of content.entries()) {
+      const blk = b as Obj | null;
+      if (blk?.type !== "thinking") continue;
+      if (typeof blk.signature !== "string")
+        return `messages.${i}.content.${j}.thinking.signature: Field required`;
+      if (!Buffer.from(blk.signature, "base64").toString().startsWith("fake-signature:"))
+        return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+    }
+  }
+  return undefined;
+}
+
 export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promise<FakeServer> {
   const requireVersion = opts.requireVersionHeader ?? true;
   return startFake(async (ex, host) => {
@@ -63,6 +84,8 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
     for (const field of messages ? ["model", "max_tokens", "messages"] : ["model", "messages"]) {
       if (body[field] === undefined) return sendError(ex, host, 400, `${field}: Field required`);
     }
+    const unsigned = unsignedThinking(body.messages);
+    if (unsigned) return sendError(ex, host, 400, unsigned);
     const inputTokens = estimateTokens({ system: body.system, messages: body.messages, tools: body.tools });
     if (count)
       return host.send(ex, 200, JSON.stringify({ input_tokens: inputTokens }), withRequestId(JSON_HEADERS));

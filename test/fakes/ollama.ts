@@ -263,8 +263,26 @@ async function chat(ex: Exchange, host: FakeHost, models: Model[], opts: OllamaF
   if (Array.isArray(body.tools) && body.tools.length > 0 && !m.capabilities.includes("tools")) {
     return sendError(ex, host, 400, `${qualified(m.display)} does not support tools`);
   }
-  if (body.think === true && !m.capabilities.includes("thinking")) {
-    return sendError(ex, host, 400, `${JSON.stringify(name)} does not support thinking`);
+  // api/types.go ThinkValue.UnmarshalJSON, then routes.go: a truthy think (true or a level) on a model without the
+  // thinking capability is refused with the request's model name, Go %q (v0.12.5+); think:false is accepted.
+  const think = body.think;
+  if (think !== undefined && think !== null) {
+    if (typeof think === "string" && !["high", "medium", "low", "max"].includes(think))
+      return sendError(
+        ex,
+        host,
+        400,
+        `invalid think value: ${JSON.stringify(think)} (must be "high", "medium", "low", "max", true, or false)`,
+      );
+    if (typeof think !== "string" && typeof think !== "boolean")
+      return sendError(
+        ex,
+        host,
+        400,
+        'think must be a boolean or string ("high", "medium", "low", "max", true, or false)',
+      );
+    if (think !== false && !m.capabilities.includes("thinking"))
+      return sendError(ex, host, 400, `${JSON.stringify(name)} does not support thinking`);
   }
   const messages = Array.isArray(body.messages) ? body.messages : [];
   if (messages.length === 0) {

@@ -140,6 +140,26 @@ function sha256File(file: string): Promise<string> {
   });
 }
 
+/** A failure to connect, in plain words (not `connect ECONNREFUSED 127.0.0.1:9`). */
+export function plainly(url: string, e: unknown): unknown {
+  if (e instanceof PullError || (e as Error)?.name === "AbortError") return e;
+  const code = (e as NodeJS.ErrnoException)?.code ?? "";
+  const host = new URL(url).host;
+  const what =
+    code === "ECONNREFUSED"
+      ? `nothing answers at ${host} (connection refused): is the address right, and the server running?`
+      : code === "ENOTFOUND" || code === "EAI_AGAIN"
+        ? `the host ${new URL(url).hostname} is not known: check its spelling, and that this machine is online`
+        : code === "ECONNRESET"
+          ? `${host} closed the connection before answering: try again`
+          : code === "ETIMEDOUT" || code === "ENETUNREACH" || code === "EHOSTUNREACH"
+            ? `${host} cannot be reached from this machine (the network or a firewall)`
+            : /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)
+              ? `${host}'s TLS certificate is not trusted (${code})`
+              : undefined;
+  return what ? new PullError(`cannot download ${url}: ${what}`) : e;
+}
+
 /** Downloads a GGUF into `opts.dir`, resuming a `.part` left by an earlier attempt. */
 export async function pull(url: string, opts: PullOptions): Promise<Pulled> {
   const name = opts.name ?? decodeURIComponent(basename(new URL(url).pathname));
@@ -151,7 +171,13 @@ export async function pull(url: string, opts: PullOptions): Promise<Pulled> {
   const part = `${dest}.part`;
   let from = existsSync(part) ? statSync(part).size : 0;
 
-  const { res, checksum: fromServer } = await open(url, from, opts.signal, opts.idleMs);
+  let opened: Opened;
+  try {
+    opened = await open(url, from, opts.signal, opts.idleMs);
+  } catch (e) {
+    throw plainly(url, e);
+  }
+  const { res, checksum: fromServer } = opened;
   const status = res.statusCode ?? 0;
   let total: number | undefined;
   if (status === 416 && from > 0) {
@@ -231,7 +257,13 @@ export async function pull(url: string, opts: PullOptions): Promise<Pulled> {
   try {
     await inspectGguf(part);
   } catch (e) {
-    throw new PullError(`${(e as Error).message} (kept as ${part})`);
+    // what the server sent is no model at all (a login or error page): nothing of it is kept
+    rmSync(part, { force: true });
+    throw new PullError(
+      `${(e as Error).message}: the server sent ${formatBytes(bytes)} of ${
+        String(res.headers["content-type"] ?? "").split(";")[0] || "something else"
+      }, not a model (a login page or a wrong link?); nothing was kept`,
+    );
   }
   renameSync(part, dest);
   return {

@@ -107,9 +107,20 @@ export function encodeOllamaChat(
   }
   if (req.constrain) body.format = req.constrain.schema;
   body.keep_alive = profile.keepAlive ?? DEFAULT_KEEP_ALIVE;
-  if (req.thinking.enabled !== undefined) body.think = req.thinking.enabled;
+  if (req.thinking.enabled !== undefined) body.think = thinkValue(req);
   if (profile.extraBody) Object.assign(body, profile.extraBody);
   return body;
+}
+
+/**
+ * Ollama's `think`: false, or a level where an effort is known (since 0.11.1; "max" only since
+ * 0.22, so it goes as "high"), else true.
+ */
+function thinkValue(req: Request): boolean | string {
+  const t = req.thinking;
+  if (!t.enabled) return false;
+  if (t.effort === undefined) return true;
+  return t.effort === "max" ? "high" : t.effort;
 }
 
 /** Ollama has no tool_choice: "none" is honoured by not offering the tools. */
@@ -146,12 +157,17 @@ function encodeMessage(m: Message, out: Record<string, unknown>[]): void {
   for (const p of m.parts) {
     if (p.type === "toolResult") {
       flush();
-      const content = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
+      const content = p.content.flatMap((c) => (c.type === "text" ? [c.text] : [])).join("\n");
       const msg: Record<string, unknown> = {
         role: "tool",
         content: p.isError ? `Error: ${content}` : content,
       };
       if (p.toolName) msg.tool_name = p.toolName;
+      // any role may carry images, tool included (api.Message.Images; /v1/messages does the same)
+      const toolImages = p.content.flatMap((c) =>
+        c.type === "image" && c.source.kind === "base64" ? [c.source.data] : [],
+      );
+      if (toolImages.length) msg.images = toolImages;
       out.push(msg);
     } else if (p.type === "text") {
       text += text ? `\n${p.text}` : p.text;

@@ -20,6 +20,7 @@ const CAPS: WireCaps = {
   strictAlternation: false,
   thinkingHistory: true,
   jsonSchema: true,
+  thinkingEffort: true,
   sampling: ALL_SAMPLING,
   // Ollama's templates render every system message where it stands
   systemMidConversation: true,

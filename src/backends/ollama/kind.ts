@@ -15,6 +15,15 @@ export const ollamaKind = defineKind({
   local: [{ name: "ollama", url: "http://127.0.0.1:11434", probe: "/api/tags" }],
   at: (root) => ({ url: root, probe: "/api/tags" }),
   foundName: "ollama",
+  // Ollama's own route: llama.cpp answers /api/tags too, but not /api/version
+  async identify(root, dispatcher) {
+    const v = (await fetchJson("probe", `${root}/api/version`, dispatcher, { timeoutMs: 1500 }).catch(
+      () => undefined,
+    )) as { version?: unknown } | undefined;
+    return typeof v?.version === "string"
+      ? { label: `Ollama ${v.version}`, name: "ollama", url: root }
+      : undefined;
+  },
   litellm: { ollama: { defaultBase: DEFAULT_BASE }, ollama_chat: { defaultBase: DEFAULT_BASE } },
   doctor: {
     start: () => "`ollama serve`",
@@ -27,7 +36,8 @@ export const ollamaKind = defineKind({
         fix: `url: ${u.origin}`,
       };
     },
-    wrongKind: (url) => `this is an Ollama server: set kind: ollama and url: ${url}`,
+    wrongKind: (url, _configured, found) =>
+      `this is ${found?.label ?? "an Ollama server"}: set kind: ollama and url: ${url}`,
     missingModel: (model) => `ollama pull ${model}`,
   },
   /** What Ollama has in memory right now (/api/ps); the other servers load one model at start. */

@@ -133,7 +133,7 @@ function encodeMessage(m: Message, caps: WireCaps, out: Record<string, unknown>[
     out.push({ role: "user", content: userContent(pending, caps) });
     pending = [];
   };
-  for (const p of m.parts) {
+  for (const p of liftToolImages(m.parts)) {
     if (p.type === "toolResult") {
       flush();
       const text = p.content.map((c) => (c.type === "text" ? c.text : "[image]")).join("\n");
@@ -143,6 +143,40 @@ function encodeMessage(m: Message, caps: WireCaps, out: Record<string, unknown>[
     }
   }
   flush();
+}
+
+/**
+ * A user turn's parts with the images of its tool results lifted out: OpenAI-compatible servers take
+ * text only in `tool` messages, so each image goes in a user turn right after the tool results,
+ * named by its call, and the result says where it went.
+ */
+function liftToolImages(parts: Message["parts"]): Message["parts"] {
+  if (!parts.some((p) => p.type === "toolResult" && p.content.some((c) => c.type === "image"))) return parts;
+  const out: Message["parts"] = [];
+  let lifted: Array<TextPart | ImagePart> = [];
+  const flush = () => {
+    out.push(...lifted);
+    lifted = [];
+  };
+  for (const p of parts) {
+    if (p.type !== "toolResult") {
+      flush();
+      out.push(p);
+      continue;
+    }
+    const images = p.content.filter((c): c is ImagePart => c.type === "image");
+    if (!images.length) {
+      out.push(p);
+      continue;
+    }
+    const content = p.content.map((c) =>
+      c.type === "image" ? { type: "text" as const, text: "[image: in the next user message]" } : c,
+    );
+    out.push({ ...p, content });
+    lifted.push({ type: "text", text: `The image(s) returned by tool call ${p.toolCallId}:` }, ...images);
+  }
+  flush();
+  return out;
 }
 
 function userContent(parts: Array<TextPart | ImagePart>, caps: WireCaps): unknown {
@@ -283,7 +317,7 @@ function writeMessage(w: JsonWriter, m: Message, caps: WireCaps, open: (head: st
     w.add("}");
     pending = [];
   };
-  for (const p of m.parts) {
+  for (const p of liftToolImages(m.parts)) {
     if (p.type === "toolResult") {
       flush();
       open("");

@@ -1,6 +1,17 @@
 import { z } from "zod";
+import { fetchJson } from "../http.js";
 import { defineKind } from "../kind.js";
 import { FLAVORS, type Flavor, OpenAICompatBackend } from "./index.js";
+
+/** Who each server says owns its models (`/v1/models` `owned_by`), and so which it is. */
+const OWNERS: Record<string, Flavor> = { llamacpp: "llamacpp", vllm: "vllm", organization_owner: "lmstudio" };
+const LABELS: Record<Flavor, string> = {
+  generic: "an OpenAI-compatible server",
+  llamacpp: "llama.cpp",
+  vllm: "vLLM",
+  lmstudio: "LM Studio",
+  tinygrad: "TinyGrad",
+};
 
 /** How each server is started, for the doctor's advice. */
 const START: Partial<Record<Flavor, string>> = {
@@ -23,6 +34,20 @@ export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
   ],
   at: (root) => ({ url: `${root}/v1`, probe: "/models" }),
   foundName: "server",
+  async identify(root, dispatcher) {
+    const url = `${root}/v1`;
+    const list = (await fetchJson("probe", `${url}/models`, dispatcher, { timeoutMs: 1500 }).catch(
+      () => undefined,
+    )) as { data?: Array<{ owned_by?: unknown }> } | undefined;
+    if (!Array.isArray(list?.data)) return undefined;
+    const flavor = OWNERS[String(list.data[0]?.owned_by)] ?? "generic";
+    return {
+      label: LABELS[flavor],
+      name: flavor === "generic" ? "server" : flavor,
+      url,
+      ...(flavor !== "generic" ? { settings: { flavor } } : {}),
+    };
+  },
   litellm: {
     openai: { defaultBase: "https://api.openai.com/v1" },
     hosted_vllm: { defaultBase: "http://localhost:8000/v1", settings: { flavor: "vllm" } },
@@ -37,7 +62,11 @@ export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
       if (!path || /^\/v\d+$/.test(path)) return undefined;
       return { detail: `${url}: OpenAI-compatible servers answer under /v1`, fix: `url: ${u.origin}/v1` };
     },
-    wrongKind: (url, configured) =>
-      `this server speaks the OpenAI API, not ${configured}'s: set kind: openai-compat and url: ${url}`,
+    wrongKind: (url, configured, found) => {
+      const flavor = found?.settings?.flavor;
+      return found && flavor
+        ? `this is ${found.label}, not ${configured}: set kind: openai-compat (flavor: ${flavor}) and url: ${url}`
+        : `this server speaks the OpenAI API, not ${configured}'s: set kind: openai-compat and url: ${url}`;
+    },
   },
 });

@@ -139,7 +139,7 @@ async function handleGeneration(
     const err = toGatewayError(e);
     outcome = abort.aborted ? "client_gone" : err.kind;
     if (!abort.aborted) sendError(surface, res, err, deps.log, outcome);
-    if (err.kind === "api_error" && !abort.aborted)
+    if ((err.kind === "api_error" || err.kind === "unavailable") && !abort.aborted)
       log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
     res.off("close", onClose);

@@ -1,6 +1,7 @@
 /** The routing table: every route the gateway answers, by method and path. */
 import { anthropicSurface } from "../../surfaces/anthropic/index.js";
 import { openaiSurface } from "../../surfaces/openai/index.js";
+import { createResponsesSurface } from "../../surfaces/responses/index.js";
 import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
 import { health } from "./health.js";
@@ -15,11 +16,14 @@ export function routeTable(ctx: RouteContext): Map<string, Route> {
   const routes = new Map<string, Route>();
   const messages = generation(anthropicSurface)(ctx);
   const chat = generation(openaiSurface)(ctx);
+  // each gateway its own store of recent responses (previous_response_id, item_reference)
+  const responses = generation(createResponsesSurface())(ctx);
   const count = countTokens(ctx);
   const list = models(ctx);
   for (const prefix of ["/v1", ""]) {
     routes.set(`POST ${prefix}/messages`, { handler: messages, body: true });
     routes.set(`POST ${prefix}/chat/completions`, { handler: chat, body: true });
+    routes.set(`POST ${prefix}/responses`, { handler: responses, body: true });
     routes.set(`POST ${prefix}/messages/count_tokens`, { handler: count, body: true });
     routes.set(`GET ${prefix}/models`, { handler: list, body: false });
   }

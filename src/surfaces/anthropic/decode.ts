@@ -1,3 +1,4 @@
+import { withEffort } from "../../ir/effort.js";
 import { z } from "zod";
 import type {
   ImagePart,
@@ -77,6 +78,14 @@ const RequestSchema = z.looseObject({
     .optional(),
   metadata: z.looseObject({}).optional(),
   thinking: z.looseObject({ type: z.string(), budget_tokens: z.number().optional() }).optional(),
+  output_config: z
+    .looseObject({
+      effort: z.string().optional(),
+      format: z
+        .looseObject({ type: z.string(), schema: z.record(z.string(), z.unknown()).optional() })
+        .optional(),
+    })
+    .optional(),
 });
 
 /** Top-level fields that are understood. Others are accepted, recorded and not used. */
@@ -94,6 +103,7 @@ const KNOWN = new Set([
   "tool_choice",
   "metadata",
   "thinking",
+  "output_config",
 ]);
 
 type Body = z.output<typeof RequestSchema>;
@@ -144,6 +154,8 @@ function plainRequest(b: unknown): b is Body {
     if (!isObj(t) || !isStr(t.type)) return false;
     if (t.budget_tokens !== undefined && !isNum(t.budget_tokens)) return false;
   }
+  const oc = b.output_config;
+  if (oc !== undefined && (!isObj(oc) || !optStr(oc.effort) || oc.format !== undefined)) return false;
   return true;
 }
 
@@ -286,6 +298,9 @@ export function decodeAnthropicRequest(
       if (typeof b.thinking.budget_tokens === "number") req.thinking.budgetTokens = b.thinking.budget_tokens;
     } else if (b.thinking.type === "disabled") req.thinking.enabled = false;
   }
+  if (req.thinking.enabled) req.thinking = withEffort(req.thinking, b.output_config?.effort);
+  const format = b.output_config?.format;
+  if (format?.type === "json_schema") req.format = format.schema ? { schema: format.schema } : {};
   return req;
 }
 

@@ -14,6 +14,8 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
   request_timeout: "invalid_request_error",
   rate_limit: "rate_limit_error",
   api_error: "api_error",
+  // Anthropic's own type for a server-side failure; 503, which the SDKs and Claude Code retry
+  unavailable: "api_error",
   overloaded: "overloaded_error",
   timeout: "timeout_error",
 };
@@ -21,7 +23,7 @@ const ERROR_TYPES: Record<GatewayError["kind"], string> = {
 function anthropicErrorBody(err: GatewayError): string {
   // Anthropic's own overflow wording, which agent clients match to compact their session
   const message = err.overflow
-    ? `prompt is too long: ${err.overflow.promptTokens} tokens > ${err.overflow.maxTokens} maximum`
+    ? `prompt is too long: ${err.overflow.promptTokens} tokens > ${err.overflow.maxTokens} maximum${err.overflow.advice ? `. ${err.overflow.advice}` : ""}`
     : err.message;
   return JSON.stringify({ type: "error", error: { type: ERROR_TYPES[err.kind], message } });
 }

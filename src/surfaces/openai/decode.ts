@@ -1,3 +1,4 @@
+import { withEffort } from "../../ir/effort.js";
 import { z } from "zod";
 import type {
   ImagePart,
@@ -81,6 +82,15 @@ const RequestSchema = z.looseObject({
     .nullable(),
   parallel_tool_calls: z.boolean().optional().nullable(),
   reasoning_effort: z.string().optional().nullable(),
+  response_format: z
+    .looseObject({
+      type: z.string(),
+      json_schema: z
+        .looseObject({ name: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional() })
+        .optional(),
+    })
+    .optional()
+    .nullable(),
 });
 
 const KNOWN = new Set([
@@ -104,6 +114,7 @@ const KNOWN = new Set([
   "tool_choice",
   "parallel_tool_calls",
   "reasoning_effort",
+  "response_format",
 ]);
 
 export interface OpenAIRequestExtras {
@@ -209,6 +220,7 @@ function plainRequest(b: unknown): b is Body {
   }
   if (!none(b.parallel_tool_calls) && typeof b.parallel_tool_calls !== "boolean") return false;
   if (!none(b.reasoning_effort) && !isStr(b.reasoning_effort)) return false;
+  if (!none(b.response_format)) return false; // rare: the schema checks it
   return true;
 }
 
@@ -370,7 +382,20 @@ export function decodeOpenAIRequest(
     const stop = typeof b.stop === "string" ? [b.stop] : b.stop;
     if (stop.length) req.sampling.stop = stop;
   }
-  if (b.reasoning_effort != null) req.thinking.enabled = b.reasoning_effort !== "none";
+  const rf = b.response_format;
+  if (rf?.type === "json_object") req.format = {};
+  else if (rf?.type === "json_schema") {
+    if (!rf.json_schema)
+      throw invalid("response_format", "json_schema is required when its type is 'json_schema'");
+    req.format = {
+      ...(rf.json_schema.schema ? { schema: rf.json_schema.schema } : {}),
+      ...(rf.json_schema.name ? { name: rf.json_schema.name } : {}),
+    };
+  }
+  if (b.reasoning_effort != null) {
+    req.thinking.enabled = b.reasoning_effort !== "none";
+    if (req.thinking.enabled) req.thinking = withEffort(req.thinking, b.reasoning_effort);
+  }
   return req;
 }
 

@@ -13,6 +13,7 @@ const ERRORS: Record<GatewayError["kind"], { status: number; type: string; code:
   request_timeout: { status: 408, type: "invalid_request_error", code: "request_timeout" },
   rate_limit: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
   api_error: { status: 500, type: "server_error", code: null },
+  unavailable: { status: 503, type: "server_error", code: "service_unavailable" },
   overloaded: { status: 503, type: "server_error", code: "overloaded" },
   timeout: { status: 504, type: "server_error", code: "timeout" },
 };
@@ -21,7 +22,7 @@ function errorJson(err: GatewayError) {
   const e = ERRORS[err.kind];
   // OpenAI's own overflow wording, which agent clients match to compact their session
   const message = err.overflow
-    ? `This model's maximum context length is ${err.overflow.maxTokens} tokens. However, your messages resulted in ${err.overflow.promptTokens} tokens. Please reduce the length of the messages.`
+    ? `This model's maximum context length is ${err.overflow.maxTokens} tokens. However, your messages resulted in ${err.overflow.promptTokens} tokens. Please reduce the length of the messages.${err.overflow.advice ? ` ${err.overflow.advice}` : ""}`
     : err.message;
   return {
     error: {
