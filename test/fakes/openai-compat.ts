@@ -212,7 +212,9 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
     prompt: reply.usage?.prompt ?? counted,
     completion: reply.usage?.completion ?? plan.contentChunks,
     completionGiven: reply.usage !== undefined,
-    cached: cached === undefined ? undefined : Math.min(cached, reply.usage?.prompt ?? counted),
+    // a script that gives the prompt count gives the whole usage: nothing came from the cache
+    cached:
+      cached === undefined ? undefined : reply.usage?.prompt !== undefined ? 0 : Math.min(cached, counted),
     includeUsage: streamOptions?.include_usage === true,
   };
   const objects = streaming ? dialect.chunks(answer) : [];

@@ -22,13 +22,15 @@ function extrasOf(req: Request): ResponsesExtras | undefined {
   return (req as Partial<ResponsesRequest>).responses;
 }
 
+/** `input_tokens` counts the whole input, the part the server's prompt cache held included (the IR counts it apart). */
 function usageJson(u: Usage) {
+  const input = u.inputTokens + (u.cacheReadTokens ?? 0) + (u.cacheWriteTokens ?? 0);
   return {
-    input_tokens: u.inputTokens,
+    input_tokens: input,
     input_tokens_details: { cached_tokens: u.cacheReadTokens ?? 0 },
     output_tokens: u.outputTokens,
     output_tokens_details: { reasoning_tokens: 0 },
-    total_tokens: u.inputTokens + u.outputTokens,
+    total_tokens: input + u.outputTokens,
   };
 }
 

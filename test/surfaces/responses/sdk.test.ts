@@ -34,6 +34,9 @@ function stable(r: OpenAI.Responses.Response) {
   };
   return {
     ...rest,
+    // the same prompt sent again is read from the server's prompt cache (llama.cpp reports it):
+    // the whole input is the same, not the part cached
+    usage: rest.usage && { ...rest.usage, input_tokens_details: { cached_tokens: -1 } },
     output: rest.output.map((o) =>
       o.type === "message"
         ? { ...o, id: "", content: o.content.map((c) => ({ ...c, parsed: undefined })) }
