@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { PNG_1x1 } from "../backends.js";
+import { PNG_1x1 } from "../backends/cases.js";
 import { startOllamaFake } from "../fakes/ollama.js";
 import { startOpenAICompatFake } from "../fakes/openai-compat.js";
 import { startGateway } from "../helpers.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { BACKENDS } from "../backends.js";
+import { BACKENDS } from "../backends/cases.js";
 import { startOllamaFake } from "../fakes/ollama.js";
 import type { FakeServer, RecordedRequest } from "../fakes/script.js";
 import { oneBackend, startGateway } from "../helpers.js";

@@ -5,7 +5,7 @@ import type { ResponseCreateParamsBase } from "openai/resources/responses/respon
 
 /** A request the same for `create` (not streamed) and `stream`. */
 type Params = Omit<ResponseCreateParamsBase, "stream">;
-import { BACKENDS } from "../../backends.js";
+import { BACKENDS } from "../../backends/cases.js";
 import type { FakeServer } from "../../fakes/script.js";
 import { oneBackend, parseSse, type RunningGateway, startGateway } from "../../helpers.js";
 
