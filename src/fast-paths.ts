@@ -29,8 +29,9 @@
  * Fast paths that do not reuse anything across requests — a hand-written check that a body is
  * well-formed before zod (`plain-check`), the upstream body written straight to bytes
  * (`body-writer`), a stream payload read from a template of the last one (`templates`) — are
- * held to the simple way by differential tests (test/server/request-path.test.ts,
- * test/backends/chunk-decode.test.ts) that run whichever way the switch is set.
+ * held to the simple way by differential tests (test/backends/json-body.test.ts,
+ * test/surfaces/plain-check.test.ts, test/server/parse-cache.test.ts, test/backends/chunk-decode.test.ts)
+ * that run whichever way the switch is set.
  */
 
 /** Every fast path there is, with where it lives. */

@@ -245,7 +245,7 @@ function writeResult(w: JsonWriter, p: ToolResultPart): void {
 
 /**
  * `encodeMessage` for the whole conversation, written as JSON text: the same text
- * JSON.stringify makes of what `encodeMessage` builds (test/server/request-path.test.ts holds them equal).
+ * JSON.stringify makes of what `encodeMessage` builds (test/backends/json-body.test.ts holds them equal).
  */
 function writeMessages(w: JsonWriter, req: Request, caps: WireCaps): void {
   w.add("[");
