@@ -58,6 +58,8 @@ interface Flags {
   embeddedRounds: number | null;
   /** one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side (null: one, with the environment's) */
   fastPaths: string[] | null;
+  /** other clawbridge builds to run side by side with this one, in the same rounds: [label, CLI path] */
+  also: Array<[string, string]>;
   /** only these dialects against clawbridge (null: both) */
   dialects: Dialect[] | null;
   /** the name of the results files in bench/results (default latest) */
@@ -85,6 +87,8 @@ function usage(): never {
       "  --skip-embedded       do not run the embedded bench (`--only embedded` runs it alone)",
       "  --fast-paths <set>    run one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side in the same",
       "                        rounds (repeat it: --fast-paths 1 --fast-paths 0 --fast-paths -templates)",
+      "  --also <label>=<cli> also run another clawbridge build (its dist/cli/main.js) side by side, in the",
+      "                        same rounds: a before/after comparison in one run (repeatable)",
       "  --dialect <d>         only this clawbridge dialect (openai or anthropic; repeatable)",
       "  --out <name>          results to bench/results/<name>.json and .md (default latest)",
       "",
@@ -107,6 +111,7 @@ function parseFlags(argv: string[]): Flags {
     queueS: 60,
     embeddedRounds: 12,
     fastPaths: null,
+    also: [],
     dialects: null,
     out: "latest",
   };
@@ -164,6 +169,15 @@ function parseFlags(argv: string[]): Flags {
       case "--fast-paths":
         flags.fastPaths = [...(flags.fastPaths ?? []), argv[++i] ?? ""];
         break;
+      case "--also": {
+        const v = argv[++i] ?? "";
+        const eq = v.indexOf("=");
+        if (eq < 1) throw new UsageError("--also takes <label>=<path of a clawbridge CLI>");
+        const cli = resolve(v.slice(eq + 1));
+        if (!existsSync(cli)) throw new UsageError(`--also: ${cli} does not exist`);
+        flags.also.push([v.slice(0, eq), cli]);
+        break;
+      }
       case "--dialect": {
         const d = argv[++i];
         if (d !== "openai" && d !== "anthropic") throw new UsageError("--dialect takes openai or anthropic");
@@ -784,15 +798,21 @@ async function main(): Promise<void> {
   const procs: Record<string, Proc> = { passthrough };
   const status: Record<string, string> = { passthrough: "ok" };
 
-  // clawbridge: one process, or one per fast-path setting (side by side in the same rounds)
-  const variants: Array<string | null> = flags.fastPaths ?? [null];
+  // clawbridge: one process, or one per fast-path setting, and one per other build (side by side in the same rounds)
+  const variants: Array<{ name: string; cli: string; fastPaths: string | null }> = [
+    ...(flags.fastPaths ?? [null]).map((fp) => ({
+      name: fp === null ? "clawbridge" : `clawbridge[${fp}]`,
+      cli: flags.clawbridgeCli,
+      fastPaths: fp,
+    })),
+    ...flags.also.map(([label, cli]) => ({ name: `clawbridge ${label}`, cli, fastPaths: null })),
+  ];
   if (flags.skipClawbridge) {
     status.clawbridge = "skipped (--skip-clawbridge)";
   } else if (!existsSync(flags.clawbridgeCli)) {
     status.clawbridge = `not built: ${flags.clawbridgeCli} is missing (run \`npm run build\`)`;
   } else {
-    for (const variant of variants) {
-      const name = variant === null ? "clawbridge" : `clawbridge[${variant}]`;
+    for (const { name, cli, fastPaths } of variants) {
       const port = await freePort();
       const cfg = join(tmp, `clawbridge-${port}.yaml`);
       writeFileSync(
@@ -807,10 +827,10 @@ async function main(): Promise<void> {
           "",
         ].join("\n"),
       );
-      const env = variant === null ? process.env : { ...process.env, CLAWBRIDGE_FAST_PATHS: variant };
+      const env = fastPaths === null ? process.env : { ...process.env, CLAWBRIDGE_FAST_PATHS: fastPaths };
       const p = startProcess(
         name,
-        [flags.clawbridgeCli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],
+        [cli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],
         ROOT,
         env,
       );
@@ -835,8 +855,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  for (const variant of variants) {
-    const name = variant === null ? "clawbridge" : `clawbridge[${variant}]`;
+  for (const { name } of variants) {
     const said = status[name] ?? status.clawbridge;
     if (said !== "ok") {
       process.stdout.write(`\n*** ${name}: ${said}\n*** continuing without it\n\n`);
