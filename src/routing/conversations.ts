@@ -4,12 +4,17 @@ import type { Message, Request } from "../ir/types.js";
  * Conversation affinity: which of a server's slots a request should go to so that its prompt
  * cache holds the conversation. Agents resend their whole history each turn; the slot whose last
  * prompt shares the longest prefix with this one (in whole messages) is where the conversation
- * is. A request that continues none goes to the least recently used idle slot, so it does not
- * evict a live conversation. A busy slot is still chosen when it holds the conversation (the
- * server queues the request for it), unless another idle slot holds it as well.
+ * is. A busy slot is still chosen when it holds the conversation (the server queues the request
+ * for it), unless another idle slot holds it as well.
+ *
+ * A request that continues none takes an idle slot that holds no conversation if it can, so it
+ * does not evict a live one: a background request (a title, a summary: see lanes.ts) the slot
+ * background work already used or an empty one, so with two or more slots background work keeps
+ * to a slot of its own; a new conversation an empty slot, then one background work used. Only
+ * when every idle slot holds a conversation does it take the least recently used.
  */
 export class SlotChooser {
-  private slots: Array<{ keys: readonly string[]; busy: number; used: number }> = [];
+  private slots: Array<{ keys: readonly string[]; busy: number; used: number; background: boolean }> = [];
   private clock = 0;
 
   constructor(count: number) {
@@ -23,15 +28,17 @@ export class SlotChooser {
   /** The server's slot count, once known. */
   resize(count: number): void {
     const n = Math.max(1, Math.floor(count));
-    while (this.slots.length < n) this.slots.push({ keys: [], busy: 0, used: 0 });
+    while (this.slots.length < n) this.slots.push({ keys: [], busy: 0, used: 0, background: false });
     this.slots.length = n;
   }
 
-  /** The slot for a prompt made of `keys` (see `conversationKeys`), held until released. */
-  take(keys: readonly string[]): { slot: number; release(): void } {
+  /**
+   * The slot for a prompt made of `keys` (see `conversationKeys`), held until released;
+   * `background`: the request is in the background lane.
+   */
+  take(keys: readonly string[], background = false): { slot: number; release(): void } {
     let best = -1;
     let bestShared = 0;
-    let lru = -1;
     for (const [i, s] of this.slots.entries()) {
       // the system prompt and tools alone are shared by every conversation of one client
       const shared = commonPrefix(s.keys, keys);
@@ -41,12 +48,12 @@ export class SlotChooser {
         best = i;
         bestShared = shared;
       }
-      if (!s.busy && (lru < 0 || s.used < this.slots[lru]!.used)) lru = i;
     }
     let slot = best;
-    if (slot < 0) slot = lru >= 0 ? lru : this.leastBusy();
+    if (slot < 0) slot = this.free(background);
     const s = this.slots[slot]!;
     s.keys = keys;
+    s.background = background;
     s.busy++;
     s.used = ++this.clock;
     let released = false;
@@ -58,6 +65,26 @@ export class SlotChooser {
         s.busy = Math.max(0, s.busy - 1);
       },
     };
+  }
+
+  /**
+   * The idle slot a request that continues nothing takes: the least recently used of the best
+   * rank (background: its own slot or an empty one; a conversation: an empty one, then background's;
+   * then any); no idle slot: the least busy.
+   */
+  private free(background: boolean): number {
+    const rank = (s: { keys: readonly string[]; background: boolean }): number => {
+      const empty = s.keys.length === 0;
+      if (background) return s.background || empty ? 0 : 1;
+      return empty ? 0 : s.background ? 1 : 2;
+    };
+    let at = -1;
+    for (const [i, s] of this.slots.entries()) {
+      if (s.busy) continue;
+      const a = at >= 0 ? this.slots[at]! : undefined;
+      if (!a || rank(s) < rank(a) || (rank(s) === rank(a) && s.used < a.used)) at = i;
+    }
+    return at >= 0 ? at : this.leastBusy();
   }
 
   private leastBusy(): number {
