@@ -58,6 +58,31 @@ describe("SlotChooser", () => {
     assert.equal(t.slot, a.slot, "every slot holds a conversation: the least recently used");
   });
 
+  test("a conversation whose slot background work took goes where it reads least", () => {
+    const system = "Rules of the agent. ".repeat(250); // 5,000 characters, shared by both conversations
+    const turn = (task: string, ...rest: Message[]) =>
+      conversationKeys({ ...emptyRequest("m"), system, messages: [user(task), ...rest] });
+    const slots = new SlotChooser(2);
+    const a = slots.take(turn("task A"));
+    a.release();
+    const b = slots.take(turn("task B"));
+    b.release();
+    slots.take(prompt(user("Write a title")), true).release(); // every slot holds a conversation: A's goes
+    // A's messages are short beside the system prompt: on B's slot it reads only them (B loses as little)
+    const a2 = slots.take(turn("task A", assistant("a"), user("more A")));
+    a2.release();
+    assert.equal(a2.slot, b.slot);
+    // with messages longer than the system prompt, evicting B costs more than reading all of A afresh
+    const long = "a long tool result ".repeat(600);
+    const slots2 = new SlotChooser(2);
+    slots2.take(turn("task A", assistant(long))).release();
+    const b3 = slots2.take(turn("task B", assistant(long)));
+    b3.release();
+    slots2.take(prompt(user("Write a title")), true).release();
+    const a3 = slots2.take(turn("task A", assistant(long), user("more A")));
+    assert.notEqual(a3.slot, b3.slot, "B keeps its slot");
+  });
+
   test("one slot: everything goes to it; resize follows the server's slot count", () => {
     const slots = new SlotChooser(1);
     assert.equal(slots.take(prompt(user("x"))).slot, 0);
