@@ -141,9 +141,13 @@ function claudeCodeProblem() {
     return `claude-code is ${recorded.claudeCode ?? "missing"}, want ${CLAUDE_CODE_VERSION}`;
   }
   const v = versionOf(join(ccPackage, "package.json"));
-  if (v !== CLAUDE_CODE_VERSION) return `@anthropic-ai/claude-code is ${v ?? "missing"}, want ${CLAUDE_CODE_VERSION}`;
+  if (v !== CLAUDE_CODE_VERSION)
+    return `@anthropic-ai/claude-code is ${v ?? "missing"}, want ${CLAUDE_CODE_VERSION}`;
   // Its postinstall puts the platform's native binary in place of bin/claude.exe; without it nothing runs.
-  const ran = spawnSync(ccBin, ["--version"], { encoding: "utf8", env: { ...process.env, DISABLE_AUTOUPDATER: "1" } });
+  const ran = spawnSync(ccBin, ["--version"], {
+    encoding: "utf8",
+    env: { ...process.env, DISABLE_AUTOUPDATER: "1" },
+  });
   if (!ran.stdout?.startsWith(`${CLAUDE_CODE_VERSION} `)) {
     return `${ccBin} --version said ${JSON.stringify(ran.stdout?.trim() || String(ran.error ?? ran.stderr))}`;
   }
@@ -156,7 +160,9 @@ function installClaudeCode() {
   const started = Date.now();
   // Node 24 first on PATH, as for OpenClaw: the package's install script says it wants Node >= 22.
   const base = cleanEnv(process.env);
-  const env = existsSync(nodeBin) ? { ...base, PATH: `${dirname(nodeBin)}${delimiter}${base.PATH ?? ""}` } : base;
+  const env = existsSync(nodeBin)
+    ? { ...base, PATH: `${dirname(nodeBin)}${delimiter}${base.PATH ?? ""}` }
+    : base;
   npmInstall({ "@anthropic-ai/claude-code": CLAUDE_CODE_VERSION }, env, ccDir);
   writeFileSync(
     ccMarker,

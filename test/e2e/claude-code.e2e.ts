@@ -130,7 +130,9 @@ models:
 async function tearDown(s: Setup | undefined): Promise<void> {
   if (!s) return;
   if (process.env.CLAWBRIDGE_E2E_VERBOSE)
-    process.stderr.write(`requests to clawbridge:\n${s.seen.map((r) => `  ${r.method} ${r.path} → ${r.status}`).join("\n")}\n`);
+    process.stderr.write(
+      `requests to clawbridge:\n${s.seen.map((r) => `  ${r.method} ${r.path} → ${r.status}`).join("\n")}\n`,
+    );
   killClaudeLeftovers();
   await s.gw.close();
   await s.fake.close();
@@ -191,7 +193,21 @@ async function plainAnswer(backend: Backend): Promise<void> {
     assert.ok(!run.timedOut, `Claude Code did not finish\n${s.explain(run)}`);
     assert.equal(run.code, 0, `Claude Code failed\n${s.explain(run)}`);
     assert.equal(run.json?.is_error, false, `Claude Code reported an error\n${s.explain(run)}`);
-    assert.equal(run.json?.result, said, `Claude Code's result is not what the model said\n${s.explain(run)}`);
+    assert.equal(
+      run.json?.result,
+      said,
+      `Claude Code's result is not what the model said\n${s.explain(run)}`,
+    );
+    // What `clawbridge claude-code` set made Claude Code take the served window, not the 200k/1M it assumes.
+    const usage = run.json?.modelUsage?.[ALIAS];
+    assert.equal(usage?.contextWindow, CONTEXT, `the window Claude Code works in\n${s.explain(run)}`);
+    // ... and asked for no more output than the served model's limit (its own default is 32k, or 128k).
+    const asked = s.chats().map((r) => r.body?.options?.num_predict ?? r.body?.max_tokens);
+    assert.deepEqual(
+      asked,
+      [Number(s.vars.CLAUDE_CODE_MAX_OUTPUT_TOKENS)],
+      `the output limit Claude Code asked for\n${s.explain(run)}`,
+    );
     assertThinkingAsTheModelCan(s, backend, run);
     assertAllServed(s, run);
   } finally {

@@ -14,7 +14,14 @@ import { E2E_DIR } from "./openclaw.js";
 
 export const CLAUDE_CODE_DIR = join(E2E_DIR, "claude-code");
 /** The package's `bin` (its postinstall puts the platform's native binary there). */
-export const CLAUDE_BIN = join(CLAUDE_CODE_DIR, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe");
+export const CLAUDE_BIN = join(
+  CLAUDE_CODE_DIR,
+  "node_modules",
+  "@anthropic-ai",
+  "claude-code",
+  "bin",
+  "claude.exe",
+);
 
 /** Throws, saying how to fix it, unless scripts/e2e-setup.mjs has installed Claude Code. */
 export function assertClaudeCodeInstalled(): { claudeCode: string } {
@@ -54,7 +61,8 @@ export function createClaudeHome(label = "claude"): ClaudeHome {
 }
 
 /** Variables Claude Code reads that could point it elsewhere or change how it behaves: never passed on. */
-const DROPPED_ENV = /^(ANTHROPIC_|CLAUDE_|CLAUDECODE|DISABLE_|MAX_THINKING|API_TIMEOUT|OTEL_|AWS_|GOOGLE_|VERTEX_|npm_)/i;
+const DROPPED_ENV =
+  /^(ANTHROPIC_|CLAUDE_|CLAUDECODE|DISABLE_|MAX_THINKING|API_TIMEOUT|OTEL_|AWS_|GOOGLE_|VERTEX_|npm_)/i;
 
 /**
  * The child's environment: `vars` (what `clawbridge claude-code` prints), an isolated home, and nothing that
@@ -183,7 +191,10 @@ export function describeRun(run: ClaudeRun, max = 4000): string {
   const how = run.timedOut
     ? `timed out after ${run.durationMs} ms (killed)`
     : `exited with ${run.code ?? run.signal} after ${run.durationMs} ms`;
-  return [`claude ${how}`, `command: ${run.command}`, `--- stdout ---\n${cut(run.stdout)}`, `--- stderr ---\n${cut(run.stderr)}`].join(
-    "\n",
-  );
+  return [
+    `claude ${how}`,
+    `command: ${run.command}`,
+    `--- stdout ---\n${cut(run.stdout)}`,
+    `--- stderr ---\n${cut(run.stderr)}`,
+  ].join("\n");
 }
