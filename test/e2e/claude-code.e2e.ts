@@ -129,10 +129,6 @@ models:
 
 async function tearDown(s: Setup | undefined): Promise<void> {
   if (!s) return;
-  if (process.env.CLAWBRIDGE_E2E_VERBOSE)
-    process.stderr.write(
-      `requests to clawbridge:\n${s.seen.map((r) => `  ${r.method} ${r.path} → ${r.status}`).join("\n")}\n`,
-    );
   killClaudeLeftovers();
   await s.gw.close();
   await s.fake.close();
@@ -180,76 +176,77 @@ function assertThinkingAsTheModelCan(s: Setup, backend: Backend, run: ClaudeRun)
     );
 }
 
-async function plainAnswer(backend: Backend): Promise<void> {
-  let s: Setup | undefined;
-  try {
-    s = await setUp(backend, `cc-plain-${backend}`);
-    const said = `Hello from the fake ${backend}, through clawbridge.`;
-    s.fake.setReply({
-      text: said,
-      ...(backend === "ollama-thinking" ? { reasoning: "The user wants a greeting." } : {}),
-    });
-    const run = await runClaude(s.home, "Say hello.", s.vars, { timeoutMs: RUN_TIMEOUT_MS });
-    assert.ok(!run.timedOut, `Claude Code did not finish\n${s.explain(run)}`);
-    assert.equal(run.code, 0, `Claude Code failed\n${s.explain(run)}`);
-    assert.equal(run.json?.is_error, false, `Claude Code reported an error\n${s.explain(run)}`);
-    assert.equal(
-      run.json?.result,
-      said,
-      `Claude Code's result is not what the model said\n${s.explain(run)}`,
-    );
-    // What `clawbridge claude-code` set made Claude Code take the served window, not the 200k/1M it assumes.
-    const usage = run.json?.modelUsage?.[ALIAS];
-    assert.equal(usage?.contextWindow, CONTEXT, `the window Claude Code works in\n${s.explain(run)}`);
-    // ... and asked for no more output than the served model's limit (its own default is 32k, or 128k).
-    const asked = s.chats().map((r) => r.body?.options?.num_predict ?? r.body?.max_tokens);
-    assert.deepEqual(
-      asked,
-      [Number(s.vars.CLAUDE_CODE_MAX_OUTPUT_TOKENS)],
-      `the output limit Claude Code asked for\n${s.explain(run)}`,
-    );
-    assertThinkingAsTheModelCan(s, backend, run);
-    assertAllServed(s, run);
-  } finally {
-    await tearDown(s);
-  }
+/** Forgets what earlier cases sent: each case asserts on its own requests. */
+function fresh(s: Setup): void {
+  s.fake.requests.length = 0;
+  s.seen.length = 0;
 }
 
-async function toolRoundTrip(backend: Backend): Promise<void> {
-  let s: Setup | undefined;
-  try {
-    s = await setUp(backend, `cc-tool-${backend}`);
-    const secret = `PAPAYA-${randomBytes(4).toString("hex")}`;
-    const file = join(s.home.project, "secret.txt");
-    writeFileSync(file, `The secret word is ${secret}.\n`);
-    const reasoning = backend === "ollama-thinking" ? { reasoning: "I should read the file." } : {};
-    s.fake.setReply((req): ScriptedReply => {
-      const result = toolResultText(req.body);
-      if (result !== undefined) {
-        const word = /PAPAYA-[0-9a-f]{8}/.exec(result)?.[0] ?? "nothing";
-        return { text: `The file says: ${word}`, ...reasoning };
-      }
-      if (!hasTools(req.body)) return { text: "ok" };
-      return { toolCalls: [{ name: "Read", arguments: { file_path: file } }], ...reasoning };
-    });
-    const run = await runClaude(s.home, "Read secret.txt and tell me the secret word.", s.vars, {
-      timeoutMs: RUN_TIMEOUT_MS,
-      args: ["--allowedTools", "Read", "--permission-mode", "default"],
-    });
-    assert.ok(!run.timedOut, `Claude Code did not finish\n${s.explain(run)}`);
-    const withResult = s.chats().find((r) => toolResultText(r.body) !== undefined);
-    assert.ok(withResult, `Claude Code never sent a tool result back\n${s.explain(run)}`);
-    assert.ok(
-      toolResultText(withResult.body)!.includes(secret),
-      `the tool result does not carry the file's content (${secret}): ${toolResultText(withResult.body)}\n${s.explain(run)}`,
-    );
-    assert.equal(run.code, 0, `Claude Code failed after the tool ran\n${s.explain(run)}`);
-    assert.equal(run.json?.result, `The file says: ${secret}`, `Claude Code's result\n${s.explain(run)}`);
-    assertThinkingAsTheModelCan(s, backend, run);
-    assertAllServed(s, run);
-  } finally {
-    await tearDown(s);
-  }
+/** With $CLAWBRIDGE_E2E_VERBOSE: every request that reached clawbridge in the case. */
+function logSeen(s: Setup): void {
+  if (!process.env.CLAWBRIDGE_E2E_VERBOSE) return;
+  const lines = s.seen.map((r) => `  ${r.method} ${r.path} → ${r.status}`);
+  process.stderr.write(`requests to clawbridge:\n${lines.join("\n")}\n`);
+}
+
+async function plainAnswer(s: Setup, backend: Backend): Promise<void> {
+  fresh(s);
+  const said = `Hello from the fake ${backend}, through clawbridge.`;
+  s.fake.setReply({
+    text: said,
+    ...(backend === "ollama-thinking" ? { reasoning: "The user wants a greeting." } : {}),
+  });
+  const run = await runClaude(s.home, "Say hello.", s.vars, { timeoutMs: RUN_TIMEOUT_MS });
+  assert.ok(!run.timedOut, `Claude Code did not finish\n${s.explain(run)}`);
+  assert.equal(run.code, 0, `Claude Code failed\n${s.explain(run)}`);
+  assert.equal(run.json?.is_error, false, `Claude Code reported an error\n${s.explain(run)}`);
+  assert.equal(run.json?.result, said, `Claude Code's result is not what the model said\n${s.explain(run)}`);
+  // What `clawbridge claude-code` set made Claude Code take the served window, not the 200k/1M it assumes.
+  const usage = run.json?.modelUsage?.[ALIAS];
+  assert.equal(usage?.contextWindow, CONTEXT, `the window Claude Code works in\n${s.explain(run)}`);
+  // ... and asked for no more output than the served model's limit (its own default is 32k, or 128k).
+  const asked = s.chats().map((r) => r.body?.options?.num_predict ?? r.body?.max_tokens);
+  assert.deepEqual(
+    asked,
+    [Number(s.vars.CLAUDE_CODE_MAX_OUTPUT_TOKENS)],
+    `the output limit Claude Code asked for\n${s.explain(run)}`,
+  );
+  assertThinkingAsTheModelCan(s, backend, run);
+  assertAllServed(s, run);
+  logSeen(s);
+}
+
+async function toolRoundTrip(s: Setup, backend: Backend): Promise<void> {
+  fresh(s);
+  const secret = `PAPAYA-${randomBytes(4).toString("hex")}`;
+  const file = join(s.home.project, "secret.txt");
+  writeFileSync(file, `The secret word is ${secret}.\n`);
+  const reasoning = backend === "ollama-thinking" ? { reasoning: "I should read the file." } : {};
+  s.fake.setReply((req): ScriptedReply => {
+    const result = toolResultText(req.body);
+    if (result !== undefined) {
+      const word = /PAPAYA-[0-9a-f]{8}/.exec(result)?.[0] ?? "nothing";
+      return { text: `The file says: ${word}`, ...reasoning };
+    }
+    if (!hasTools(req.body)) return { text: "ok" };
+    return { toolCalls: [{ name: "Read", arguments: { file_path: file } }], ...reasoning };
+  });
+  const run = await runClaude(s.home, "Read secret.txt and tell me the secret word.", s.vars, {
+    timeoutMs: RUN_TIMEOUT_MS,
+    args: ["--allowedTools", "Read", "--permission-mode", "default"],
+  });
+  assert.ok(!run.timedOut, `Claude Code did not finish\n${s.explain(run)}`);
+  const withResult = s.chats().find((r) => toolResultText(r.body) !== undefined);
+  assert.ok(withResult, `Claude Code never sent a tool result back\n${s.explain(run)}`);
+  assert.ok(
+    toolResultText(withResult.body)!.includes(secret),
+    `the tool result does not carry the file's content (${secret}): ${toolResultText(withResult.body)}\n${s.explain(run)}`,
+  );
+  assert.equal(run.code, 0, `Claude Code failed after the tool ran\n${s.explain(run)}`);
+  assert.equal(run.json?.result, `The file says: ${secret}`, `Claude Code's result\n${s.explain(run)}`);
+  assertThinkingAsTheModelCan(s, backend, run);
+  assertAllServed(s, run);
+  logSeen(s);
 }
 
 describe("Claude Code CLI (real, headless) through clawbridge", () => {
@@ -260,10 +257,18 @@ describe("Claude Code CLI (real, headless) through clawbridge", () => {
     killClaudeLeftovers();
   });
 
+  // One backend, clawbridge and home per backend, shared by its two cases (each forgets the other's requests).
   for (const backend of ["ollama", "ollama-thinking", "llamacpp"] as const) {
-    test(`plain answer (${backend})`, { timeout: TEST_TIMEOUT_MS }, () => plainAnswer(backend));
-    test(`tool round trip through its Read tool (${backend})`, { timeout: TEST_TIMEOUT_MS }, () =>
-      toolRoundTrip(backend),
-    );
+    describe(backend, () => {
+      let s: Setup | undefined;
+      before(async () => {
+        s = await setUp(backend, `cc-${backend}`);
+      });
+      after(() => tearDown(s));
+      test("plain answer", { timeout: TEST_TIMEOUT_MS }, () => plainAnswer(s!, backend));
+      test("tool round trip through its Read tool", { timeout: TEST_TIMEOUT_MS }, () =>
+        toolRoundTrip(s!, backend),
+      );
+    });
   }
 });
