@@ -15,7 +15,7 @@ export interface ClaudeCodeOptions {
   models: { main: string; opus?: string; sonnet?: string; haiku?: string };
   /** Request timeout: local models load for minutes. */
   timeoutMs?: number;
-  /** The main model's real window and output limit, so Claude Code compacts within it instead of assuming 200k. */
+  /** The main model's real window and output limit: Claude Code compacts within it instead of assuming 1M (or 200k). */
   window?: { contextWindow: number; maxOutputTokens: number };
 }
 
