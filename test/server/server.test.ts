@@ -86,6 +86,42 @@ describe("HTTP surface", () => {
     }
   });
 
+  test("Claude Code's side requests: its HEAD /api/hello probe (no key) and count_tokens?beta=true (with it)", async () => {
+    const fake = await startOpenAICompatFake({ models: ["m1"] });
+    const gw = await startGateway(
+      `${oneBackend("openai-compat", fake.url, "m1")}\nserver: { master_key: sk-cc }\n`,
+    );
+    try {
+      const head = await request(`${gw.url}/api/hello`, { method: "HEAD" });
+      await head.body.text();
+      assert.equal(head.statusCode, 200, "the probe, sent without a key, is answered");
+      const get = await request(`${gw.url}/api/hello`);
+      assert.deepEqual(await get.body.json(), { status: "ok" });
+      // nothing else opens without the key
+      const refused = await request(`${gw.url}/v1/messages/count_tokens?beta=true`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(refused.statusCode, 401);
+      assert.equal(((await refused.body.json()) as any).error.type, "authentication_error");
+      const counted = await request(`${gw.url}/v1/messages/count_tokens?beta=true`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-cc",
+          "anthropic-beta": "token-counting-2024-11-01",
+        },
+        body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(counted.statusCode, 200);
+      assert.ok(((await counted.body.json()) as any).input_tokens > 0);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+
   test("a backend that is down is named in /health and in the error", async () => {
     const gw = await startGateway(oneBackend("ollama", "http://127.0.0.1:9", "q"));
     try {

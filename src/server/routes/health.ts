@@ -61,3 +61,16 @@ function resilienceHealth(router: Router, name: string): Record<string, unknown>
     ...(breaker.suspect ? { suspect: true } : {}),
   };
 }
+
+/**
+ * `HEAD /api/hello` (and GET): the connectivity probe Claude Code sends to its base URL, without a key, unless
+ * CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set. Answered like /health without the key: that the gateway is up.
+ */
+export const hello: Handler = (req, res) => {
+  if (req.method === "HEAD") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end();
+    return;
+  }
+  sendJson(res, 200, { status: "ok" });
+};

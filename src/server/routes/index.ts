@@ -4,12 +4,15 @@ import { openaiSurface } from "../../surfaces/openai/index.js";
 import { createResponsesSurface } from "../../surfaces/responses/index.js";
 import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
-import { health } from "./health.js";
+import { health, hello } from "./health.js";
 import { metrics } from "./metrics.js";
 import { models } from "./models.js";
 import type { Route, RouteContext } from "./route.js";
 
 export type { Handler, Route, RouteContext } from "./route.js";
+
+/** Paths answered without the master key: they say only that the gateway is up. */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(["/health", "/api/hello"]);
 
 /** The routes, keyed `METHOD /path`; the API's routes with and without `/v1`. */
 export function routeTable(ctx: RouteContext): Map<string, Route> {
@@ -29,5 +32,7 @@ export function routeTable(ctx: RouteContext): Map<string, Route> {
   }
   routes.set("GET /health", { handler: health(ctx), body: false });
   routes.set("GET /metrics", { handler: metrics(ctx), body: false });
+  routes.set("HEAD /api/hello", { handler: hello, body: false });
+  routes.set("GET /api/hello", { handler: hello, body: false });
   return routes;
 }
