@@ -39,6 +39,8 @@ interface Watched {
   timer?: NodeJS.Timeout | undefined;
   /** When a look was last started because of a request's verdict (one a second at most). */
   lastNudge: number;
+  /** A look a verdict asked for, waiting its turn. */
+  nudge?: NodeJS.Timeout | undefined;
 }
 
 /** Looks started by requests' verdicts: at most one a second per backend. */
@@ -90,7 +92,9 @@ export class BackendWatch {
     this.closed = true;
     for (const w of this.watched.values()) {
       clearTimeout(w.timer);
+      clearTimeout(w.nudge);
       w.timer = undefined;
+      w.nudge = undefined;
       const breaker = this.states.get(w.name)?.breaker;
       if (breaker) breaker.onVerdict = undefined;
     }
@@ -172,11 +176,20 @@ export class BackendWatch {
     this.nudge(w);
   }
 
+  /** A look now, or as soon as the last one a verdict started is a second old. */
   private nudge(w: Watched): void {
-    const now = performance.now();
-    if (w.running || now - w.lastNudge < NUDGE_EVERY_MS) return;
-    w.lastNudge = now;
-    this.check(w.name).catch(() => {});
+    if (w.nudge || this.closed) return;
+    const wait = w.lastNudge + NUDGE_EVERY_MS - performance.now();
+    const go = () => {
+      w.nudge = undefined;
+      if (this.closed) return;
+      w.lastNudge = performance.now();
+      // a look already running may have started before the verdict: one more after it
+      (w.running ?? Promise.resolve()).then(() => this.check(w.name)).catch(() => {});
+    };
+    if (wait <= 0) return go();
+    w.nudge = setTimeout(go, wait);
+    w.nudge.unref();
   }
 
   /** Works the word out again; a change is logged and dated. */
