@@ -187,7 +187,10 @@ export class BackendWatch {
       // a look already running may have started before the verdict: one more after it
       (w.running ?? Promise.resolve()).then(() => this.check(w.name)).catch(() => {});
     };
-    if (wait <= 0) return go();
+    if (wait <= 0) {
+      go();
+      return;
+    }
     w.nudge = setTimeout(go, wait);
     w.nudge.unref();
   }
