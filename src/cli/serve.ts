@@ -239,6 +239,8 @@ async function reloadFrom(
     log.error({ trigger: why, file }, `config not reloaded, the one in effect is kept: ${error}`);
     return { ok: false, error };
   }
+  if (opts.host) next.server.host = opts.host;
+  if (opts.port !== undefined) next.server.port = Number(opts.port);
   if (opts.logLevel) next.log.level = opts.logLevel;
   if (opts.logFile) next.log.file = opts.logFile;
   const was = gateway.config;
