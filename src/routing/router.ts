@@ -25,15 +25,27 @@ export class Router {
   private readonly attempts: Attempts;
   private readonly watch: BackendWatch;
 
-  constructor(config: GatewayConfig, dispatcher: Dispatcher, log: Logger) {
+  /** `previous`: the router a reload replaces; a backend configured alike keeps its queue and breaker. */
+  constructor(
+    private readonly config: GatewayConfig,
+    dispatcher: Dispatcher,
+    log: Logger,
+    previous?: Router,
+  ) {
     this.registry = new ModelRegistry(config, dispatcher, log);
-    this.states = new BackendStates(config, this.registry.backends, log);
+    this.states = new BackendStates(
+      config,
+      this.registry.backends,
+      log,
+      previous && { states: previous.states, config: previous.config },
+    );
     this.watch = new BackendWatch(
       this.registry,
       this.states,
       this.registry.backends.keys(),
       config.server.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
       log,
+      previous?.watch,
     );
     this.attempts = new Attempts(
       (model) => this.resolve(model),

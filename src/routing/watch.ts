@@ -39,6 +39,8 @@ interface Watched {
   timer?: NodeJS.Timeout | undefined;
   /** When a look was last started because of a request's verdict (one a second at most). */
   lastNudge: number;
+  /** What its breaker tells of each request's verdict. */
+  hook?: (err?: GatewayError) => void;
   /** A look a verdict asked for, waiting its turn. */
   nudge?: NodeJS.Timeout | undefined;
 }
@@ -62,20 +64,24 @@ export class BackendWatch {
     names: Iterable<string>,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    /** The watch a reload replaces: a backend watched there keeps its word, since when, and what it lost. */
+    previous?: BackendWatch,
   ) {
     const now = new Date();
     for (const name of names) {
+      const was = previous?.watched.get(name);
       const w: Watched = {
         name,
-        word: "up",
-        since: now,
+        word: was?.word ?? "up",
+        since: was?.since ?? now,
         servedSinceFailure: false,
-        gone: new Set(),
+        gone: new Set(was?.gone),
         lastNudge: 0,
       };
       this.watched.set(name, w);
+      w.hook = (err) => this.verdict(w, err);
       const breaker = this.states.get(name)?.breaker;
-      if (breaker) breaker.onVerdict = (err) => this.verdict(w, err);
+      if (breaker) breaker.onVerdict = w.hook;
     }
   }
 
@@ -96,7 +102,8 @@ export class BackendWatch {
       w.timer = undefined;
       w.nudge = undefined;
       const breaker = this.states.get(w.name)?.breaker;
-      if (breaker) breaker.onVerdict = undefined;
+      // a breaker kept across a reload is the next watch's now
+      if (breaker && breaker.onVerdict === w.hook) breaker.onVerdict = undefined;
     }
   }
 
@@ -219,12 +226,13 @@ export class BackendWatch {
     }
     const changed = word !== w.word;
     w.reason = reason;
-    if (!changed && !first) return;
+    if (!changed) return;
     const was = w.word;
     w.word = word;
-    if (!first) w.since = new Date();
-    if (first && word === "up") return;
-    const where = { backend: w.name, state: word, ...(first ? {} : { was }) };
+    w.since = new Date();
+    // at the start, discovery has said already what did not answer
+    if (first) return;
+    const where = { backend: w.name, state: word, was };
     if (word === "up") this.log.info(where, "backend is up again");
     else this.log.warn({ ...where, reason }, `backend is ${word}`);
   }

@@ -79,8 +79,8 @@ export function buildGateway(opts: AppOptions): Gateway {
   // one store of recent responses (previous_response_id) for the gateway's life, across reloads
   const responses = createResponsesSurface();
   /** What a config makes for new requests: its router and the routes that use it. */
-  const build = (c: GatewayConfig) => {
-    const router = new Router(c, opts.dispatcher, log);
+  const build = (c: GatewayConfig, previous?: Router) => {
+    const router = new Router(c, opts.dispatcher, log, previous);
     const routes = routeTable(
       {
         config: c,
@@ -262,7 +262,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         if (config.server[k] === undefined) delete server[k];
         else server[k] = config.server[k];
       }
-      const fresh = build(next);
+      const fresh = build(next, live.router);
       await fresh.router.discover();
       fresh.router.startWatching();
       const old = live;

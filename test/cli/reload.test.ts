@@ -100,6 +100,8 @@ describe("reload", () => {
     const gw = await gateway(fake.port);
     try {
       assert.deepEqual(await gw.served(), ["main"]);
+      const since = async () => ((await (await fetch(`${gw.url}/health`)).json()) as any).backends[0].since;
+      const upSince = await since();
       const streaming = await longStream(gw.client);
 
       writeFileSync(gw.file, config(fake.port, MAIN + SECOND));
@@ -111,6 +113,11 @@ describe("reload", () => {
       });
       assert.equal(r.choices[0]?.message.content, TEXT);
       assert.equal(fake.requests.at(-1)?.body.model, "gemma3");
+      assert.equal(
+        await since(),
+        upSince,
+        "the backend, configured alike, keeps its state across the reload",
+      );
 
       const done = await streaming;
       assert.equal(done.text, TEXT, "the stream started before the reload is whole");
