@@ -150,12 +150,23 @@ export async function serve(opts: ServeOptions): Promise<number> {
     }
     throw e;
   }
+  // SIGHUP re-reads the config (it no longer ends the gateway)
+  const onHangup = () => {
+    if (!file) {
+      log.warn("SIGHUP: started without a config file, nothing to re-read (backends are watched anyway)");
+      return;
+    }
+    reload("SIGHUP").catch((e: unknown) => log.error({ err: e }, "reload failed"));
+  };
+  process.on("SIGHUP", onHangup);
+
   let cleanup: (() => Promise<void>) | undefined;
   if (opts.prepare) {
     try {
       cleanup = await opts.prepare(gateway, config, log);
     } catch (e) {
       process.stderr.write(`clawbridge: ${(e as Error).message}\n`);
+      process.off("SIGHUP", onHangup);
       await gateway.close(0);
       return 1;
     }
@@ -172,6 +183,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
         ? `clawbridge: port ${config.server.port} on ${config.server.host} is already in use (another clawbridge?). Use --port.\n`
         : `clawbridge: cannot listen on ${config.server.host}:${config.server.port}: ${(e as Error).message}\n`,
     );
+    process.off("SIGHUP", onHangup);
     await cleanup?.();
     return 1;
   }
@@ -189,16 +201,6 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log.warn(line);
   }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
-
-  // SIGHUP re-reads the config (it no longer ends the gateway)
-  const onHangup = () => {
-    if (!file) {
-      log.warn("SIGHUP: started without a config file, nothing to re-read (backends are watched anyway)");
-      return;
-    }
-    reload("SIGHUP").catch((e: unknown) => log.error({ err: e }, "reload failed"));
-  };
-  process.on("SIGHUP", onHangup);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
