@@ -77,9 +77,11 @@ describe("HTTP surface", () => {
       ).body.json()) as any;
       assert.equal(anthropicModels.data[0].type, "model");
 
-      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
+      const res = await request(`${gw.url}/health`);
+      assert.equal(res.statusCode, 200);
+      const health = (await res.body.json()) as any;
       assert.equal(health.status, "ok");
-      assert.equal(health.backends[0].status, "ok");
+      assert.equal(health.backends[0].state, "up");
     } finally {
       await gw.close();
       await fake.close();
@@ -125,8 +127,12 @@ describe("HTTP surface", () => {
   test("a backend that is down is named in /health and in the error", async () => {
     const gw = await startGateway(oneBackend("ollama", "http://127.0.0.1:9", "q"));
     try {
-      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
-      assert.equal(health.backends[0].status, "unreachable");
+      const res = await request(`${gw.url}/health`);
+      assert.equal(res.statusCode, 503, "no backend can serve");
+      const health = (await res.body.json()) as any;
+      assert.equal(health.status, "down");
+      assert.equal(health.backends[0].state, "down");
+      assert.match(health.backends[0].reason, /connection refused/);
       const client = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
       await assert.rejects(
         client.messages.create({
