@@ -16,7 +16,7 @@ import { DRAIN_AT_LEAST, ignore, parseBody, readBody } from "./body.js";
 import { Metrics } from "./metrics.js";
 import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
-import { routeTable } from "./routes/index.js";
+import { findRoute, routeTable } from "./routes/index.js";
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -154,7 +154,7 @@ export function buildGateway(opts: AppOptions): Gateway {
       return;
     }
     const path = (req.url ?? "/").split("?")[0]!;
-    const route = routes.get(`${req.method} ${path}`);
+    const route = findRoute(routes, req.method, path);
     if (key && path !== "/health") {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {

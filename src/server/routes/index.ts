@@ -6,7 +6,7 @@ import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
 import { health } from "./health.js";
 import { metrics } from "./metrics.js";
-import { models } from "./models.js";
+import { MODEL_PATHS, model, models } from "./models.js";
 import type { Route, RouteContext } from "./route.js";
 
 export type { Handler, Route, RouteContext } from "./route.js";
@@ -29,5 +29,22 @@ export function routeTable(ctx: RouteContext): Map<string, Route> {
   }
   routes.set("GET /health", { handler: health(ctx), body: false });
   routes.set("GET /metrics", { handler: metrics(ctx), body: false });
+  routes.set(MODEL_ROUTE, { handler: model(ctx), body: false });
   return routes;
+}
+
+/** The key of the one route with a parameter: `GET /v1/models/{id}`. */
+const MODEL_ROUTE = "GET /v1/models/{id}";
+
+/** The route for a request: by its method and path, or the one route whose path has a parameter. */
+export function findRoute(
+  routes: Map<string, Route>,
+  method: string | undefined,
+  path: string,
+): Route | undefined {
+  const exact = routes.get(`${method} ${path}`);
+  if (exact) return exact;
+  if (method === "GET" && MODEL_PATHS.some((p) => path.startsWith(p) && path.length > p.length))
+    return routes.get(MODEL_ROUTE);
+  return undefined;
 }
