@@ -101,6 +101,16 @@ for (const backend of LOCAL_BACKENDS)
         assert.equal(result?.content, "21 degrees, sunny");
       });
 
+      if (m.structured === "tool")
+        test('withStructuredOutput { method: "jsonSchema" }: output_config.format constrains the backend', async () => {
+          const r = await chat
+            .withStructuredOutput(WeatherSchema, { method: "jsonSchema" })
+            .invoke("Weather in Paris");
+          assert.deepEqual(r, WEATHER);
+          const schema = backend.constraint(last()) as any;
+          assert.deepEqual(schema?.required?.sort(), ["city", "conditions", "temperature"]);
+        });
+
       test("withStructuredOutput (default method) gives the typed object", async () => {
         const structured = chat.withStructuredOutput(WeatherSchema);
         const r = await structured.invoke("Weather in Paris");
