@@ -90,7 +90,9 @@ export class HarmonyCandidate implements Candidate {
       break;
     }
     if (drafts.length === 0) return REJECT_ONE;
-    const calls = this.env.finish(drafts, "harmony", false, []);
+    // arguments cut off (the answer ended inside them) are not trusted without their required keys
+    const truncated = drafts.some((d) => d.repairs.includes("truncated"));
+    const calls = this.env.finish(drafts, "harmony", truncated, []);
     return calls ? { kind: "accept", end, calls, lead } : REJECT_ONE;
   }
 }
