@@ -17,7 +17,7 @@ import { Metrics } from "./metrics.js";
 import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
 import { createResponsesSurface } from "../surfaces/responses/index.js";
-import { OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
+import { findRoute, OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -190,7 +190,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     }
     const path = (req.url ?? "/").split("?")[0]!;
     const { routes, key } = live;
-    const route = routes.get(`${req.method} ${path}`);
+    const route = findRoute(routes, req.method, path);
     if (key && !OPEN_PATHS.has(path)) {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {
