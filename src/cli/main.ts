@@ -6,6 +6,7 @@ import { registerInit } from "./init.js";
 import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
+import { registerRequests } from "./requests.js";
 import { registerServe } from "./serve.js";
 import { registerService } from "./service.js";
 import { registerStatus } from "./status.js";
@@ -32,6 +33,7 @@ registerDoctor(program);
 registerService(program);
 registerStatus(program);
 registerLogs(program);
+registerRequests(program);
 registerPull(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

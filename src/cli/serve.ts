@@ -9,6 +9,8 @@ import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/dete
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../log.js";
+import { Journal } from "../journal/journal.js";
+import { journalSettings } from "../journal/settings.js";
 import { buildGateway } from "../server/app.js";
 import { redact } from "../redact.js";
 import { missingModels } from "../routing/served.js";
@@ -126,10 +128,14 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const off = (Object.keys(FAST_PATHS) as FastPath[]).filter((n) => !fastPaths.includes(n));
   if (off.length) log.info({ off }, "fast paths turned off (CLAWBRIDGE_FAST_PATHS): see docs/fast-paths.md");
 
+  // the request journal: on unless turned off; one that cannot be opened costs itself, not the gateway
+  const journalWanted = journalSettings(config);
+  const journal = journalWanted ? Journal.open(journalWanted, log) : undefined;
   let gateway: ReturnType<typeof buildGateway>;
   try {
-    gateway = buildGateway({ config, dispatcher, log, ...(hints ? { hints } : {}) });
+    gateway = buildGateway({ config, dispatcher, log, journal, ...(hints ? { hints } : {}) });
   } catch (e) {
+    journal?.close();
     if (e instanceof GatewayError) {
       process.stderr.write(`clawbridge: ${e.message}\n`);
       return 2;
@@ -143,6 +149,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     } catch (e) {
       process.stderr.write(`clawbridge: ${(e as Error).message}\n`);
       await gateway.close(0);
+      journal?.close();
       return 1;
     }
   }
@@ -158,6 +165,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
         : `clawbridge: cannot listen on ${config.server.host}:${config.server.port}: ${(e as Error).message}\n`,
     );
     await cleanup?.();
+    journal?.close();
     return 1;
   }
   const models = gateway.router.models();
@@ -174,6 +182,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log.warn(line);
   }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
+  if (journal) say(`  request journal: ${journal.path}  (clawbridge requests)`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -184,6 +193,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       gateway
         .close(5000)
         .then(() => dispatcher.close())
+        .then(() => journal?.close())
         .then(() => cleanup?.())
         .finally(resolve);
     };

@@ -9,6 +9,8 @@ import type { Dispatcher } from "../backends/http/client.js";
 import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
+import { RequestFeed } from "../journal/feed.js";
+import type { Journal } from "../journal/journal.js";
 import { Router } from "../routing/router.js";
 import { sendError, surfaceFor } from "./answer.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
@@ -16,6 +18,7 @@ import { DRAIN_AT_LEAST, ignore, parseBody, readBody } from "./body.js";
 import { Metrics } from "./metrics.js";
 import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
+import { RequestLog } from "./request-log.js";
 import { routeTable } from "./routes/index.js";
 
 export interface AppOptions {
@@ -26,12 +29,17 @@ export interface AppOptions {
   pingIntervalMs?: number;
   /** Lines for /health when nothing is configured: how to add a backend. */
   hints?: string[];
+  /** Where each request's entry is kept (none: the request line and the live feed only). */
+  journal?: Journal | undefined;
 }
 
 export interface Gateway {
   server: http.Server;
   router: Router;
   metrics: Metrics;
+  /** Requests in flight with their phase, and each one as it ends (see journal/feed.ts). */
+  feed: RequestFeed;
+  journal: Journal | undefined;
   /** Listens; resolves with the base URL. */
   listen(host: string, port: number): Promise<string>;
   /** Stops accepting; answers in flight get `graceMs` to finish before their sockets are closed. */
@@ -52,10 +60,24 @@ export function buildGateway(opts: AppOptions): Gateway {
   }
   const router = new Router(config, opts.dispatcher, log);
   const metrics = new Metrics();
+  const feed = new RequestFeed();
+  const requests = new RequestLog({
+    log,
+    metrics,
+    feed,
+    journal: opts.journal,
+    servedAs: (model) => router.servedAs(model),
+    isBackend: (name) => router.backends.has(name),
+    secrets: [
+      ...(config.server.masterKey ? [config.server.masterKey] : []),
+      ...config.backends.flatMap((b) => (b.apiKey ? [b.apiKey] : [])),
+    ],
+  });
   const routes = routeTable({
     config,
     router,
     metrics,
+    requests,
     log,
     // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
     keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
@@ -71,8 +93,10 @@ export function buildGateway(opts: AppOptions): Gateway {
   const bodies = new BodyParser();
   const key = config.server.masterKey;
 
-  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
+  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) => {
+    requests.of(req)?.failed(err);
     sendError(surfaceFor(req), res, err, log, "invalid");
+  };
 
   /**
    * Answers a request whose body is not read (the origin, the key, the route, the size or the time
@@ -92,7 +116,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     deadline = performance.now() + receiveMs,
   ) => {
     const answer = surfaceFor(req).encodeError(err);
-    log.debug({ status: answer.status, err: err.message }, "refused a request");
+    requests.of(req)?.failed(err);
     req.on("error", ignore);
     if (res.headersSent || res.destroyed) {
       req.destroy();
@@ -145,6 +169,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     connectionsCheckingInterval: Math.min(30_000, Math.max(10, Math.round(receiveMs / 10))),
   };
   const server = http.createServer(timeLimits, (req, res) => {
+    const trace = requests.begin(req, res, surfaceFor(req).name);
     const verdict = guard(req, res);
     if (verdict !== undefined) {
       if (verdict instanceof GatewayError) {
@@ -196,6 +221,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         } catch (e) {
           return fail(req, res, e as GatewayError);
         }
+        if (trace.capture) trace.captureRequest(body);
         run(body, bytes.length);
       },
       (e: unknown) => {
@@ -210,6 +236,8 @@ export function buildGateway(opts: AppOptions): Gateway {
     server,
     router,
     metrics,
+    feed,
+    journal: opts.journal,
     listen: (host, port) =>
       new Promise((resolve, reject) => {
         server.once("error", reject);

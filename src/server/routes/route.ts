@@ -4,6 +4,7 @@ import type { GatewayConfig } from "../../config/types.js";
 import type { Logger } from "../../log.js";
 import type { Router } from "../../routing/router.js";
 import type { Metrics } from "../metrics.js";
+import type { RequestLog } from "../request-log.js";
 
 /** Answers one request; `body` is the parsed JSON body for a route that reads one. */
 export type Handler = (
@@ -23,6 +24,8 @@ export interface RouteContext {
   config: GatewayConfig;
   router: Router;
   metrics: Metrics;
+  /** Each request's trace: what the routes learn goes there, written once when it ends. */
+  requests: RequestLog;
   log: Logger;
   /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
   keepAliveAfterMs: number;
