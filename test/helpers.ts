@@ -20,6 +20,7 @@ export interface StartOptions {
   pingIntervalMs?: number;
   discover?: boolean;
   log?: import("../src/log.js").Logger;
+  journal?: import("../src/journal/journal.js").Journal;
 }
 
 /** Starts a gateway in this process on a free loopback port. */
@@ -33,6 +34,7 @@ export async function startGateway(
     config: cfg,
     dispatcher,
     log: opts.log ?? silentLogger,
+    ...(opts.journal ? { journal: opts.journal } : {}),
     ...(opts.keepAliveAfterMs !== undefined ? { keepAliveAfterMs: opts.keepAliveAfterMs } : {}),
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
