@@ -144,10 +144,10 @@ export function registerRequests(program: Command): void {
     .description(
       "one request in full: its record, what the stages changed, its timeline, its bodies if captured",
     )
-    .option("-c, --config <file>", "config file (for journal.path)")
-    .option("--db <file>", "the journal file to read")
     .option("--json", "the entry as JSON")
-    .action((id: string, opts: { config?: string; db?: string; json?: boolean }) => {
+    .action((id: string, _opts: unknown, cmd: Command) => {
+      // --config and --db are the list's options, taken wherever they are written
+      const opts = cmd.optsWithGlobals<{ config?: string; db?: string; json?: boolean }>();
       const journal = openJournal(journalFile(opts));
       if (!journal) return;
       const e = journal.get(id);
