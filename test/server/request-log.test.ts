@@ -104,10 +104,13 @@ models:
     assert.equal(typeof l.duration_ms, "number");
   }
 
-  test("a success (Anthropic SDK): model → target, 200, times, tokens, tokens/s", async () => {
+  test("a success (Anthropic SDK): model → target, 200, times, tokens, the stages' notes", async () => {
     const n = requestLines().length;
     const client = new Anthropic({ baseURL: gw.url, apiKey: KEY, maxRetries: 0 });
-    const m = await client.messages.create(msg("hi") as any);
+    // a cache_control block: the normalize stage notes that it is dropped
+    const m = await client.messages.create(
+      msg("hi", { system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }] }) as any,
+    );
     assert.equal((m.content[0] as any).text, "Hello there, friend.");
     const l = await nextLine(n);
     common(l, "anthropic");
@@ -121,6 +124,7 @@ models:
     assert.equal(typeof l.queue_ms, "number");
     assert.equal(typeof l.ttft_ms, "number");
     assert.equal(l.cause, undefined);
+    assert.deepEqual(l.notes, ["cache_control"], "what the stages changed, by subject");
     assert.match(l.msg, /test-model → b\/fake-model: 200 in \d+ ms/);
   });
 
