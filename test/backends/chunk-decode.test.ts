@@ -586,18 +586,27 @@ async function open(url: string, dispatcher: ReturnType<typeof createDispatcher>
 
 describe("decodeResponse", () => {
   test("one batch per network chunk, the connection back in the pool at the end", async () => {
+    // the server writes its next chunk only once the last one has come out as a batch: each is a read of its
+    // own however slow the machine
+    let read: () => void = () => {};
+    const nextRead = () => new Promise<void>((r) => (read = r));
     await withServer(
       async (res) => {
         res.writeHead(200, { "content-type": "text/event-stream" });
         for (const t of ["a", "b", "c"]) {
+          const seen = nextRead();
           res.write(chunkOf(t));
-          await sleep(15);
+          await seen;
         }
         res.end(FINISH);
       },
       async (url, dispatcher) => {
         const res = await open(url, dispatcher);
-        const batches = await collectAll(decodeResponse("b", res, "sse", new ChatChunkDecoder("b")));
+        const batches: unknown[] = [];
+        for await (const batch of decodeResponse("b", res, "sse", new ChatChunkDecoder("b"))) {
+          batches.push(batch);
+          read();
+        }
         assert.deepEqual(batches, [
           [
             { type: "start", id: "c", model: "m" },

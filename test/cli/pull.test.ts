@@ -130,11 +130,13 @@ describe("clawbridge pull", () => {
     srv.breakAfter = 300_000;
     await assert.rejects(pull(`${srv.url}/flaky.gguf`, { dir: out }), /run the same pull again to resume/);
     const part = join(out, "flaky.gguf.part");
-    assert.equal(statSync(part).size, 300_000);
+    // what arrived before the break (all 300,000 bytes the server sent, or fewer on a slow machine) is kept
+    const had = statSync(part).size;
+    assert.ok(had > 0 && had <= 300_000, `${had} bytes kept`);
     srv.seen.length = 0;
     const got = await pull(`${srv.url}/flaky.gguf`, { dir: out });
-    assert.deepEqual(srv.seen, [{ path: "/flaky.gguf", range: "bytes=300000-" }]);
-    assert.equal(got.resumedFrom, 300_000);
+    assert.deepEqual(srv.seen, [{ path: "/flaky.gguf", range: `bytes=${had}-` }]);
+    assert.equal(got.resumedFrom, had);
     assert.equal(got.checkedAgainst, "server");
     assert.deepEqual(readFileSync(got.path), MODEL);
   });
