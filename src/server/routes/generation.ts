@@ -172,7 +172,7 @@ async function handleGeneration(
     res.off("close", onClose);
     if (trace) trace.outcome = outcome;
     // only names the gateway serves are labels: a client must not be able to grow the metrics without bound
-    const model = deps.router.servedAs(req.model) ?? "(unknown)";
+    const model = deps.router.servedAs(req.model) ?? "other";
     deps.metrics.requests.inc({ surface: surface.name, model, outcome });
   }
 }
