@@ -181,6 +181,7 @@ export class Attempts {
             log,
             exchange:
               observer.headers || observer.upstream ? watched(attempt.hooks, observer) : attempt.hooks,
+            ...(lane === "background" ? { background: true } : {}),
           }),
         );
         for (const stage of responseStages) events = stage(events, shaped, ctx);

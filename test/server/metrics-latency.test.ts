@@ -55,7 +55,10 @@ models:
     assert.match(text, /# TYPE clawbridge_request_duration_seconds histogram/);
     assert.match(text, /clawbridge_time_to_first_token_seconds_count\{model="test-model",backend="b"\} 3\n/);
     assert.match(text, /clawbridge_request_duration_seconds_count\{model="test-model",backend="b"\} 3\n/);
-    assert.match(text, /clawbridge_time_to_first_token_seconds_bucket\{model="test-model",backend="b",le="\+Inf"\} 3\n/);
+    assert.match(
+      text,
+      /clawbridge_time_to_first_token_seconds_bucket\{model="test-model",backend="b",le="\+Inf"\} 3\n/,
+    );
     // the failed ones: never sent, under one bounded label
     assert.match(text, /clawbridge_request_duration_seconds_count\{model="other",backend="none"\} 5\n/);
   });

@@ -109,7 +109,9 @@ models:
     const client = new Anthropic({ baseURL: gw.url, apiKey: KEY, maxRetries: 0 });
     // a cache_control block: the normalize stage notes that it is dropped
     const m = await client.messages.create(
-      msg("hi", { system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }] }) as any,
+      msg("hi", {
+        system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }],
+      }) as any,
     );
     assert.equal((m.content[0] as any).text, "Hello there, friend.");
     const l = await nextLine(n);
