@@ -7,6 +7,7 @@ import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
 import { registerReload } from "./reload.js";
+import { registerRequests } from "./requests.js";
 import { registerServe } from "./serve.js";
 import { registerService } from "./service.js";
 import { registerStatus } from "./status.js";
@@ -34,6 +35,7 @@ registerService(program);
 registerStatus(program);
 registerReload(program);
 registerLogs(program);
+registerRequests(program);
 registerPull(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
