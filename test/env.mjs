@@ -1,5 +1,5 @@
 /**
- * Loaded before every test run (`--import ./test/env.ts` in package.json): clawbridge's user state — the
+ * Loaded before every test run (`--import ./test/env.mjs` in package.json): clawbridge's user state — the
  * request journal that a spawned `clawbridge serve` opens by default — goes to a folder of the run's own,
  * removed at the end, never the user's ~/.clawbridge. The test files' processes and the CLIs they spawn
  * inherit it.
