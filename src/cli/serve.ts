@@ -12,6 +12,7 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../log.js"
 import { buildGateway } from "../server/app.js";
 import { redact } from "../redact.js";
 import { missingModels } from "../routing/served.js";
+import { offerModel } from "../setup/offer.js";
 
 export interface ServeOptions {
   /**
@@ -28,6 +29,8 @@ export interface ServeOptions {
   port?: string;
   logLevel?: string;
   logFile?: string;
+  /** With nothing to serve, download the catalogue model that fits without asking. */
+  yes?: boolean;
 }
 
 /** The config file to use: --config, $CLAWBRIDGE_CONFIG, or ./clawbridge.yaml when present. */
@@ -49,6 +52,10 @@ export function registerServe(program: Command): void {
     .option("-p, --port <port>", "listen port (default 4000)")
     .option("--log-level <level>", LOG_LEVELS.join(", "))
     .option("--log-file <file>", "write the JSON log to this file instead of stderr")
+    .option(
+      "-y, --yes",
+      "with no server and no model on disk, download the catalogue model that fits this machine without asking",
+    )
     .action(async (opts: ServeOptions) => {
       process.exitCode = await serve(opts);
     });
@@ -65,7 +72,16 @@ export async function serve(opts: ServeOptions): Promise<number> {
     if (file) config = loadConfigFile(file);
     else {
       const found = await detectLocalServers(dispatcher);
-      const embedded = found.length ? undefined : detectOnDisk();
+      let embedded = found.length ? undefined : detectOnDisk();
+      if (!found.length && !embedded) {
+        // from nothing: offer the model that fits this machine, served in-process once pulled
+        const pulled = await offerModel({
+          interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+          yes: Boolean(opts.yes),
+          log: say,
+        });
+        if (pulled) embedded = detectOnDisk();
+      }
       config = detectedConfig(embedded ? [embedded] : found);
       if (embedded) {
         say(
