@@ -79,6 +79,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
           interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
           yes: Boolean(opts.yes),
           log: say,
+          instead: false,
         });
         if (pulled) embedded = detectOnDisk();
       }

@@ -189,8 +189,8 @@ export interface MachineMemory {
 }
 
 export function gib(n: number): string {
-  const v = n / GiB;
-  return `${v >= 10 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} GiB`;
+  const v = (n / GiB).toFixed(1);
+  return `${v.endsWith(".0") ? v.slice(0, -2) : v} GiB`;
 }
 
 /**

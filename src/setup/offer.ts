@@ -33,6 +33,8 @@ export interface OfferOptions {
   /** Where the progress bar is drawn (default stderr). */
   progress?: NodeJS.WriteStream;
   signal?: AbortSignal;
+  /** Say what to do instead when nothing is pulled (default true; `serve` prints its own hints). */
+  instead?: boolean;
 }
 
 /** A download size as the model hosts print it: decimal gigabytes. */
@@ -40,10 +42,21 @@ export function downloadSize(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / 1e6))} MB`;
 }
 
+/** Asks on the terminal; the input closing answers no, Ctrl-C interrupts the process as anywhere else. */
 async function askOnTerminal(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const abort = new AbortController();
+  rl.once("SIGINT", () => {
+    process.stdout.write("\n");
+    abort.abort();
+    rl.close();
+    process.kill(process.pid, "SIGINT");
+  });
+  rl.once("close", () => abort.abort());
   try {
-    return await rl.question(question);
+    return await rl.question(question, { signal: abort.signal });
+  } catch {
+    return "n";
   } finally {
     rl.close();
   }
@@ -79,7 +92,7 @@ export async function offerModel(opts: OfferOptions): Promise<string | undefined
   const pick = pickModel(memory, entries);
   if (!pick.entry) {
     log(`No model to offer: ${pick.why}.`);
-    for (const line of instead(dir)) log(line);
+    if (opts.instead !== false) for (const line of instead(dir)) log(line);
     return undefined;
   }
   const entry = pick.entry;
@@ -90,7 +103,7 @@ export async function offerModel(opts: OfferOptions): Promise<string | undefined
       log(
         `Not downloading it without a terminal to ask on: run \`clawbridge serve --yes\` to download ${entry.id} ${entry.quant} (${size}) into ${dir} and serve it.`,
       );
-      for (const line of instead(dir)) log(line);
+      if (opts.instead !== false) for (const line of instead(dir)) log(line);
       return undefined;
     }
     const answer = (
@@ -102,7 +115,7 @@ export async function offerModel(opts: OfferOptions): Promise<string | undefined
       .toLowerCase();
     if (answer !== "" && answer !== "y" && answer !== "yes") {
       log("Not downloading.");
-      for (const line of instead(dir)) log(line);
+      if (opts.instead !== false) for (const line of instead(dir)) log(line);
       return undefined;
     }
   }
@@ -136,7 +149,7 @@ export async function offerModel(opts: OfferOptions): Promise<string | undefined
       return undefined;
     }
     log(`The download failed: ${e instanceof PullError ? e.message : (e as Error).message}`);
-    for (const line of instead(dir)) log(line);
+    if (opts.instead !== false) for (const line of instead(dir)) log(line);
     return undefined;
   }
 }

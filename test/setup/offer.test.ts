@@ -281,7 +281,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
     assert.equal(got, undefined);
     assert.match(
       s.lines[0]!,
-      /^No model to offer: no catalogue model fits 8 GiB \(test\): the smallest, tiny-agent, needs 70 GiB/,
+      /^No model to offer: no catalogue model fits 8 GiB \(test\): the smallest, tiny-agent, needs 70\.4 GiB/,
     );
   });
 
