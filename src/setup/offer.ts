@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
+import { loadEngine } from "../backends/embedded/engine.js";
 import { defaultModelsDir } from "../backends/embedded/find.js";
 import { formatBytes, PullError, progressPrinter, pull } from "../backends/embedded/pull.js";
 import {
@@ -35,6 +36,8 @@ export interface OfferOptions {
   signal?: AbortSignal;
   /** Say what to do instead when nothing is pulled (default true; `serve` prints its own hints). */
   instead?: boolean;
+  /** Loads the in-process engine (default: node-llama-cpp's import); a download it could not run is not offered. */
+  engine?: () => Promise<unknown>;
 }
 
 /** A download size as the model hosts print it: decimal gigabytes. */
@@ -97,6 +100,13 @@ export async function offerModel(opts: OfferOptions): Promise<string | undefined
   }
   const entry = pick.entry;
   const size = downloadSize(entry.sizeBytes);
+  try {
+    await (opts.engine ?? loadEngine)();
+  } catch (e) {
+    log(`Not offering ${entry.id} ${entry.quant} (${size}): ${(e as Error).message}.`);
+    if (opts.instead !== false) for (const line of instead(dir)) log(line);
+    return undefined;
+  }
   log(`Model for this machine: ${pick.why}.`);
   if (!opts.yes) {
     if (!opts.interactive) {

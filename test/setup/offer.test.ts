@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type { CatalogueEntry, MachineMemory } from "../../src/setup/catalogue.js";
+import { useEngineModule } from "../../src/backends/embedded/engine.js";
 import { offerModel } from "../../src/setup/offer.js";
 import { makeTinyGguf, REPO_ROOT } from "../fixtures/tiny-gguf.js";
 import { listenUrl } from "../helpers.js";
@@ -39,6 +40,8 @@ const NO_ENGINE = (await import("node-llama-cpp").then(
   ? "node-llama-cpp (an optional dependency) is not installed"
   : false;
 
+/** The offers below are not about the engine's presence (the last ones, through `serve`, need it). */
+const ENGINE_HERE = async () => undefined;
 const MEMORY: MachineMemory = { bytes: 8 * 1024 ** 3, label: "8 GiB GPU", source: "test", cpu: false };
 
 interface Host {
@@ -157,6 +160,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => s.lines.push(l),
       env: s.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       ask: async (q) => {
         asked.push(q);
         return "n";
@@ -182,6 +186,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => s.lines.push(l),
       env: s.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       ask: () => assert.fail("asked without a terminal"),
     });
     assert.equal(got, undefined);
@@ -201,6 +206,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => s.lines.push(l),
       env: s.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       ask: async () => "",
       progress: progress as unknown as NodeJS.WriteStream,
     });
@@ -229,6 +235,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => s.lines.push(l),
       env: s.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       progress: progressSink() as unknown as NodeJS.WriteStream,
     });
     assert.equal(got, undefined);
@@ -251,6 +258,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => s.lines.push(l),
       env: s.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       progress: progressSink() as unknown as NodeJS.WriteStream,
     });
     assert.equal(got, undefined);
@@ -263,6 +271,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
       log: (l) => ok.lines.push(l),
       env: ok.env,
       memory: MEMORY,
+      engine: ENGINE_HERE,
       progress: progressSink() as unknown as NodeJS.WriteStream,
     });
     assert.equal(path, join(ok.models, "tiny-agent.gguf"));
@@ -283,6 +292,24 @@ describe("from nothing: the offer, the pull, the answer", () => {
       s.lines[0]!,
       /^No model to offer: no catalogue model fits 8 GiB \(test\): the smallest, tiny-agent, needs 70\.4 GiB/,
     );
+  });
+
+  test("without the in-process engine installed, no download is offered that could not run", async () => {
+    const s = setup("no-engine", [entry("tiny-agent.gguf")]);
+    useEngineModule("node-llama-cpp-not-installed-here");
+    const got = await offerModel({
+      interactive: true,
+      yes: true,
+      log: (l) => s.lines.push(l),
+      env: s.env,
+      memory: MEMORY,
+    }).finally(() => useEngineModule());
+    assert.equal(got, undefined);
+    assert.match(
+      s.lines.join("\n"),
+      /Not offering tiny-agent F32 \(1 MB\): the embedded engine is not installed/,
+    );
+    assert.deepEqual(readdirSync(s.models), []);
   });
 
   function serve(args: string[], env: Record<string, string>) {
@@ -307,7 +334,9 @@ describe("from nothing: the offer, the pull, the answer", () => {
     }
   }
 
-  test("`clawbridge serve` without a terminal or --yes: the clear line, no download, the usual hints", async () => {
+  test("`clawbridge serve` without a terminal or --yes: the clear line, no download, the usual hints", {
+    skip: NO_ENGINE,
+  }, async () => {
     const s = setup("serve-no-tty", [entry("tiny-agent.gguf")]);
     const before = host.seen.length;
     const child = serve([], s.env);
