@@ -6,6 +6,7 @@ import { registerInit } from "./init.js";
 import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
+import { registerReload } from "./reload.js";
 import { registerServe } from "./serve.js";
 import { registerService } from "./service.js";
 import { registerStatus } from "./status.js";
@@ -31,6 +32,7 @@ registerClients(program);
 registerDoctor(program);
 registerService(program);
 registerStatus(program);
+registerReload(program);
 registerLogs(program);
 registerPull(program);
 
