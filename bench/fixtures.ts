@@ -306,6 +306,146 @@ export function openclawAnthropic(chunks: number): Json {
   };
 }
 
+// --- agent sessions, request by request (bench/cache.ts) ------------------------------------------
+// A session grows as an agent's does: each request resends the whole history, and each turn appends
+// an assistant tool call and its result, with a line from the user now and then. Conversations of one
+// client share its system prompt and tools; what the user and the tools say is the conversation's own.
+
+/** The requests of one OpenClaw conversation (OpenAI dialect, streaming): request n holds turns 0..n-1. */
+export function openclawSession(seed: number, count: number): Json[] {
+  const conv = conversation();
+  const rand = prng(0x5e55 + seed * 7919);
+  const messages: Json[] = [
+    { role: "system", content: conv.system },
+    { role: "user", content: `Session ${seed}: ${sentences(rand, 300)}` },
+  ];
+  const tools = conv.tools.map((t) => ({
+    type: "function",
+    function: { name: t.name, description: t.description, parameters: t.schema },
+  }));
+  const out: Json[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push({
+      model: BENCH_MODEL,
+      max_tokens: 4096,
+      stream: true,
+      stream_options: { include_usage: true },
+      tools,
+      messages: [...messages],
+    });
+    const tool = conv.tools[(i * 3 + seed) % conv.tools.length]!;
+    const id = `call_${seed}_${i}_${Math.floor(rand() * 1e9).toString(36)}`;
+    messages.push({
+      role: "assistant",
+      content: sentences(rand, 60),
+      tool_calls: [
+        {
+          id,
+          type: "function",
+          function: {
+            name: tool.name,
+            arguments: JSON.stringify({ path: `/src/${words(rand, 1)}_${i}.ts` }),
+          },
+        },
+      ],
+    });
+    messages.push({
+      role: "tool",
+      tool_call_id: id,
+      content: sentences(rand, 900 + Math.floor(rand() * 900)),
+    });
+    if (i % 4 === 3)
+      messages.push({ role: "user", content: sentences(rand, 100 + Math.floor(rand() * 150)) });
+  }
+  return out;
+}
+
+/** OpenClaw's background work for a conversation: a title request (no tools, a short output limit). */
+export function openclawBackground(seed: number, n: number): Json {
+  const rand = prng(0xb6 + seed * 31 + n);
+  return {
+    model: BENCH_MODEL,
+    max_tokens: 64,
+    stream: false,
+    messages: [
+      { role: "system", content: "Generate a concise title (at most six words) for this conversation." },
+      { role: "user", content: sentences(rand, 400) },
+    ],
+  };
+}
+
+let ccSystem: string | undefined;
+
+/** Claude Code's billing block: a new `cch` on every request (reference/claude-code-client.md). */
+function billingBlock(seed: number, n: number): string {
+  return `x-anthropic-billing-header: cc_version=2.1.332.a1b; cc_entrypoint=cli; cch=${((seed * 131 + n) * 7919).toString(16)};`;
+}
+
+/**
+ * The requests of one Claude Code conversation (Anthropic dialect, streaming): three system blocks,
+ * the first the volatile billing block; 12 tools; a late `system` message (a reminder) every turn.
+ */
+export function claudeCodeSession(seed: number, count: number): Json[] {
+  const conv = conversation();
+  ccSystem ??= systemPrompt(prng(0xcc), 40 * 1024).replace("OpenClaw", "Claude Code");
+  const rand = prng(0xc0de + seed * 104729);
+  const tools = conv.tools
+    .slice(0, 12)
+    .map((t) => ({ name: t.name, description: t.description, input_schema: t.schema }));
+  const messages: Json[] = [{ role: "user", content: `Session ${seed}: ${sentences(rand, 300)}` }];
+  const out: Json[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push({
+      model: BENCH_MODEL,
+      max_tokens: 8192,
+      stream: true,
+      system: [
+        { type: "text", text: billingBlock(seed, i) },
+        { type: "text", text: "You are Claude Code, Anthropic's official CLI for Claude." },
+        { type: "text", text: ccSystem, cache_control: { type: "ephemeral" } },
+      ],
+      tools,
+      messages: [...messages],
+    });
+    const tool = tools[(i * 5 + seed) % tools.length]!;
+    const id = `toolu_${seed}_${i}_${Math.floor(rand() * 1e9).toString(36)}`;
+    messages.push({
+      role: "system",
+      content: `<system-reminder>Turn ${i}: the todo list has ${1 + (i % 5)} open items.</system-reminder>`,
+    });
+    messages.push({
+      role: "assistant",
+      content: [
+        { type: "text", text: sentences(rand, 60) },
+        { type: "tool_use", id, name: tool.name, input: { path: `/src/${words(rand, 1)}_${i}.ts` } },
+      ],
+    });
+    const result: Json[] = [
+      { type: "tool_result", tool_use_id: id, content: sentences(rand, 900 + Math.floor(rand() * 900)) },
+    ];
+    if (i % 4 === 3) result.push({ type: "text", text: sentences(rand, 100 + Math.floor(rand() * 150)) });
+    messages.push({ role: "user", content: result });
+  }
+  return out;
+}
+
+/** Claude Code's background work: its topic/title check (no tools, a short system prompt). */
+export function claudeCodeBackground(seed: number, n: number): Json {
+  const rand = prng(0xcb + seed * 31 + n);
+  return {
+    model: BENCH_MODEL,
+    max_tokens: 512,
+    stream: false,
+    system: [
+      {
+        type: "text",
+        text: "Analyze if this message indicates a new conversation topic. If it does, extract a 2-3 word title.",
+      },
+    ],
+    messages: [{ role: "user", content: sentences(rand, 400) }],
+  };
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const show = (name: string, body: Json): void => {
     const bytes = Buffer.byteLength(JSON.stringify(body));

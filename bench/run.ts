@@ -26,6 +26,7 @@ import {
 import { type LoadResult, mergeResults, runLoad } from "./load.js";
 import { printQueueResult, runQueueBench } from "./queue.js";
 import { printEmbeddedResult, runEmbeddedBench } from "./embedded.js";
+import { printCacheResult, runCacheBench } from "./cache.js";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
@@ -56,6 +57,8 @@ interface Flags {
   queueS: number | null;
   /** the embedded bench (bench/embedded.ts) after the queue bench: its rounds, or null to skip it */
   embeddedRounds: number | null;
+  /** the prompt-cache bench (bench/cache.ts) after the embedded bench: its runs, or null to skip it */
+  cacheRuns: number | null;
   /** one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side (null: one, with the environment's) */
   fastPaths: string[] | null;
   /** other clawbridge builds to run side by side with this one, in the same rounds: [label, CLI path] */
@@ -85,6 +88,8 @@ function usage(): never {
       "  --skip-queue          do not run the queue bench (`--only queue` runs it alone)",
       "  --embedded-rounds <n> the embedded bench (GGUF in-process: clawbridge vs node-llama-cpp directly) rounds (default 12)",
       "  --skip-embedded       do not run the embedded bench (`--only embedded` runs it alone)",
+      "  --cache-runs <n>      the prompt-cache bench (agent sessions on a slot-caching llama.cpp fake) runs (default 3)",
+      "  --skip-cache          do not run the prompt-cache bench (`--only cache` runs it alone)",
       "  --fast-paths <set>    run one clawbridge per CLAWBRIDGE_FAST_PATHS setting, side by side in the same",
       "                        rounds (repeat it: --fast-paths 1 --fast-paths 0 --fast-paths -templates)",
       "  --also <label>=<cli> also run another clawbridge build (its dist/cli/main.js) side by side, in the",
@@ -110,6 +115,7 @@ function parseFlags(argv: string[]): Flags {
     timeoutS: 30,
     queueS: 60,
     embeddedRounds: 12,
+    cacheRuns: 3,
     fastPaths: null,
     also: [],
     dialects: null,
@@ -165,6 +171,12 @@ function parseFlags(argv: string[]): Flags {
         break;
       case "--skip-embedded":
         flags.embeddedRounds = null;
+        break;
+      case "--cache-runs":
+        flags.cacheRuns = Math.max(1, Math.round(num(a, argv[++i])));
+        break;
+      case "--skip-cache":
+        flags.cacheRuns = null;
         break;
       case "--fast-paths":
         flags.fastPaths = [...(flags.fastPaths ?? []), argv[++i] ?? ""];
@@ -725,14 +737,16 @@ async function main(): Promise<void> {
   );
   const queueS = flags.only === null || flags.only.includes("queue") ? flags.queueS : null;
   const embeddedRounds = flags.only === null || flags.only.includes("embedded") ? flags.embeddedRounds : null;
-  if (scenarios.length === 0 && (queueS !== null || embeddedRounds !== null)) {
+  const cacheRuns = flags.only === null || flags.only.includes("cache") ? flags.cacheRuns : null;
+  if (scenarios.length === 0 && (queueS !== null || embeddedRounds !== null || cacheRuns !== null)) {
     if (queueS !== null) await runQueue(flags, queueS);
     if (embeddedRounds !== null) await runEmbedded(flags, embeddedRounds);
+    if (cacheRuns !== null) await runCache(flags, cacheRuns);
     return;
   }
   if (scenarios.length === 0)
     throw new UsageError(
-      `--only matched no scenario (have: ${SCENARIOS.map((s) => s.id).join(", ")}, queue, embedded)`,
+      `--only matched no scenario (have: ${SCENARIOS.map((s) => s.id).join(", ")}, queue, embedded, cache)`,
     );
 
   // A hard bound on the whole run, whatever hangs: every cell at its worst (both phases running into the
@@ -1223,6 +1237,29 @@ async function main(): Promise<void> {
   await stopAll();
   if (queueS !== null) await runQueue(flags, queueS);
   if (embeddedRounds !== null) await runEmbedded(flags, embeddedRounds);
+  if (cacheRuns !== null) await runCache(flags, cacheRuns);
+}
+
+/** The prompt-cache bench (bench/cache.ts): agent sessions on a slot-caching llama.cpp fake, affinity on and off. */
+async function runCache(flags: Flags, runs: number): Promise<void> {
+  if (!existsSync(flags.clawbridgeCli)) {
+    process.stdout.write(
+      `\ncache bench skipped: ${flags.clawbridgeCli} is missing (run \`npm run build\`)\n`,
+    );
+    return;
+  }
+  process.stdout.write(`\n[cache] 20-turn agent sessions on a slot-caching llama.cpp fake, ${runs} run(s)\n`);
+  const r = await runCacheBench({
+    runs,
+    turns: 20,
+    rate: 1000,
+    clawbridgeCli: flags.clawbridgeCli,
+    resultsDir: RESULTS_DIR,
+  });
+  printCacheResult(r);
+  process.stdout.write(
+    `wrote ${join("bench", "results", "cache.json")} and ${join("bench", "results", "cache.md")}\n`,
+  );
 }
 
 /** The embedded bench (bench/embedded.ts): a GGUF run in-process, through clawbridge and directly. */

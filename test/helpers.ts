@@ -19,6 +19,8 @@ export interface StartOptions {
   keepAliveAfterMs?: number;
   pingIntervalMs?: number;
   discover?: boolean;
+  /** Watch the backends after the first discovery, as `clawbridge serve` does. */
+  watch?: boolean;
   log?: import("../src/log.js").Logger;
 }
 
@@ -37,6 +39,7 @@ export async function startGateway(
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
   if (opts.discover !== false) await gw.router.discover();
+  if (opts.watch) gw.router.startWatching();
   const url = await gw.listen("127.0.0.1", 0);
   return {
     ...gw,

@@ -281,7 +281,11 @@ export async function launch(
     }
     const model = gateway.models.find((m) => m.id === (opts.model ?? client.defaultModel(ids)))!;
     warn(`${client.title} on ${model.id}, through ${gateway.description}`);
-    for (const w of modelWarnings(client, model)) warn(`warning: ${w}`);
+    for (const w of [
+      ...modelWarnings(client, model),
+      ...(client.warnings?.(model.id, model.contextWindow) ?? []),
+    ])
+      warn(`warning: ${w}`);
     const plan = client.plan({
       baseUrl: gateway.baseUrl,
       apiKey: gateway.apiKey,

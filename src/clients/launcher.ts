@@ -49,4 +49,6 @@ export interface LaunchClient {
   /** The model to use when none is named: from the ids served. */
   defaultModel(ids: string[]): string;
   plan(t: LaunchTarget): LaunchPlan;
+  /** What this client in particular should be warned of for a model. */
+  warnings?(model: string, contextWindow?: number): string[];
 }

@@ -87,6 +87,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         ? Math.round(c.server.body_limit_mb * 1024 * 1024)
         : DEFAULT_BODY_LIMIT,
       ...(c.server?.receive_timeout_ms ? { receiveTimeoutMs: c.server.receive_timeout_ms } : {}),
+      ...(c.server?.watch_interval_s !== undefined
+        ? { watchIntervalMs: Math.round(c.server.watch_interval_s * 1000) }
+        : {}),
       ...(c.server?.cors_origins ? { corsOrigins: c.server.cors_origins } : {}),
       ...(c.server?.allowed_hosts ? { allowedHosts: c.server.allowed_hosts } : {}),
       ...(c.server?.answer_limit_mb

@@ -15,6 +15,8 @@ export interface GatewayConfig {
     bodyLimitBytes: number;
     /** How long a client has to send its request: the headers, then the body (default below). */
     receiveTimeoutMs?: number;
+    /** How often each backend is discovered again, ms (default DEFAULT_WATCH_INTERVAL_MS; 0: only on a change). */
+    watchIntervalMs?: number;
     /** Origins of the web pages that may use the gateway, as browsers write them; `*`: any page. */
     corsOrigins?: string[];
     /** Host names, besides the loopback ones, that requests to a loopback bind may be addressed to. */
@@ -70,6 +72,8 @@ export interface ModelConfig {
 export const DEFAULT_PORT = 4000;
 export const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 /** A 32 MB body takes well under a second on loopback, and a minute at 4.5 Mbit/s. */
+/** Each backend is asked what it has every 15 s: a late server or a new model is served within that. */
+export const DEFAULT_WATCH_INTERVAL_MS = 15_000;
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000;
 /** 32 Mi characters: far beyond the longest answer a model writes (some 100k tokens), well short of what strains memory. */
 export const DEFAULT_ANSWER_LIMIT = 32 * 1024 * 1024;

@@ -106,6 +106,8 @@ export interface SendContext {
    * request: a backend hands it to its HTTP client with each exchange (absent: nothing to tell).
    */
   exchange?: ExchangeHooks;
+  /** The request is background work (routing/lanes.ts: titles, summaries), not the agent's own turn. */
+  background?: boolean;
 }
 
 /** Hooks on one HTTP exchange with a backend. */

@@ -155,7 +155,13 @@ export class Attempts {
         counted = true;
         attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
         let events = attempt.watch(
-          backend.send(shaped, { profile, signal: attempt.signal, log, exchange: attempt.hooks }),
+          backend.send(shaped, {
+            profile,
+            signal: attempt.signal,
+            log,
+            exchange: attempt.hooks,
+            ...(lane === "background" ? { background: true } : {}),
+          }),
         );
         for (const stage of responseStages) events = stage(events, shaped, ctx);
         iterator = events[Symbol.asyncIterator]();

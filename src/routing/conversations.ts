@@ -4,12 +4,17 @@ import type { Message, Request } from "../ir/types.js";
  * Conversation affinity: which of a server's slots a request should go to so that its prompt
  * cache holds the conversation. Agents resend their whole history each turn; the slot whose last
  * prompt shares the longest prefix with this one (in whole messages) is where the conversation
- * is. A request that continues none goes to the least recently used idle slot, so it does not
- * evict a live conversation. A busy slot is still chosen when it holds the conversation (the
- * server queues the request for it), unless another idle slot holds it as well.
+ * is. A busy slot is still chosen when it holds the conversation (the server queues the request
+ * for it), unless another idle slot holds it as well.
+ *
+ * A request that continues none takes an idle slot that holds no conversation if it can, so it
+ * does not evict a live one: a background request (a title, a summary: see lanes.ts) the slot
+ * background work already used or an empty one, so with two or more slots background work keeps
+ * to a slot of its own; a new conversation an empty slot. Where none is free, the slot where it
+ * costs least (see `free`).
  */
 export class SlotChooser {
-  private slots: Array<{ keys: readonly string[]; busy: number; used: number }> = [];
+  private slots: Array<{ keys: readonly string[]; busy: number; used: number; background: boolean }> = [];
   private clock = 0;
 
   constructor(count: number) {
@@ -23,15 +28,17 @@ export class SlotChooser {
   /** The server's slot count, once known. */
   resize(count: number): void {
     const n = Math.max(1, Math.floor(count));
-    while (this.slots.length < n) this.slots.push({ keys: [], busy: 0, used: 0 });
+    while (this.slots.length < n) this.slots.push({ keys: [], busy: 0, used: 0, background: false });
     this.slots.length = n;
   }
 
-  /** The slot for a prompt made of `keys` (see `conversationKeys`), held until released. */
-  take(keys: readonly string[]): { slot: number; release(): void } {
+  /**
+   * The slot for a prompt made of `keys` (see `conversationKeys`), held until released;
+   * `background`: the request is in the background lane.
+   */
+  take(keys: readonly string[], background = false): { slot: number; release(): void } {
     let best = -1;
     let bestShared = 0;
-    let lru = -1;
     for (const [i, s] of this.slots.entries()) {
       // the system prompt and tools alone are shared by every conversation of one client
       const shared = commonPrefix(s.keys, keys);
@@ -41,12 +48,12 @@ export class SlotChooser {
         best = i;
         bestShared = shared;
       }
-      if (!s.busy && (lru < 0 || s.used < this.slots[lru]!.used)) lru = i;
     }
     let slot = best;
-    if (slot < 0) slot = lru >= 0 ? lru : this.leastBusy();
+    if (slot < 0) slot = this.free(keys, background);
     const s = this.slots[slot]!;
     s.keys = keys;
+    s.background = background;
     s.busy++;
     s.used = ++this.clock;
     let released = false;
@@ -60,6 +67,37 @@ export class SlotChooser {
     };
   }
 
+  /**
+   * The idle slot a request that continues nothing takes (none idle: the least busy).
+   * Background work: the least recently used slot that background work used or that is empty,
+   * else the least recently used. A conversation: the least recently used empty slot; else the
+   * slot where it costs least, counted in characters: what it reads there (past the prefix the
+   * slot shares with it: the system prompt and tools of the same client) plus, where the slot
+   * holds another conversation, what that one loses (its part past the shared prefix). So a
+   * conversation whose slot background work took reads only its own messages where that is
+   * cheaper than evicting nobody and reading everything.
+   */
+  private free(keys: readonly string[], background: boolean): number {
+    let at = -1;
+    let atCost = 0;
+    const size = sizeOf(keys);
+    for (const [i, s] of this.slots.entries()) {
+      if (s.busy) continue;
+      let cost: number;
+      if (background) cost = s.background || s.keys.length === 0 ? 0 : 1;
+      else if (s.keys.length === 0) cost = -1;
+      else {
+        const shared = sizeOf(keys, commonPrefix(s.keys, keys));
+        cost = size - shared + (s.background ? 0 : sizeOf(s.keys) - shared);
+      }
+      if (at < 0 || cost < atCost || (cost === atCost && s.used < this.slots[at]!.used)) {
+        at = i;
+        atCost = cost;
+      }
+    }
+    return at >= 0 ? at : this.leastBusy();
+  }
+
   private leastBusy(): number {
     let at = 0;
     for (const [i, s] of this.slots.entries()) if (s.busy < this.slots[at]!.busy) at = i;
@@ -67,15 +105,24 @@ export class SlotChooser {
   }
 }
 
+/** The size of a request's tools as JSON, kept per tools array. */
+const toolsSize = new WeakMap<object, number>();
+
 /** A message's key, kept per message object (the parse cache hands the same objects back turn after turn). */
 const keyOf = new WeakMap<Message, string>();
 
 /**
- * A prompt as a list of keys: one for the system prompt and tools, then one per message. Two
- * prompts share a prefix of keys where they share those messages.
+ * A prompt as a list of keys: one for the system prompt and tools, then one per message, each
+ * `size:hash` (size in characters). Two prompts share a prefix of keys where they share those
+ * messages.
  */
 export function conversationKeys(req: Request): string[] {
-  const keys = [`${req.system.length}:${hash(req.system)}:${req.tools.map((t) => t.name).join(",")}`];
+  let tools = toolsSize.get(req.tools);
+  if (tools === undefined) {
+    tools = JSON.stringify(req.tools).length;
+    toolsSize.set(req.tools, tools);
+  }
+  const keys = [`${req.system.length + tools}:${hash(req.system)}:${req.tools.map((t) => t.name).join(",")}`];
   for (const m of req.messages) {
     let k = keyOf.get(m);
     if (k === undefined) {
@@ -86,6 +133,13 @@ export function conversationKeys(req: Request): string[] {
     keys.push(k);
   }
   return keys;
+}
+
+/** The characters of the first `n` keys (all by default). */
+function sizeOf(keys: readonly string[], n = keys.length): number {
+  let size = 0;
+  for (let i = 0; i < n; i++) size += Number.parseInt(keys[i]!, 10) || 0;
+  return size;
 }
 
 function commonPrefix(a: readonly string[], b: readonly string[]): number {

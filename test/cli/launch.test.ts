@@ -19,7 +19,7 @@ const fs = require("node:fs");
 (async () => {
   const e = process.env;
   const out = { argv: process.argv.slice(2), env: {} };
-  for (const k of ["ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "CLAWBRIDGE_API_KEY", "OPENCLAW_CONFIG_PATH"])
+  for (const k of ["ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "CLAWBRIDGE_API_KEY", "OPENCLAW_CONFIG_PATH", "CLAUDE_CODE_MAX_CONTEXT_TOKENS"])
     if (e[k] !== undefined) out.env[k] = e[k];
   if (e.OPENCLAW_CONFIG_PATH) out.openclawConfig = JSON.parse(fs.readFileSync(e.OPENCLAW_CONFIG_PATH, "utf8"));
   if (e.ANTHROPIC_BASE_URL) {
@@ -135,6 +135,10 @@ describe("clawbridge launch", () => {
     );
     // the served window (8192) is below what Claude Code needs: said, in words
     assert.match(out, /claude-sonnet-4-5 serves a 8192-token window, but Claude Code needs at least 32768/);
+    assert.match(
+      out,
+      /Claude Code takes its own window for the Claude model name claude-sonnet-4-5 \(200k\)/,
+    );
     assert.match(out, /the gateway's log is .*gateway\.log/);
     assert.ok(await refused(r.env.ANTHROPIC_BASE_URL), "the session's gateway still listens");
     assert.deepEqual(snapshot(h), before, "HOME changed");
@@ -151,6 +155,7 @@ describe("clawbridge launch", () => {
       const r = clientReport(ok.out);
       assert.equal(r.env.ANTHROPIC_BASE_URL, gw.url);
       assert.equal(r.env.ANTHROPIC_MODEL, "qwen-big");
+      assert.equal(r.env.CLAUDE_CODE_MAX_CONTEXT_TOKENS, "40000");
       assert.equal(r.text, "Hello from the fake.");
       assert.match(ok.out, /through the clawbridge already running at/);
       assert.doesNotMatch(ok.out, /window/, "40000 tokens is enough: no warning");

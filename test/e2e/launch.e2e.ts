@@ -29,27 +29,19 @@ import { codexOverrides } from "../../src/clients/codex.js";
 import { startOllamaFake } from "../fakes/ollama.js";
 import type { FakeServer, RecordedRequest } from "../fakes/script.js";
 import { oneBackend, startGateway } from "../helpers.js";
+import { CLAUDE_BIN } from "./claude-code.js";
 import { E2E_DIR, REPO_ROOT } from "./openclaw.js";
 
 // keep in step with scripts/e2e-setup.mjs
-const CLAUDE_EXE = join(
-  E2E_DIR,
-  "claude-code",
-  "node_modules",
-  "@anthropic-ai",
-  "claude-code",
-  "bin",
-  "claude.exe",
-);
 const CODEX_JS = join(E2E_DIR, "codex", "node_modules", "@openai", "codex", "bin", "codex.js");
 
 /** A folder holding `claude` and `codex` as npm's global install names them, and node. */
 function clientBin(): string {
-  for (const f of [CLAUDE_EXE, CODEX_JS]) {
+  for (const f of [CLAUDE_BIN, CODEX_JS]) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run \`node scripts/e2e-setup.mjs\``);
   }
   const bin = mkdtempSync(join(tmpdir(), "clawbridge-e2e-bin-"));
-  symlinkSync(CLAUDE_EXE, join(bin, "claude"));
+  symlinkSync(CLAUDE_BIN, join(bin, "claude"));
   writeFileSync(join(bin, "codex"), `#!/bin/sh\nexec "${process.execPath}" "${CODEX_JS}" "$@"\n`, {
     mode: 0o755,
   });

@@ -80,10 +80,10 @@ export class FakeHost implements FakeServer {
     });
   }
 
-  async listen(): Promise<void> {
+  async listen(port = listenOn.port): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(listenOn.port, "127.0.0.1", () => {
+      this.server.listen(port, "127.0.0.1", () => {
         this.server.off("error", reject);
         resolve();
       });
@@ -342,13 +342,14 @@ export class FakeHost implements FakeServer {
 /** The port fakes listen on: 0 (OS-assigned) unless a runner (test/fakes/run.ts) asks for one. */
 export const listenOn = { port: 0 };
 
-/** Starts a fake on 127.0.0.1 with an OS-assigned port. */
+/** Starts a fake on 127.0.0.1 with an OS-assigned port, or the one given (a server started again). */
 export async function startFake(
   handler: Handler,
   reply: ReplyFn | ScriptedReply | undefined,
+  port?: number,
 ): Promise<FakeHost> {
   const host = new FakeHost(handler, reply);
-  await host.listen();
+  await host.listen(port);
   return host;
 }
 

@@ -615,8 +615,8 @@ function commonPrefix(a: number[], b: number[]): number {
   return i;
 }
 
-/** The prompt's tokens as the model reads them: BOS, then the rendered chat. */
-function promptIds(body: Obj): number[] {
+/** The prompt's tokens as the model reads them: BOS, then the rendered chat (exported for bench/cache.ts). */
+export function promptIds(body: Obj): number[] {
   return [BOS_ID, ...fakeTokenIds(renderChat(body.messages, body.tools), true)];
 }
 const BOS_ID = 1;

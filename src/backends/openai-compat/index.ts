@@ -87,7 +87,7 @@ export class OpenAICompatBackend implements Backend {
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;
 
-  constructor(private readonly opts: BackendOptions<{ flavor?: string }>) {
+  constructor(private readonly opts: BackendOptions<{ flavor?: string; cacheAffinity?: boolean }>) {
     this.name = opts.name;
     this.baseUrl = openaiRoot(opts.baseUrl);
     const flavor = opts.settings.flavor ?? "";
@@ -100,12 +100,13 @@ export class OpenAICompatBackend implements Backend {
     if (this.flavor === "llamacpp") {
       this.countTokens = (req, profile) => this.tokenize(req, profile);
       this.askConcurrency = () => this.slots();
-      this.affinity = new SlotChooser(1);
+      // `cache_affinity: false`: no id_slot, the server picks the slot itself (for comparison)
+      if (opts.settings.cacheAffinity !== false) this.affinity = new SlotChooser(1);
     }
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
-    const lease = this.affinity?.take(conversationKeys(req));
+    const lease = this.affinity?.take(conversationKeys(req), ctx.background === true);
     try {
       yield* this.exchange(req, ctx, lease && { cache_prompt: true, id_slot: lease.slot });
     } finally {

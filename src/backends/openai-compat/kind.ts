@@ -22,12 +22,16 @@ const START: Partial<Record<Flavor, string>> = {
 };
 
 /** Anything that speaks `/v1/chat/completions`; `flavor` says which server it is, for its quirks. */
-export const openaiCompatKind = defineKind<{ flavor?: Flavor }>({
+export const openaiCompatKind = defineKind<{ flavor?: Flavor; cacheAffinity?: boolean }>({
   errors: OPENAI_COMPAT_ERRORS,
   kind: "openai-compat",
   label: "OpenAI-compatible",
   names: FLAVORS,
-  fields: { flavor: z.enum(FLAVORS).optional() },
+  fields: {
+    flavor: z.enum(FLAVORS).optional(),
+    // llama.cpp: send each conversation to the slot that holds its prompt (default true)
+    cache_affinity: z.boolean().optional(),
+  },
   create: (o) => new OpenAICompatBackend(o),
   local: [
     { name: "llamacpp", url: "http://127.0.0.1:8080/v1", probe: "/models", settings: { flavor: "llamacpp" } },

@@ -5,6 +5,11 @@ import type { Logger } from "../../log.js";
 import type { Router } from "../../routing/router.js";
 import type { Metrics } from "../metrics.js";
 
+/** What a reload came to: taken (and what only a restart changes), or refused and why. */
+export type ReloadOutcome =
+  | { ok: true; source: string; models: string[]; needsRestart: string[] }
+  | { ok: false; error: string };
+
 /** Answers one request; `body` is the parsed JSON body for a route that reads one. */
 export type Handler = (
   req: IncomingMessage,
@@ -32,4 +37,6 @@ export interface RouteContext {
   answerLimitChars?: number | undefined;
   /** Lines for /health when nothing is configured: how to add a backend. */
   hints?: string[] | undefined;
+  /** Re-reads the config file (POST /admin/reload); none when there is no file to read. */
+  reload?: (() => Promise<ReloadOutcome>) | undefined;
 }
