@@ -22,6 +22,7 @@ export interface StartOptions {
   /** Watch the backends after the first discovery, as `clawbridge serve` does. */
   watch?: boolean;
   log?: import("../src/log.js").Logger;
+  journal?: import("../src/journal/journal.js").Journal;
 }
 
 /** Starts a gateway in this process on a free loopback port. */
@@ -35,6 +36,7 @@ export async function startGateway(
     config: cfg,
     dispatcher,
     log: opts.log ?? silentLogger,
+    ...(opts.journal ? { journal: opts.journal } : {}),
     ...(opts.keepAliveAfterMs !== undefined ? { keepAliveAfterMs: opts.keepAliveAfterMs } : {}),
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });

@@ -8,6 +8,7 @@ import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
 import { registerReload } from "./reload.js";
+import { registerRequests } from "./requests.js";
 import { registerServe } from "./serve.js";
 import { registerService } from "./service.js";
 import { registerStatus } from "./status.js";
@@ -35,6 +36,7 @@ registerService(program);
 registerStatus(program);
 registerReload(program);
 registerLogs(program);
+registerRequests(program);
 registerPull(program);
 registerLaunch(program);
 

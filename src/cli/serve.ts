@@ -9,6 +9,8 @@ import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/dete
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../log.js";
+import { Journal } from "../journal/journal.js";
+import { journalSettings } from "../journal/settings.js";
 import { buildGateway } from "../server/app.js";
 import type { ReloadOutcome } from "../server/routes/index.js";
 import { redact } from "../redact.js";
@@ -127,6 +129,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const off = (Object.keys(FAST_PATHS) as FastPath[]).filter((n) => !fastPaths.includes(n));
   if (off.length) log.info({ off }, "fast paths turned off (CLAWBRIDGE_FAST_PATHS): see docs/fast-paths.md");
 
+  // the request journal: on unless turned off; one that cannot be opened costs itself, not the gateway
+  const journalWanted = journalSettings(config);
+  const journal = journalWanted ? Journal.open(journalWanted, log) : undefined;
   let gateway: ReturnType<typeof buildGateway>;
   // one reload at a time (SIGHUP, POST /admin/reload); each re-reads the file
   let reloading: Promise<unknown> = Promise.resolve();
@@ -140,10 +145,12 @@ export async function serve(opts: ServeOptions): Promise<number> {
       config,
       dispatcher,
       log,
+      journal,
       ...(hints ? { hints } : {}),
       ...(file ? { reload: () => reload("clawbridge reload") } : {}),
     });
   } catch (e) {
+    journal?.close();
     if (e instanceof GatewayError) {
       process.stderr.write(`clawbridge: ${e.message}\n`);
       return 2;
@@ -168,6 +175,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       process.stderr.write(`clawbridge: ${(e as Error).message}\n`);
       process.off("SIGHUP", onHangup);
       await gateway.close(0);
+      journal?.close();
       return 1;
     }
   }
@@ -185,6 +193,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     );
     process.off("SIGHUP", onHangup);
     await cleanup?.();
+    journal?.close();
     return 1;
   }
   const models = gateway.router.models();
@@ -201,6 +210,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log.warn(line);
   }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
+  if (journal) say(`  request journal: ${journal.path}  (clawbridge requests)`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -211,6 +221,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
       gateway
         .close(5000)
         .then(() => dispatcher.close())
+        .then(() => journal?.close())
         .then(() => cleanup?.())
         .finally(resolve);
     };

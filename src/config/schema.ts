@@ -205,6 +205,19 @@ export const NativeConfigSchema = z.strictObject({
       file: z.string().optional(),
     })
     .optional(),
+  // the request journal (src/journal): false turns it off
+  journal: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        enabled: z.boolean().optional(),
+        path: z.string().min(1).optional(),
+        max_mb: z.number().positive().optional(),
+        max_age_days: z.number().positive().optional(),
+        capture: z.boolean().optional(),
+      }),
+    ])
+    .optional(),
   backends: z.record(z.string().min(1), BackendEntry).optional(),
   models: z.record(z.string().min(1), z.union([Target, z.array(Target).min(1)])).optional(),
   fallbacks: z.record(z.string(), z.array(z.string())).optional(),

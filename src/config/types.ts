@@ -25,6 +25,8 @@ export interface GatewayConfig {
     answerLimitChars?: number;
   };
   log: { level: string; file?: string };
+  /** The request journal (journal.path etc.); absent: on, at its default place and bounds. */
+  journal?: JournalConfig;
   backends: BackendConfig[];
   models: ModelConfig[];
   /** alias → aliases to try, in order, when it fails. */
@@ -35,6 +37,16 @@ export interface GatewayConfig {
   timeouts?: Partial<Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
   backgroundLane?: LaneRule[];
+}
+
+/** `journal:` in the config: where the request journal is, its bounds, whether bodies are kept. */
+export interface JournalConfig {
+  /** false: no journal (the request lines are still written). */
+  enabled: boolean;
+  path?: string;
+  maxMb?: number;
+  maxAgeDays?: number;
+  capture?: boolean;
 }
 
 /** A backend: the fields every kind has (name, kind, url, key, headers, its kind's settings) and these. */

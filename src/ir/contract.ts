@@ -116,6 +116,8 @@ export interface ExchangeHooks {
   connectMs?: number;
   /** Called when the response head arrives: the backend is no longer loading. */
   onHeaders?(): void;
+  /** Called with the request's body as it is sent (the journal's capture; set only when it is on). */
+  onBody?(body: string | Buffer): void;
 }
 
 export interface Backend {

@@ -1,5 +1,5 @@
 import { countPrompt } from "../context/count.js";
-import type { ModelProfile } from "../ir/contract.js";
+import type { ExchangeHooks, ModelProfile } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
@@ -14,14 +14,33 @@ import type { Slot } from "./queue.js";
 import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
 
 export interface RouteObserver extends PlaceObserver {
-  /** Called with the subject of each note a stage made (dropped fields and the like). */
-  note?(subject: NoteSubject): void;
+  /** Called with each note a stage made (dropped fields and the like): its subject and detail. */
+  note?(subject: NoteSubject, detail: string): void;
+  /** Called when the request is sent to a target: its backend and the model's name there. */
+  sending?(backend: string, model: string): void;
+  /** Called when the backend's response head arrives (it has loaded the model; it reads the prompt). */
+  headers?(): void;
+  /** Called with the body sent upstream; given, the HTTP client hands it over (capture). */
+  upstream?(body: string | Buffer): void;
   /** Called for each thing a response stage did (a rescued tool call, a repair). */
   count?(what: string, n?: number): void;
   /** Called with the prompt tokens a backend reported: read afresh, and held by its cache (undefined: unknown). */
   promptTokens?(model: string, evaluated: number, cached: number | undefined): void;
   /** Called when routing moves on from a failed target. */
   switched?(from: ModelProfile, reason: GatewayError): void;
+}
+
+/** An exchange's hooks that tell the observer too: the response head, the body sent. */
+function watched(hooks: ExchangeHooks, observer: RouteObserver): ExchangeHooks {
+  const { headers, upstream } = observer;
+  return {
+    ...hooks,
+    onHeaders: () => {
+      hooks.onHeaders?.();
+      headers?.();
+    },
+    ...(upstream ? { onBody: upstream } : {}),
+  };
 }
 
 /** The targets a model name resolves to, in the order they are tried. */
@@ -138,7 +157,7 @@ export class Attempts {
         const shaped = r instanceof Promise ? await r : r;
         if (ctx.notes.length) {
           log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
-          for (const n of ctx.notes) observer.note?.(n.subject);
+          for (const n of ctx.notes) observer.note?.(n.subject, n.detail);
         }
         try {
           slot ??=
@@ -154,12 +173,14 @@ export class Attempts {
         target.inFlight++;
         counted = true;
         attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
+        observer.sending?.(backend.name, profile.model);
         let events = attempt.watch(
           backend.send(shaped, {
             profile,
             signal: attempt.signal,
             log,
-            exchange: attempt.hooks,
+            exchange:
+              observer.headers || observer.upstream ? watched(attempt.hooks, observer) : attempt.hooks,
             ...(lane === "background" ? { background: true } : {}),
           }),
         );

@@ -4,6 +4,7 @@ import type { GatewayConfig, TargetConfig } from "../config/types.js";
 import type { Backend, ContextInfo, DiscoveredModel, ModelProfile } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
+import { claudeTierAlias } from "../surfaces/anthropic/claude-names.js";
 import { ModelState } from "./model-state.js";
 import { type Place, discoveredProfile, profileOf } from "./profiles.js";
 
@@ -235,8 +236,18 @@ export class ModelRegistry {
    * does. Never the client's name for a model no entry has: it would be a label without bound.
    */
   servedAs(model: string): string | undefined {
-    if (this.entries.has(model)) return model;
-    return this.entries.has("*") ? "*" : undefined;
+    return this.entryFor(model)?.alias;
+  }
+
+  /**
+   * The entry a client's name means: its own; for a Claude name the config has no entry for, the
+   * alias of its tier (see claude-names.ts); then the catch-all `*`.
+   */
+  private entryFor(model: string): Entry | undefined {
+    const own = this.entries.get(model);
+    if (own) return own;
+    const tier = claudeTierAlias(model, this.entries.keys());
+    return (tier !== undefined ? this.entries.get(tier) : undefined) ?? this.entries.get("*");
   }
 
   /**
@@ -244,7 +255,7 @@ export class ModelRegistry {
    * least first; ties keep config order), then its fallback chain.
    */
   resolve(model: string, busy?: (t: Target) => number): readonly Target[] {
-    const entry = this.entries.get(model) ?? this.entries.get("*");
+    const entry = this.entryFor(model);
     if (!entry) {
       const known = [...this.entries.keys()];
       throw new GatewayError(

@@ -9,6 +9,8 @@ import type { Dispatcher } from "../backends/http/client.js";
 import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
+import { RequestFeed } from "../journal/feed.js";
+import type { Journal } from "../journal/journal.js";
 import { Router } from "../routing/router.js";
 import { sendError, surfaceFor } from "./answer.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
@@ -16,8 +18,9 @@ import { DRAIN_AT_LEAST, ignore, parseBody, readBody } from "./body.js";
 import { Metrics } from "./metrics.js";
 import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
+import { RequestLog } from "./request-log.js";
 import { createResponsesSurface } from "../surfaces/responses/index.js";
-import { OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
+import { findRoute, OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -27,6 +30,8 @@ export interface AppOptions {
   pingIntervalMs?: number;
   /** Lines for /health when nothing is configured: how to add a backend. */
   hints?: string[];
+  /** Where each request's entry is kept (none: the request line and the live feed only). */
+  journal?: Journal | undefined;
   /** Re-reads the config file and reloads (POST /admin/reload): serve's, the same as SIGHUP. */
   reload?: () => Promise<ReloadOutcome>;
 }
@@ -38,6 +43,9 @@ export interface Gateway {
   /** The config in effect. */
   readonly config: GatewayConfig;
   metrics: Metrics;
+  /** Requests in flight with their phase, and each one as it ends (see journal/feed.ts). */
+  feed: RequestFeed;
+  journal: Journal | undefined;
   /** Listens; resolves with the base URL. */
   listen(host: string, port: number): Promise<string>;
   /** Stops accepting; answers in flight get `graceMs` to finish before their sockets are closed. */
@@ -76,6 +84,24 @@ export function buildGateway(opts: AppOptions): Gateway {
   };
   keyCheck(config);
   const metrics = new Metrics();
+  const feed = new RequestFeed();
+  // keys never written: those of every config the gateway has had (a reload adds the new ones)
+  const secrets: string[] = [];
+  const keysOf = (c: GatewayConfig) => {
+    for (const k of [c.server.masterKey, ...c.backends.map((b) => b.apiKey)])
+      if (k && !secrets.includes(k)) secrets.push(k);
+  };
+  keysOf(config);
+  const requests = new RequestLog({
+    log,
+    metrics,
+    feed,
+    journal: opts.journal,
+    // labels: the names the router new requests get serves (a reload's)
+    servedAs: (model) => live.router.servedAs(model),
+    isBackend: (name) => live.router.backends.has(name),
+    secrets,
+  });
   // one store of recent responses (previous_response_id) for the gateway's life, across reloads
   const responses = createResponsesSurface();
   /** What a config makes for new requests: its router and the routes that use it. */
@@ -86,6 +112,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         config: c,
         router,
         metrics,
+        requests,
         log,
         // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
         keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
@@ -106,8 +133,10 @@ export function buildGateway(opts: AppOptions): Gateway {
   // agents resend their conversation every turn: what a body shares with the last ones is not parsed again
   const bodies = new BodyParser();
 
-  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
+  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) => {
+    requests.of(req)?.failed(err);
     sendError(surfaceFor(req), res, err, log, "invalid");
+  };
 
   /**
    * Answers a request whose body is not read (the origin, the key, the route, the size or the time
@@ -127,7 +156,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     deadline = performance.now() + receiveMs,
   ) => {
     const answer = surfaceFor(req).encodeError(err);
-    log.debug({ status: answer.status, err: err.message }, "refused a request");
+    requests.of(req)?.failed(err);
     req.on("error", ignore);
     if (res.headersSent || res.destroyed) {
       req.destroy();
@@ -180,6 +209,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     connectionsCheckingInterval: Math.min(30_000, Math.max(10, Math.round(receiveMs / 10))),
   };
   const server = http.createServer(timeLimits, (req, res) => {
+    const trace = requests.begin(req, res, surfaceFor(req).name);
     const verdict = guard(req, res);
     if (verdict !== undefined) {
       if (verdict instanceof GatewayError) {
@@ -190,7 +220,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     }
     const path = (req.url ?? "/").split("?")[0]!;
     const { routes, key } = live;
-    const route = routes.get(`${req.method} ${path}`);
+    const route = findRoute(routes, req.method, path);
     if (key && !OPEN_PATHS.has(path)) {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {
@@ -232,6 +262,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         } catch (e) {
           return fail(req, res, e as GatewayError);
         }
+        if (trace.capture) trace.captureRequest(body);
         run(body, bytes.length);
       },
       (e: unknown) => {
@@ -251,6 +282,8 @@ export function buildGateway(opts: AppOptions): Gateway {
       return live.config;
     },
     metrics,
+    feed,
+    journal: opts.journal,
     reload: async (next) => {
       keyCheck(next);
       const needsRestart = FIXED_SERVER_SETTINGS.filter(
@@ -262,6 +295,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         if (config.server[k] === undefined) delete server[k];
         else server[k] = config.server[k];
       }
+      keysOf(next);
       const fresh = build(next, live.router);
       await fresh.router.discover();
       fresh.router.startWatching();

@@ -447,6 +447,8 @@ export interface Plan {
   reasoningChunks: string[];
   toolCalls: PlannedToolCall[];
   finish: "stop" | "length" | "tool_calls";
+  /** The stop sequence that ended the answer, when the script says one did. */
+  stopSequence?: string;
   chunkSize: number;
   /** Content-bearing chunks: reasoning + text chunks, and per tool call its start and its argument deltas. */
   contentChunks: number;
@@ -467,7 +469,18 @@ export function planReply(reply: ScriptedReply, makeToolId: () => string): Plan 
   const finish = reply.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop");
   const contentChunks =
     textChunks.length + reasoningChunks.length + toolCalls.reduce((n, c) => n + 1 + c.argChunks.length, 0);
-  return { text, reasoning, textChunks, reasoningChunks, toolCalls, finish, chunkSize, contentChunks };
+  const plan: Plan = {
+    text,
+    reasoning,
+    textChunks,
+    reasoningChunks,
+    toolCalls,
+    finish,
+    chunkSize,
+    contentChunks,
+  };
+  if (reply.stopSequence !== undefined) plan.stopSequence = reply.stopSequence;
+  return plan;
 }
 
 /** Splits by code points so a surrogate pair is never cut in half. Always returns at least one element. */

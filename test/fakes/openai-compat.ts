@@ -762,7 +762,7 @@ const vllm: Dialect = {
   chunks: (a) => {
     const chunk = (delta: Obj, finish: string | null): Obj => {
       const choice: Obj = { index: 0, delta, logprobs: null, finish_reason: finish };
-      if (finish !== null) choice.stop_reason = null;
+      if (finish !== null) choice.stop_reason = a.plan.stopSequence ?? null;
       return {
         id: a.id,
         object: "chat.completion.chunk",
@@ -824,7 +824,7 @@ const vllm: Dialect = {
         },
         logprobs: null,
         finish_reason: a.plan.finish,
-        stop_reason: null,
+        stop_reason: a.plan.stopSequence ?? null,
       },
     ],
     usage: {

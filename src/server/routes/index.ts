@@ -6,7 +6,7 @@ import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
 import { health, hello } from "./health.js";
 import { metrics } from "./metrics.js";
-import { models } from "./models.js";
+import { MODEL_PATHS, model, models } from "./models.js";
 import { reload } from "./reload.js";
 import type { Route, RouteContext } from "./route.js";
 
@@ -39,5 +39,22 @@ export function routeTable(
   routes.set("HEAD /api/hello", { handler: hello, body: false });
   routes.set("GET /api/hello", { handler: hello, body: false });
   routes.set("POST /admin/reload", { handler: reload(ctx.reload), body: false });
+  routes.set(MODEL_ROUTE, { handler: model(ctx), body: false });
   return routes;
+}
+
+/** The key of the one route with a parameter: `GET /v1/models/{id}`. */
+const MODEL_ROUTE = "GET /v1/models/{id}";
+
+/** The route for a request: by its method and path, or the one route whose path has a parameter. */
+export function findRoute(
+  routes: Map<string, Route>,
+  method: string | undefined,
+  path: string,
+): Route | undefined {
+  const exact = routes.get(`${method} ${path}`);
+  if (exact) return exact;
+  if (method === "GET" && MODEL_PATHS.some((p) => path.startsWith(p) && path.length > p.length))
+    return routes.get(MODEL_ROUTE);
+  return undefined;
 }

@@ -4,6 +4,7 @@ import type { GatewayConfig } from "../../config/types.js";
 import type { Logger } from "../../log.js";
 import type { Router } from "../../routing/router.js";
 import type { Metrics } from "../metrics.js";
+import type { RequestLog } from "../request-log.js";
 
 /** What a reload came to: taken (and what only a restart changes), or refused and why. */
 export type ReloadOutcome =
@@ -28,6 +29,8 @@ export interface RouteContext {
   config: GatewayConfig;
   router: Router;
   metrics: Metrics;
+  /** Each request's trace: what the routes learn goes there, written once when it ends. */
+  requests: RequestLog;
   log: Logger;
   /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
   keepAliveAfterMs: number;
