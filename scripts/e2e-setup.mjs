@@ -12,7 +12,7 @@
 // other. test/e2e/claude-code.ts reads the same paths.
 //
 // The Codex CLI (npm `@openai/codex`: its native binary comes in a per-platform optional dependency,
-// `@openai/codex-<platform>-<arch>`) goes into `.e2e/codex/` the same way; test/e2e/codex.ts reads the same paths.
+// `@openai/codex-<platform>-<arch>`) goes into `.e2e/codex/` the same way; test/e2e/launch.e2e.ts reads the same paths.
 //
 //   node scripts/e2e-setup.mjs           install when missing or at another version, else nothing
 //   node scripts/e2e-setup.mjs --force   reinstall
