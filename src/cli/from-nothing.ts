@@ -1,23 +1,20 @@
-import { defaultModelsDir } from "../backends/embedded/find.js";
-import { localServers } from "../backends/registry.js";
+import { offerModel } from "../setup/offer.js";
 
 /**
- * What `launch` does when no model server answers and no model is on disk: for now it says how to get one (a
- * server to start, a GGUF file to pull). This is the place where offering, pulling and serving a model that fits
- * the machine goes; it returns the exit code when it gives up.
+ * What `launch` does when no model server answers and no model is on disk: offers the model that fits this
+ * machine (src/setup/offer.ts: the catalogue, the pick by memory, the pull with its progress and checksum), asked
+ * on a terminal or taken at once with `--yes`. True when a model was pulled (the caller then finds it on disk and
+ * serves it in-process); otherwise the offer has said what to do instead.
  */
-export async function noServerNoModel(client: string): Promise<number> {
-  const ports = localServers()
-    .map((s) => new URL(s.url).port)
-    .join(", ");
-  process.stderr.write(
-    [
-      `clawbridge launch ${client}: no model to run it on: no clawbridge is running, no local server answered on ${ports}, and no GGUF model was found on disk.`,
-      "  Start one (e.g. `ollama serve` and `ollama pull qwen2.5-coder:7b`, or `llama-server -m model.gguf --port 8080`),",
-      `  or put a GGUF model in ${defaultModelsDir()} (\`clawbridge pull <url>\`) to run it in-process,`,
-      `  or write a config file (see README, Configuration) and run: clawbridge launch ${client} --config clawbridge.yaml`,
-      "",
-    ].join("\n"),
+export async function noServerNoModel(client: string, yes: boolean): Promise<boolean> {
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  say(
+    `clawbridge launch ${client}: no clawbridge is running, no local server answered, and no GGUF model is on disk.`,
   );
-  return 1;
+  const pulled = await offerModel({
+    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    yes,
+    log: say,
+  });
+  return pulled !== undefined;
 }

@@ -125,6 +125,7 @@ async function findGateway(
   configOption: string | undefined,
   client: string,
   scratch: string,
+  yes: boolean,
 ): Promise<Found> {
   const file = findConfigFile(configOption);
   let config: GatewayConfig | undefined;
@@ -162,9 +163,12 @@ async function findGateway(
   }
   const dispatcher = createDispatcher();
   if (!config) config = await detectServing(dispatcher);
+  // from nothing: the model that fits this machine is offered, pulled and then served in-process
+  if (!config.backends.length && (await noServerNoModel(client, yes)))
+    config = await detectServing(dispatcher);
   if (!config.backends.length) {
     await dispatcher.close();
-    return { exit: await noServerNoModel(client) };
+    return { exit: 1 };
   }
   const logFile = join(scratch, "gateway.log");
   const started = await startHere(config, dispatcher, logFile);
@@ -249,7 +253,7 @@ function runClient(exe: string, args: string[], env: NodeJS.ProcessEnv): Promise
 export async function launch(
   name: string,
   clientArgs: string[],
-  opts: { config?: string; model?: string },
+  opts: { config?: string; model?: string; yes?: boolean },
 ): Promise<number> {
   const client = LAUNCH_CLIENTS.find((c) => c.name === name);
   if (!client) {
@@ -267,7 +271,7 @@ export async function launch(
   let keepScratch = false;
   let gateway: GatewayHandle | undefined;
   try {
-    const found = await findGateway(opts.config, client.name, scratch);
+    const found = await findGateway(opts.config, client.name, scratch, Boolean(opts.yes));
     if ("exit" in found) return found.exit;
     gateway = found;
     const ids = gateway.models.map((m) => m.id);
@@ -317,7 +321,13 @@ export function registerLaunch(program: Command): void {
     .argument("[args...]", "the client's own arguments (after --)")
     .option("-c, --config <file>", "clawbridge config file")
     .option("-m, --model <id>", "a model id the gateway serves (default: the client's pick of those served)")
-    .action(async (name: string, args: string[], opts: { config?: string; model?: string }) => {
-      process.exitCode = await launch(name, args, opts);
-    });
+    .option(
+      "-y, --yes",
+      "with no server and no model: download the model offered for this machine without asking",
+    )
+    .action(
+      async (name: string, args: string[], opts: { config?: string; model?: string; yes?: boolean }) => {
+        process.exitCode = await launch(name, args, opts);
+      },
+    );
 }

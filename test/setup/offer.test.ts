@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -384,5 +385,80 @@ describe("from nothing: the offer, the pull, the answer", () => {
     } finally {
       await stop(child);
     }
+  });
+});
+
+describe("from nothing through `clawbridge launch`", () => {
+  let host: Host;
+  let root: string;
+  before(async () => {
+    host = await startHost();
+    root = mkdtempSync(join(tmpdir(), "clawbridge-offer-launch-"));
+  });
+  after(async () => {
+    await host.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test("`launch claude --yes`: the model offered for this machine is pulled, served in-process, and the client answered by it", {
+    skip: NO_ENGINE,
+  }, async () => {
+    const catalogue = join(root, "catalogue.json");
+    writeFileSync(catalogue, JSON.stringify([entry("tiny-agent.gguf")]));
+    const models = join(root, "models");
+    mkdirSync(models);
+    // a stand-in for Claude Code: one request to the gateway it was pointed at, its answer printed
+    const bin = join(root, "bin");
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, "claude"),
+      `#!${process.execPath}
+(async () => {
+  const e = process.env;
+  const res = await fetch(e.ANTHROPIC_BASE_URL + "/v1/messages", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer " + e.ANTHROPIC_AUTH_TOKEN, "anthropic-version": "2023-06-01" },
+    body: JSON.stringify({ model: e.ANTHROPIC_MODEL, max_tokens: 4, messages: [{ role: "user", content: "hi" }] }),
+  });
+  const body = await res.json();
+  console.log("CLIENT " + JSON.stringify({ status: res.status, model: body.model, type: body.type }));
+})();
+`,
+    );
+    chmodSync(join(bin, "claude"), 0o755);
+    const home = mkdtempSync(join(root, "home-"));
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "launch", "claude", "--yes", "--", "-p", "hi"],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          CLAWBRIDGE_CATALOGUE: catalogue,
+          CLAWBRIDGE_CATALOGUE_BASE: host.url,
+          CLAWBRIDGE_MODELS: models,
+          HOME: home,
+          OLLAMA_MODELS: join(home, "no-ollama"),
+          CLAWBRIDGE_CONFIG: "",
+          PATH: `${bin}:${process.env.PATH}`,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    assert.equal(code, 0, out);
+    assert.match(out, /no clawbridge is running, no local server answered, and no GGUF model is on disk/);
+    assert.match(out, /Model for this machine: tiny-agent F32/);
+    assert.ok(existsSync(join(models, "tiny-agent.gguf")), out);
+    const line = out.split("\n").find((l) => l.startsWith("CLIENT "));
+    assert.ok(line, out);
+    assert.deepEqual(JSON.parse(line.slice(7)), { status: 200, model: "tiny-agent", type: "message" });
   });
 });
