@@ -116,6 +116,23 @@ export interface ExchangeHooks {
   connectMs?: number;
   /** Called when the response head arrives: the backend is no longer loading. */
   onHeaders?(): void;
+  /**
+   * Called each time the server reports how far it has read the prompt (llama.cpp's
+   * `prompt_progress`), before the first token.
+   */
+  onProgress?(progress: PromptProgress): void;
+}
+
+/**
+ * How far a server has read a prompt, in tokens (llama.cpp `prompt_progress`, tools/server
+ * server-task.cpp `result_prompt_progress::to_json`): `total` in the prompt, `cache` of them from
+ * its prompt cache, `processed` so far (cache included), `timeMs` since it began reading.
+ */
+export interface PromptProgress {
+  total: number;
+  cache: number;
+  processed: number;
+  timeMs: number;
 }
 
 export interface Backend {

@@ -1,5 +1,5 @@
 import { countPrompt } from "../context/count.js";
-import type { ModelProfile } from "../ir/contract.js";
+import type { ModelProfile, PromptProgress } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
@@ -22,6 +22,11 @@ export interface RouteObserver extends PlaceObserver {
   promptTokens?(model: string, evaluated: number, cached: number | undefined): void;
   /** Called when routing moves on from a failed target. */
   switched?(from: ModelProfile, reason: GatewayError): void;
+  /**
+   * Called each time the backend reports reading the prompt (llama.cpp), with the request's phase
+   * in words ("reading the prompt 12,000/20,000"): the hook for a live view of requests.
+   */
+  progress?(p: PromptProgress, phase: string): void;
 }
 
 /** The targets a model name resolves to, in the order they are tried. */
@@ -153,7 +158,13 @@ export class Attempts {
         }
         target.inFlight++;
         counted = true;
-        attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
+        attempt = new Attempt(
+          signal,
+          profile.timeouts ?? DEFAULT_TIMEOUTS,
+          backend.name,
+          log,
+          observer.progress && ((p, phase) => observer.progress!(p, phase)),
+        );
         let events = attempt.watch(
           backend.send(shaped, {
             profile,

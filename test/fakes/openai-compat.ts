@@ -80,6 +80,13 @@ export interface OpenAICompatFakeOptions {
   /** vLLM: `--enable-prompt-tokens-details` (prompt_tokens_details is null without it); its prefix cache in 16-token blocks. */
   promptTokensDetails?: boolean;
   tinygrad?: TinygradOptions;
+  /**
+   * llama.cpp: how it reads a prompt, for `return_progress: true` streams. It reads the tokens its
+   * cache does not hold `batch` at a time (`--batch-size`, default 2048), `batchMs` each (default 0),
+   * and reports each batch as a `prompt_progress` chunk, a 0 % one first (tools/server
+   * server-context.cpp). `stallAfter`: it hangs after that many progress chunks.
+   */
+  promptReading?: { batch?: number; batchMs?: number; stallAfter?: number };
 }
 
 /** One llama.cpp slot: the prompt's tokens it holds, and when it was last used. */
@@ -97,6 +104,7 @@ interface Config {
   maxContextLength: number;
   apiKey: string | undefined;
   tinygrad: Required<TinygradOptions>;
+  promptReading: { batch: number; batchMs: number; stallAfter?: number };
 }
 
 /** Everything a dialect needs to encode one chat answer. */
@@ -136,6 +144,8 @@ interface Dialect {
   route?(ex: Exchange, host: FakeHost, cfg: Config, dialect: Dialect): boolean;
   /** The prompt tokens its cache holds for this request (and what it keeps for the next); absent: no cache reported. */
   promptCache?(body: Obj, cfg: Config, recorded: RecordedRequest): number | undefined;
+  /** Stream chunks sent while the prompt is read, before the answer (llama.cpp's prompt progress). */
+  prelude?(a: Answer, body: Obj, cfg: Config): Payload["prelude"];
   /** What the server does with a prompt of `prompt` tokens past its window; returns true when it answered. */
   overflow?(ex: Exchange, host: FakeHost, cfg: Config, prompt: number): boolean;
 }
@@ -150,6 +160,11 @@ export async function startOpenAICompatFake(opts: OpenAICompatFakeOptions = {}):
     maxContextLength: opts.maxContextLength ?? 131072,
     apiKey: opts.apiKey,
     tinygrad: { strict: opts.tinygrad?.strict ?? true, crash: opts.tinygrad?.crash ?? "http500" },
+    promptReading: {
+      batch: Math.max(1, opts.promptReading?.batch ?? 2048),
+      batchMs: opts.promptReading?.batchMs ?? 0,
+      stallAfter: opts.promptReading?.stallAfter,
+    },
   };
   const tinygrad = opts.flavor === "tinygrad";
   return startFake(async (ex, host) => {
@@ -222,6 +237,7 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
     ? {
         headers: dialect.streamHeaders,
         chunks: [...objects.map((c) => sseData(dialect.json(c))), sseData("[DONE]")],
+        prelude: dialect.prelude?.(answer, body, cfg),
         streaming: true,
         garbage: 'data: {"choices":[{"index":0,"delta":{"content":"unterminat\n\n',
         closeDelimited: dialect.closeDelimited,
@@ -453,6 +469,32 @@ function llamaTimings(a: Answer): Obj {
 
 const llamacpp: Dialect = {
   promptCache: llamaPromptCache,
+  prelude: (a, body, cfg) => {
+    // server-context.cpp: with return_progress, a result per batch of the prompt read (a 0 % one
+    // first), sent as a chunk whose delta is the role; server-task.cpp result_prompt_progress::to_json
+    if (body.return_progress !== true) return undefined;
+    const { batch, batchMs, stallAfter } = cfg.promptReading;
+    const cache = a.cached ?? 0;
+    const chunks: string[] = [];
+    for (let done = cache, step = 0; ; step++) {
+      chunks.push(
+        sseData(
+          JSON.stringify({
+            choices: [{ finish_reason: null, index: 0, delta: { role: "assistant", content: null } }],
+            created: a.created,
+            id: a.id,
+            model: a.model,
+            system_fingerprint: LLAMACPP_BUILD,
+            object: "chat.completion.chunk",
+            prompt_progress: { total: a.prompt, cache, processed: done, time_ms: step * batchMs },
+          }),
+        ),
+      );
+      if (done >= a.prompt) break;
+      done = Math.min(a.prompt, done + batch);
+    }
+    return { chunks, everyMs: batchMs, ...(stallAfter !== undefined ? { stallAfter } : {}) };
+  },
   json: (v) => JSON.stringify(v),
   streamHeaders: { "content-type": "text/event-stream", server: "llama.cpp" },
   jsonHeaders: { ...JSON_UTF8, server: "llama.cpp" },

@@ -107,8 +107,13 @@ export class OpenAICompatBackend implements Backend {
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const lease = this.affinity?.take(conversationKeys(req), ctx.background === true);
+    // llama.cpp reports how far it has read the prompt (`return_progress`, since b6399): the
+    // watchdog times the first token by it, and the client's stream is kept alive with it
+    const extra: Record<string, unknown> | undefined =
+      this.flavor === "llamacpp" ? { return_progress: true } : undefined;
+    if (lease) Object.assign(extra!, { cache_prompt: true, id_slot: lease.slot });
     try {
-      yield* this.exchange(req, ctx, lease && { cache_prompt: true, id_slot: lease.slot });
+      yield* this.exchange(req, ctx, extra);
     } finally {
       lease?.release();
     }
@@ -132,7 +137,7 @@ export class OpenAICompatBackend implements Backend {
       dispatcher: this.opts.dispatcher,
       errors: OPENAI_COMPAT_ERRORS,
     });
-    const decoder = new ChatChunkDecoder(this.name);
+    const decoder = new ChatChunkDecoder(this.name, undefined, ctx.exchange?.onProgress);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {
       // A server that ignored `stream: true` and answered one JSON object: one payload.
       const text = await readWhole(this.name, res.body);

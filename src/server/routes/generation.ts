@@ -119,6 +119,8 @@ async function handleGeneration(
       live?.keepAlive();
     },
     started: (backend, lane, waitedMs) => deps.metrics.queueWait.observe({ backend, lane }, waitedMs / 1000),
+    // the backend is reading a long prompt: the client hears of it (a ping per report)
+    progress: () => live?.progressed(),
   };
   let outcome = "ok";
   try {
@@ -171,6 +173,8 @@ function iterable<T>(it: AsyncIterator<T>): AsyncIterable<T> {
 class LiveStream {
   readonly out: Writer;
   opened = false;
+  /** The answer's first event came: no more pings. */
+  answering = false;
   private ping: NodeJS.Timeout | undefined;
 
   constructor(
@@ -203,6 +207,17 @@ class LiveStream {
     this.open();
     this.out.write(this.encoder.ping());
     this.ping = setInterval(() => this.out.write(this.encoder.ping()), this.pingIntervalMs);
+  }
+
+  /**
+   * The backend reported reading the prompt: the stream is opened and kept alive as for a wait,
+   * and each report is a ping of its own, so a client with a short read timeout hears something
+   * as often as the server reports.
+   */
+  progressed(): void {
+    if (this.res.destroyed || this.answering) return;
+    if (!this.ping) this.keepAlive();
+    else this.out.write(this.encoder.ping());
   }
 
   stopPings(): void {
@@ -243,6 +258,7 @@ async function streamAnswer(
     clearTimeout(waitOpen);
     live.stopPings();
   }
+  live.answering = true;
   live.open();
 
   try {
