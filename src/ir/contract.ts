@@ -151,6 +151,8 @@ export interface Backend {
    * does not say. Absent where the server cannot be asked; throws when it could not this time.
    */
   askConcurrency?(): Promise<number | undefined>;
+  /** Its server started again: what the backend knew of the server's caches is gone. */
+  forget?(): void;
   /**
    * Sends the request and yields its events, in batches (never empty). Failures before the first
    * batch are thrown as GatewayError (so routing may try elsewhere); failures later are thrown

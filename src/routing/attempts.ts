@@ -11,6 +11,7 @@ import { isBackendFailure } from "./breaker.js";
 import type { LaneRules } from "./lanes.js";
 import type { Target } from "./models.js";
 import type { Slot } from "./queue.js";
+import { RecentConversations } from "./conversations.js";
 import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
 
 export interface RouteObserver extends PlaceObserver {
@@ -39,6 +40,9 @@ export type Resolve = (model: string) => readonly Target[];
  * first event is left for the next; once an event went out nothing is retried.
  */
 export class Attempts {
+  /** Per backend, the last conversations it answered (the agent's own turns, not background work). */
+  readonly recent = new Map<string, RecentConversations>();
+
   constructor(
     private readonly resolve: Resolve,
     private readonly backends: BackendStates,
@@ -202,6 +206,14 @@ export class Attempts {
         }
         heard = true;
         breaker.success();
+        if (lane !== "background") {
+          let recent = this.recent.get(backend.name);
+          if (!recent) {
+            recent = new RecentConversations();
+            this.recent.set(backend.name, recent);
+          }
+          recent.note(shaped, profile);
+        }
         if (first.done) return;
         yield first.value;
         for (;;) {

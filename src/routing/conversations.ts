@@ -1,4 +1,33 @@
+import type { ModelProfile } from "../ir/contract.js";
 import type { Message, Request } from "../ir/types.js";
+
+/** How many conversations a backend's record keeps (see RecentConversations). */
+export const RECENT_CONVERSATIONS = 4;
+
+/**
+ * The last few conversations one backend served: each one's latest request as it was sent (after
+ * the stages), by conversation (its system prompt, tools and first message), the most recent
+ * last. Bounded: the oldest goes when one more comes. Replayed after the backend's server starts
+ * again (up/warmup.ts `warmConversations`), so its prompt cache holds them before their next turn.
+ */
+export class RecentConversations {
+  private readonly items = new Map<string, { req: Request; profile: ModelProfile }>();
+
+  constructor(private readonly max = RECENT_CONVERSATIONS) {}
+
+  note(req: Request, profile: ModelProfile): void {
+    const keys = conversationKeys(req);
+    const id = keys.slice(0, 2).join(" ");
+    this.items.delete(id);
+    this.items.set(id, { req, profile });
+    if (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
+  }
+
+  /** The conversations, the least recent first. */
+  list(): Array<{ req: Request; profile: ModelProfile }> {
+    return [...this.items.values()];
+  }
+}
 
 /**
  * Conversation affinity: which of a server's slots a request should go to so that its prompt
@@ -23,6 +52,14 @@ export class SlotChooser {
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** The server started again: its slots hold nothing. */
+  forget(): void {
+    for (const s of this.slots) {
+      s.keys = [];
+      s.background = false;
+    }
   }
 
   /** The server's slot count, once known. */

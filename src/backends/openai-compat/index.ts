@@ -105,6 +105,11 @@ export class OpenAICompatBackend implements Backend {
     }
   }
 
+  /** The server started again: its slots hold no conversation. */
+  forget(): void {
+    this.affinity?.forget();
+  }
+
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const lease = this.affinity?.take(conversationKeys(req), ctx.background === true);
     // llama.cpp reports how far it has read the prompt (`return_progress`, since b6399): the
