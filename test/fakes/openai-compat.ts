@@ -87,6 +87,12 @@ export interface OpenAICompatFakeOptions {
    * server-context.cpp). `stallAfter`: it hangs after that many progress chunks.
    */
   promptReading?: { batch?: number; batchMs?: number; stallAfter?: number };
+  /**
+   * llama.cpp `--slot-save-path`: `POST /slots/{id}?action=save|restore|erase` keep a slot's prompt
+   * in a named file and put it back (in memory here). Without it every action answers 501, as the
+   * real server does.
+   */
+  slotSavePath?: boolean;
 }
 
 /** One llama.cpp slot: the prompt's tokens it holds, and when it was last used. */
@@ -105,6 +111,8 @@ interface Config {
   apiKey: string | undefined;
   tinygrad: Required<TinygradOptions>;
   promptReading: { batch: number; batchMs: number; stallAfter?: number };
+  /** The slot files (`--slot-save-path`), by name; undefined: not started with it. */
+  slotFiles?: Map<string, number[]>;
 }
 
 /** Everything a dialect needs to encode one chat answer. */
@@ -160,6 +168,7 @@ export async function startOpenAICompatFake(opts: OpenAICompatFakeOptions = {}):
     maxContextLength: opts.maxContextLength ?? 131072,
     apiKey: opts.apiKey,
     tinygrad: { strict: opts.tinygrad?.strict ?? true, crash: opts.tinygrad?.crash ?? "http500" },
+    ...(opts.slotSavePath ? { slotFiles: new Map<string, number[]>() } : {}),
     promptReading: {
       batch: Math.max(1, opts.promptReading?.batch ?? 2048),
       batchMs: opts.promptReading?.batchMs ?? 0,
@@ -598,6 +607,12 @@ const llamacpp: Dialect = {
       send(llamaProps(cfg));
       return true;
     }
+    const slotAction = /^\/slots\/([^/]+)$/.exec(ex.pathname);
+    if (ex.method === "POST" && slotAction) {
+      const r = llamaSlotAction(cfg, slotAction[1]!, ex.query.get("action") ?? "", ex.body);
+      host.send(ex, r.status, JSON.stringify(r.body), dialect.jsonHeaders);
+      return true;
+    }
     if (ex.method === "POST" && ex.pathname === "/tokenize") {
       const body = (ex.body ?? {}) as Obj;
       const content = typeof body.content === "string" ? body.content : "";
@@ -691,6 +706,72 @@ function llamaPromptCache(body: Obj, cfg: Config, recorded: RecordedRequest): nu
   slot.used = ++slotClock;
   recorded.cache = { slot: cfg.slots.indexOf(slot), cached: reuse };
   return reuse;
+}
+
+/**
+ * POST /slots/{id}?action=… (tools/server server-context.cpp `post_slots`, `handle_slots_save`,
+ * `handle_slots_restore`, `handle_slots_erase`; responses from server-task.cpp): refused with 501
+ * without --slot-save-path; the id, the action and the file name checked in that order.
+ */
+function llamaSlotAction(
+  cfg: Config,
+  id: string,
+  action: string,
+  body: unknown,
+): { status: number; body: Obj } {
+  const error = (code: number, message: string, type: string) => ({
+    status: code,
+    body: { error: { code, message, type } },
+  });
+  if (!cfg.slotFiles)
+    return error(
+      501,
+      "This server does not support slots action. Start it with `--slot-save-path`",
+      "not_supported_error",
+    );
+  const n = /^\d+$/.test(id) ? Number(id) : -1;
+  const slot = cfg.slots[n];
+  if (!slot) return error(400, "Invalid slot ID", "invalid_request_error");
+  if (action === "erase") {
+    const erased = slot.tokens.length;
+    slot.tokens = [];
+    return { status: 200, body: { id_slot: n, n_erased: erased } };
+  }
+  if (action !== "save" && action !== "restore") return error(400, "Invalid action", "invalid_request_error");
+  const filename = (body as Obj | undefined)?.filename;
+  if (typeof filename !== "string" || !/^[\w.-]+$/.test(filename) || filename.startsWith("."))
+    return error(400, "Invalid filename", "invalid_request_error");
+  if (action === "save") {
+    cfg.slotFiles.set(filename, [...slot.tokens]);
+    return {
+      status: 200,
+      body: {
+        id_slot: n,
+        filename,
+        n_saved: slot.tokens.length,
+        n_written: slot.tokens.length * 8192,
+        timings: { save_ms: 1.5 },
+      },
+    };
+  }
+  const saved = cfg.slotFiles.get(filename);
+  if (!saved)
+    return error(
+      400,
+      "Unable to restore slot: No available space in KV cache or invalid slot save file",
+      "invalid_request_error",
+    );
+  slot.tokens = [...saved];
+  return {
+    status: 200,
+    body: {
+      id_slot: n,
+      filename,
+      n_restored: saved.length,
+      n_read: saved.length * 8192,
+      timings: { restore_ms: 1.2 },
+    },
+  };
 }
 
 /** GET /props as tools/server/README.md documents it: n_ctx lives in default_generation_settings only. */
