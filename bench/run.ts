@@ -63,6 +63,8 @@ interface Flags {
   fastPaths: string[] | null;
   /** other clawbridge builds to run side by side with this one, in the same rounds: [label, CLI path] */
   also: Array<[string, string]>;
+  /** run clawbridge with its request journal on and off, side by side (false: on, as users run it) */
+  journal: boolean;
   /** only these dialects against clawbridge (null: both) */
   dialects: Dialect[] | null;
   /** the name of the results files in bench/results (default latest) */
@@ -94,6 +96,8 @@ function usage(): never {
       "                        rounds (repeat it: --fast-paths 1 --fast-paths 0 --fast-paths -templates)",
       "  --also <label>=<cli> also run another clawbridge build (its dist/cli/main.js) side by side, in the",
       "                        same rounds: a before/after comparison in one run (repeatable)",
+      "  --journal             run clawbridge with its request journal on and off, side by side in the same",
+      "                        rounds (its cost; without it the journal is on, in a temp folder)",
       "  --dialect <d>         only this clawbridge dialect (openai or anthropic; repeatable)",
       "  --out <name>          results to bench/results/<name>.json and .md (default latest)",
       "",
@@ -118,6 +122,7 @@ function parseFlags(argv: string[]): Flags {
     cacheRuns: 3,
     fastPaths: null,
     also: [],
+    journal: false,
     dialects: null,
     out: "latest",
   };
@@ -171,6 +176,9 @@ function parseFlags(argv: string[]): Flags {
         break;
       case "--skip-embedded":
         flags.embeddedRounds = null;
+        break;
+      case "--journal":
+        flags.journal = true;
         break;
       case "--cache-runs":
         flags.cacheRuns = Math.max(1, Math.round(num(a, argv[++i])));
@@ -813,20 +821,30 @@ async function main(): Promise<void> {
   const status: Record<string, string> = { passthrough: "ok" };
 
   // clawbridge: one process, or one per fast-path setting, and one per other build (side by side in the same rounds)
-  const variants: Array<{ name: string; cli: string; fastPaths: string | null }> = [
-    ...(flags.fastPaths ?? [null]).map((fp) => ({
-      name: fp === null ? "clawbridge" : `clawbridge[${fp}]`,
-      cli: flags.clawbridgeCli,
-      fastPaths: fp,
+  // with --journal: each of those twice, the request journal on and off
+  const journals = flags.journal ? [true, false] : [null];
+  const variants: Array<{ name: string; cli: string; fastPaths: string | null; journal: boolean | null }> = [
+    ...(flags.fastPaths ?? [null]).flatMap((fp) =>
+      journals.map((journal) => ({
+        name: `clawbridge${fp === null ? "" : `[${fp}]`}${journal === null ? "" : journal ? "[journal]" : "[no journal]"}`,
+        cli: flags.clawbridgeCli,
+        fastPaths: fp,
+        journal,
+      })),
+    ),
+    ...flags.also.map(([label, cli]) => ({
+      name: `clawbridge ${label}`,
+      cli,
+      fastPaths: null,
+      journal: null,
     })),
-    ...flags.also.map(([label, cli]) => ({ name: `clawbridge ${label}`, cli, fastPaths: null })),
   ];
   if (flags.skipClawbridge) {
     status.clawbridge = "skipped (--skip-clawbridge)";
   } else if (!existsSync(flags.clawbridgeCli)) {
     status.clawbridge = `not built: ${flags.clawbridgeCli} is missing (run \`npm run build\`)`;
   } else {
-    for (const { name, cli, fastPaths } of variants) {
+    for (const { name, cli, fastPaths, journal } of variants) {
       const port = await freePort();
       const cfg = join(tmp, `clawbridge-${port}.yaml`);
       writeFileSync(
@@ -841,7 +859,13 @@ async function main(): Promise<void> {
           "",
         ].join("\n"),
       );
-      const env = fastPaths === null ? process.env : { ...process.env, CLAWBRIDGE_FAST_PATHS: fastPaths };
+      // the journal as users have it (on) unless --journal turns it off, in the run's temp folder (never the user's own)
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        CLAWBRIDGE_HOME: join(tmp, `home-${port}`),
+        ...(fastPaths === null ? {} : { CLAWBRIDGE_FAST_PATHS: fastPaths }),
+        ...(journal === false ? { CLAWBRIDGE_JOURNAL: "off" } : {}),
+      };
       const p = startProcess(
         name,
         [cli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],

@@ -14,8 +14,9 @@ await build({
   minifyWhitespace: true,
   sourcemap: true,
   legalComments: "none",
-  // the embedded engine (native binaries) is imported at run time, only when an embedded model is used
-  external: ["node-llama-cpp"],
+  // the embedded engine (native binaries) is imported at run time, only when an embedded model is used;
+  // the journal's SQLite (a native addon) is loaded from node_modules
+  external: ["node-llama-cpp", "better-sqlite3"],
   banner: {
     // CommonJS dependencies inside an ESM bundle need a require of their own.
     js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",

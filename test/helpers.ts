@@ -19,7 +19,10 @@ export interface StartOptions {
   keepAliveAfterMs?: number;
   pingIntervalMs?: number;
   discover?: boolean;
+  /** Watch the backends after the first discovery, as `clawbridge serve` does. */
+  watch?: boolean;
   log?: import("../src/log.js").Logger;
+  journal?: import("../src/journal/journal.js").Journal;
 }
 
 /** Starts a gateway in this process on a free loopback port. */
@@ -33,10 +36,12 @@ export async function startGateway(
     config: cfg,
     dispatcher,
     log: opts.log ?? silentLogger,
+    ...(opts.journal ? { journal: opts.journal } : {}),
     ...(opts.keepAliveAfterMs !== undefined ? { keepAliveAfterMs: opts.keepAliveAfterMs } : {}),
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
   if (opts.discover !== false) await gw.router.discover();
+  if (opts.watch) gw.router.startWatching();
   const url = await gw.listen("127.0.0.1", 0);
   return {
     ...gw,

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import {
   claudeCodeEnv,
+  claudeKnowsWindowOf,
   claudeSettingsPath,
   shellExports,
   writeClaudeSettings,
@@ -130,7 +131,23 @@ export function registerClients(program: Command): void {
         const ids = s.models.map((m) => m.id);
         const tier = (t: string) => ids.find((id) => id.startsWith(`claude-${t}`));
         const main = opts.model ?? tier("sonnet") ?? ids[0]!;
+        const served = s.models.find((m) => m.id === main);
+        // Its window tells Claude Code where to compact; a model the list does not name has none to tell.
+        const offer = served
+          ? offered(main, served.profile, (w) => process.stderr.write(`warning: ${w}\n`))
+          : undefined;
+        if (!served)
+          process.stderr.write(
+            `warning: ${main} is not in the served list (${ids.join(", ")}); Claude Code will assume its own window\n`,
+          );
+        if (offer && claudeKnowsWindowOf(main))
+          process.stderr.write(
+            `warning: Claude Code takes its own window for the Claude model name ${main} (200k), not the ${offer.contextWindow} served, and compacts too late; give it a model id that is not a Claude name with --model\n`,
+          );
         const env = claudeCodeEnv({
+          ...(offer
+            ? { window: { contextWindow: offer.contextWindow, maxOutputTokens: offer.maxTokens } }
+            : {}),
           baseUrl: s.baseUrl,
           token: s.config.server.masterKey ?? "clawbridge-local",
           models: {

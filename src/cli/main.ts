@@ -6,6 +6,8 @@ import { registerInit } from "./init.js";
 import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
+import { registerReload } from "./reload.js";
+import { registerRequests } from "./requests.js";
 import { registerServe } from "./serve.js";
 import { registerService } from "./service.js";
 import { registerStatus } from "./status.js";
@@ -31,7 +33,9 @@ registerClients(program);
 registerDoctor(program);
 registerService(program);
 registerStatus(program);
+registerReload(program);
 registerLogs(program);
+registerRequests(program);
 registerPull(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

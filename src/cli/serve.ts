@@ -9,7 +9,10 @@ import { detectLocalServers, detectOnDisk, detectedConfig } from "../config/dete
 import type { GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "../log.js";
+import { Journal } from "../journal/journal.js";
+import { journalSettings } from "../journal/settings.js";
 import { buildGateway } from "../server/app.js";
+import type { ReloadOutcome } from "../server/routes/index.js";
 import { redact } from "../redact.js";
 import { missingModels } from "../routing/served.js";
 
@@ -126,27 +129,58 @@ export async function serve(opts: ServeOptions): Promise<number> {
   const off = (Object.keys(FAST_PATHS) as FastPath[]).filter((n) => !fastPaths.includes(n));
   if (off.length) log.info({ off }, "fast paths turned off (CLAWBRIDGE_FAST_PATHS): see docs/fast-paths.md");
 
+  // the request journal: on unless turned off; one that cannot be opened costs itself, not the gateway
+  const journalWanted = journalSettings(config);
+  const journal = journalWanted ? Journal.open(journalWanted, log) : undefined;
   let gateway: ReturnType<typeof buildGateway>;
+  // one reload at a time (SIGHUP, POST /admin/reload); each re-reads the file
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (why: string): Promise<ReloadOutcome> => {
+    const next = reloading.then(() => reloadFrom(file!, gateway, opts, log, why));
+    reloading = next.catch(() => {});
+    return next;
+  };
   try {
-    gateway = buildGateway({ config, dispatcher, log, ...(hints ? { hints } : {}) });
+    gateway = buildGateway({
+      config,
+      dispatcher,
+      log,
+      journal,
+      ...(hints ? { hints } : {}),
+      ...(file ? { reload: () => reload("clawbridge reload") } : {}),
+    });
   } catch (e) {
+    journal?.close();
     if (e instanceof GatewayError) {
       process.stderr.write(`clawbridge: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
+  // SIGHUP re-reads the config (it no longer ends the gateway)
+  const onHangup = () => {
+    if (!file) {
+      log.warn("SIGHUP: started without a config file, nothing to re-read (backends are watched anyway)");
+      return;
+    }
+    reload("SIGHUP").catch((e: unknown) => log.error({ err: e }, "reload failed"));
+  };
+  process.on("SIGHUP", onHangup);
+
   let cleanup: (() => Promise<void>) | undefined;
   if (opts.prepare) {
     try {
       cleanup = await opts.prepare(gateway, config, log);
     } catch (e) {
       process.stderr.write(`clawbridge: ${(e as Error).message}\n`);
+      process.off("SIGHUP", onHangup);
       await gateway.close(0);
+      journal?.close();
       return 1;
     }
   }
   await gateway.router.discover();
+  gateway.router.startWatching();
   let address: string;
   try {
     address = await gateway.listen(config.server.host, config.server.port);
@@ -157,7 +191,9 @@ export async function serve(opts: ServeOptions): Promise<number> {
         ? `clawbridge: port ${config.server.port} on ${config.server.host} is already in use (another clawbridge?). Use --port.\n`
         : `clawbridge: cannot listen on ${config.server.host}:${config.server.port}: ${(e as Error).message}\n`,
     );
+    process.off("SIGHUP", onHangup);
     await cleanup?.();
+    journal?.close();
     return 1;
   }
   const models = gateway.router.models();
@@ -174,6 +210,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
     log.warn(line);
   }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
+  if (journal) say(`  request journal: ${journal.path}  (clawbridge requests)`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -184,11 +221,62 @@ export async function serve(opts: ServeOptions): Promise<number> {
       gateway
         .close(5000)
         .then(() => dispatcher.close())
+        .then(() => journal?.close())
         .then(() => cleanup?.())
         .finally(resolve);
     };
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+  process.off("SIGHUP", onHangup);
   return 0;
+}
+
+/**
+ * Reads the config file again and gives it to the gateway: a valid one takes effect for new
+ * requests; an invalid one is refused (its file:line error logged) and the one in effect kept.
+ * The command line's settings (--host, --port, --log-level, --log-file) still win.
+ */
+async function reloadFrom(
+  file: string,
+  gateway: ReturnType<typeof buildGateway>,
+  opts: ServeOptions,
+  log: Logger,
+  why: string,
+): Promise<ReloadOutcome> {
+  let next: GatewayConfig;
+  try {
+    next = loadConfigFile(file);
+  } catch (e) {
+    const error = e instanceof ConfigError ? e.message : `${file}: ${(e as Error).message}`;
+    log.error({ trigger: why, file }, `config not reloaded, the one in effect is kept: ${error}`);
+    return { ok: false, error };
+  }
+  if (opts.host) next.server.host = opts.host;
+  if (opts.port !== undefined) next.server.port = Number(opts.port);
+  if (opts.logLevel) next.log.level = opts.logLevel;
+  if (opts.logFile) next.log.file = opts.logFile;
+  const was = gateway.config;
+  let needsRestart: string[];
+  try {
+    ({ needsRestart } = await gateway.reload(next));
+  } catch (e) {
+    const error = (e as Error).message;
+    log.error({ trigger: why, file }, `config not reloaded, the one in effect is kept: ${error}`);
+    return { ok: false, error };
+  }
+  if (JSON.stringify(next.log) !== JSON.stringify(was.log)) needsRestart.push("log");
+  for (const w of next.warnings) log.warn(w);
+  const models = gateway.router.models().map((m) => m.id);
+  log.info(
+    { trigger: why, file, models, ...(needsRestart.length ? { needs_restart: needsRestart } : {}) },
+    needsRestart.length
+      ? `config reloaded; ${needsRestart.join(", ")} change only with a restart`
+      : "config reloaded",
+  );
+  for (const m of missingModels(gateway.router))
+    log.warn(
+      `model ${m.id}: backend ${m.backend} does not have ${m.model} (it has: ${m.has.join(", ") || "nothing"}); ${m.fix}`,
+    );
+  return { ok: true, source: next.source, models, needsRestart };
 }

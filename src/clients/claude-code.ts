@@ -15,6 +15,8 @@ export interface ClaudeCodeOptions {
   models: { main: string; opus?: string; sonnet?: string; haiku?: string };
   /** Request timeout: local models load for minutes. */
   timeoutMs?: number;
+  /** The main model's real window and output limit: Claude Code compacts within it instead of assuming 1M (or 200k). */
+  window?: { contextWindow: number; maxOutputTokens: number };
 }
 
 const CLAUDE_CODE_TIMEOUT_MS = 600_000;
@@ -31,7 +33,22 @@ export function claudeCodeEnv(o: ClaudeCodeOptions): Record<string, string> {
     // nothing but the gateway: no telemetry or update traffic to hosts a local set-up may not reach
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
   };
+  if (o.window) {
+    // Claude Code 2.1.x (read in its binary, see docs/clients.md): for a model id that is not a Claude name it
+    // takes CLAUDE_CODE_MAX_CONTEXT_TOKENS as the window (else it assumes 1M or 200k), and auto-compacts within
+    // it; CLAUDE_CODE_MAX_OUTPUT_TOKENS is the max_tokens it asks for (else 32k, or 128k with adaptive thinking).
+    env.CLAUDE_CODE_MAX_CONTEXT_TOKENS = String(o.window.contextWindow);
+    env.CLAUDE_CODE_MAX_OUTPUT_TOKENS = String(o.window.maxOutputTokens);
+  }
   return env;
+}
+
+/**
+ * Whether Claude Code takes `id` for one of Claude's own models: then it uses its own catalog's window for it (200k
+ * for claude-sonnet-4-5) and ignores CLAUDE_CODE_MAX_CONTEXT_TOKENS, so it compacts too late for a local window.
+ */
+export function claudeKnowsWindowOf(id: string): boolean {
+  return /^claude-/i.test(id);
 }
 
 /** `export NAME='value'` lines for a POSIX shell. */

@@ -87,6 +87,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         ? Math.round(c.server.body_limit_mb * 1024 * 1024)
         : DEFAULT_BODY_LIMIT,
       ...(c.server?.receive_timeout_ms ? { receiveTimeoutMs: c.server.receive_timeout_ms } : {}),
+      ...(c.server?.watch_interval_s !== undefined
+        ? { watchIntervalMs: Math.round(c.server.watch_interval_s * 1000) }
+        : {}),
       ...(c.server?.cors_origins ? { corsOrigins: c.server.cors_origins } : {}),
       ...(c.server?.allowed_hosts ? { allowedHosts: c.server.allowed_hosts } : {}),
       ...(c.server?.answer_limit_mb
@@ -99,6 +102,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     fallbacks: c.fallbacks ?? {},
     warnings: [],
   };
+  if (c.journal !== undefined) {
+    const j = typeof c.journal === "boolean" ? { enabled: c.journal } : c.journal;
+    config.journal = {
+      enabled: j.enabled ?? true,
+      ...(j.path !== undefined ? { path: j.path } : {}),
+      ...(j.max_mb !== undefined ? { maxMb: j.max_mb } : {}),
+      ...(j.max_age_days !== undefined ? { maxAgeDays: j.max_age_days } : {}),
+      ...(j.capture !== undefined ? { capture: j.capture } : {}),
+    };
+  }
   if (c.timeouts) config.timeouts = c.timeouts;
   if (c.lanes) config.backgroundLane = c.lanes.background;
   const key = c.server?.master_key ?? env.CLAWBRIDGE_MASTER_KEY;

@@ -182,6 +182,8 @@ export const NativeConfigSchema = z.strictObject({
       body_limit_mb: z.number().positive().optional(),
       // the time a client has to send a request's headers, then its body
       receive_timeout_ms: z.number().int().positive().optional(),
+      // how often each backend is asked again what it has (src/routing/watch.ts); 0: only when it starts or stops answering
+      watch_interval_s: z.number().min(0).max(3600).optional(),
       // web pages that may use the gateway (src/server/origin.ts); none by default, "*" for all
       cors_origins: z.array(z.string().transform(originOf)).optional(),
       // names besides localhost, 127.x and [::1] that requests to a loopback bind may be addressed to
@@ -202,6 +204,19 @@ export const NativeConfigSchema = z.strictObject({
       level: z.enum(LOG_LEVELS).optional(),
       file: z.string().optional(),
     })
+    .optional(),
+  // the request journal (src/journal): false turns it off
+  journal: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        enabled: z.boolean().optional(),
+        path: z.string().min(1).optional(),
+        max_mb: z.number().positive().optional(),
+        max_age_days: z.number().positive().optional(),
+        capture: z.boolean().optional(),
+      }),
+    ])
     .optional(),
   backends: z.record(z.string().min(1), BackendEntry).optional(),
   models: z.record(z.string().min(1), z.union([Target, z.array(Target).min(1)])).optional(),

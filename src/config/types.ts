@@ -15,6 +15,8 @@ export interface GatewayConfig {
     bodyLimitBytes: number;
     /** How long a client has to send its request: the headers, then the body (default below). */
     receiveTimeoutMs?: number;
+    /** How often each backend is discovered again, ms (default DEFAULT_WATCH_INTERVAL_MS; 0: only on a change). */
+    watchIntervalMs?: number;
     /** Origins of the web pages that may use the gateway, as browsers write them; `*`: any page. */
     corsOrigins?: string[];
     /** Host names, besides the loopback ones, that requests to a loopback bind may be addressed to. */
@@ -23,6 +25,8 @@ export interface GatewayConfig {
     answerLimitChars?: number;
   };
   log: { level: string; file?: string };
+  /** The request journal (journal.path etc.); absent: on, at its default place and bounds. */
+  journal?: JournalConfig;
   backends: BackendConfig[];
   models: ModelConfig[];
   /** alias → aliases to try, in order, when it fails. */
@@ -33,6 +37,16 @@ export interface GatewayConfig {
   timeouts?: Partial<Timeouts>;
   /** Rules that put a request in the background lane (default: see routing/lanes.ts). */
   backgroundLane?: LaneRule[];
+}
+
+/** `journal:` in the config: where the request journal is, its bounds, whether bodies are kept. */
+export interface JournalConfig {
+  /** false: no journal (the request lines are still written). */
+  enabled: boolean;
+  path?: string;
+  maxMb?: number;
+  maxAgeDays?: number;
+  capture?: boolean;
 }
 
 /** A backend: the fields every kind has (name, kind, url, key, headers, its kind's settings) and these. */
@@ -70,6 +84,8 @@ export interface ModelConfig {
 export const DEFAULT_PORT = 4000;
 export const DEFAULT_BODY_LIMIT = 32 * 1024 * 1024;
 /** A 32 MB body takes well under a second on loopback, and a minute at 4.5 Mbit/s. */
+/** Each backend is asked what it has every 15 s: a late server or a new model is served within that. */
+export const DEFAULT_WATCH_INTERVAL_MS = 15_000;
 export const DEFAULT_RECEIVE_TIMEOUT_MS = 60_000;
 /** 32 Mi characters: far beyond the longest answer a model writes (some 100k tokens), well short of what strains memory. */
 export const DEFAULT_ANSWER_LIMIT = 32 * 1024 * 1024;

@@ -41,12 +41,35 @@ function probeRequest(model: string, tools: boolean): Request {
   };
 }
 
-/** A real request to each model: does it call a tool, and how fast does it stream. */
-export async function probes(s: Served, timeoutMs: number, add: Add): Promise<void> {
-  for (const { id, profile } of s.models) {
+export interface ProbeOptions {
+  timeoutMs: number;
+  /** Every discovered model too (`--all`), not only those served under an alias. */
+  all: boolean;
+  add: Add;
+  /** Told as each model's probes start. */
+  started?: (what: string) => void;
+}
+
+/**
+ * A real request to each model clients are served under an alias (every one with `all`): does it
+ * call a tool, and how fast does it stream.
+ */
+export async function probes(s: Served, { timeoutMs, all, add, started }: ProbeOptions): Promise<void> {
+  const chosen = all ? s.models : s.models.filter((m) => m.source === "config");
+  if (!chosen.length && s.models.length) {
+    add({
+      id: "probes",
+      status: "skip",
+      title: "probes",
+      detail: `no model is served under an alias (${s.models.length} discovered)`,
+      fix: "clawbridge doctor --all probes every discovered model",
+    });
+  }
+  for (const { id, profile } of chosen) {
     if (kindOf(profile.backend.kind)?.doctor?.probes === false) continue;
     const listed = s.router.discovered.get(profile.backend.name);
     if (listed instanceof GatewayError) continue;
+    started?.(`probing model ${id} (streaming, then a tool call)…`);
     // streaming: time to first token and tokens per second
     const signal = AbortSignal.timeout(timeoutMs);
     try {

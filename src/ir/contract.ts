@@ -121,6 +121,8 @@ export interface ExchangeHooks {
    * `prompt_progress`), before the first token.
    */
   onProgress?(progress: PromptProgress): void;
+  /** Called with the request's body as it is sent (the journal's capture; set only when it is on). */
+  onBody?(body: string | Buffer): void;
 }
 
 /**

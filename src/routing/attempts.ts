@@ -1,5 +1,5 @@
 import { countPrompt } from "../context/count.js";
-import type { ModelProfile, PromptProgress } from "../ir/contract.js";
+import type { ExchangeHooks, ModelProfile, PromptProgress } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
@@ -15,8 +15,14 @@ import { RecentConversations } from "./conversations.js";
 import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
 
 export interface RouteObserver extends PlaceObserver {
-  /** Called with the subject of each note a stage made (dropped fields and the like). */
-  note?(subject: NoteSubject): void;
+  /** Called with each note a stage made (dropped fields and the like): its subject and detail. */
+  note?(subject: NoteSubject, detail: string): void;
+  /** Called when the request is sent to a target: its backend and the model's name there. */
+  sending?(backend: string, model: string): void;
+  /** Called when the backend's response head arrives (it has loaded the model; it reads the prompt). */
+  headers?(): void;
+  /** Called with the body sent upstream; given, the HTTP client hands it over (capture). */
+  upstream?(body: string | Buffer): void;
   /** Called for each thing a response stage did (a rescued tool call, a repair). */
   count?(what: string, n?: number): void;
   /** Called with the prompt tokens a backend reported: read afresh, and held by its cache (undefined: unknown). */
@@ -28,6 +34,19 @@ export interface RouteObserver extends PlaceObserver {
    * in words ("reading the prompt 12,000/20,000"): the hook for a live view of requests.
    */
   progress?(p: PromptProgress, phase: string): void;
+}
+
+/** An exchange's hooks that tell the observer too: the response head, the body sent. */
+function watched(hooks: ExchangeHooks, observer: RouteObserver): ExchangeHooks {
+  const { headers, upstream } = observer;
+  return {
+    ...hooks,
+    onHeaders: () => {
+      hooks.onHeaders?.();
+      headers?.();
+    },
+    ...(upstream ? { onBody: upstream } : {}),
+  };
 }
 
 /** The targets a model name resolves to, in the order they are tried. */
@@ -147,7 +166,7 @@ export class Attempts {
         const shaped = r instanceof Promise ? await r : r;
         if (ctx.notes.length) {
           log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
-          for (const n of ctx.notes) observer.note?.(n.subject);
+          for (const n of ctx.notes) observer.note?.(n.subject, n.detail);
         }
         try {
           slot ??=
@@ -169,12 +188,14 @@ export class Attempts {
           log,
           observer.progress && ((p, phase) => observer.progress!(p, phase)),
         );
+        observer.sending?.(backend.name, profile.model);
         let events = attempt.watch(
           backend.send(shaped, {
             profile,
             signal: attempt.signal,
             log,
-            exchange: attempt.hooks,
+            exchange:
+              observer.headers || observer.upstream ? watched(attempt.hooks, observer) : attempt.hooks,
             ...(lane === "background" ? { background: true } : {}),
           }),
         );

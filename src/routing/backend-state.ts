@@ -32,9 +32,18 @@ export class BackendStates {
     config: GatewayConfig,
     backends: ReadonlyMap<string, Backend>,
     private readonly log: Logger,
+    /** The states before a reload, with the config they were made from: a backend configured alike keeps its own. */
+    previous?: { states: BackendStates; config: GatewayConfig },
   ) {
     for (const [name, backend] of backends) {
       const b = config.backends.find((x) => x.name === name);
+      const was = previous?.config.backends.find((x) => x.name === name);
+      const kept = was && JSON.stringify(was) === JSON.stringify(b) ? previous!.states.get(name) : undefined;
+      if (kept) {
+        // the same places: requests in flight and new ones share the backend's slots
+        this.states.set(name, kept);
+        continue;
+      }
       const state: BackendState = {
         queue: new SlotQueue(name, b?.concurrency ?? backend.concurrency, b?.maxQueue ?? DEFAULT_MAX_QUEUE),
         breaker: new Breaker(name, {

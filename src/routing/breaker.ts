@@ -41,6 +41,8 @@ export class Breaker {
   private last: GatewayError | undefined;
   /** Set when an answer broke off mid-stream (hang, reset); cleared by the next complete answer. */
   suspect = false;
+  /** Told of every verdict on a request (the backend's watch: a failure or a recovery is looked at at once). */
+  onVerdict: ((err?: GatewayError) => void) | undefined;
 
   constructor(
     readonly backend: string,
@@ -86,6 +88,7 @@ export class Breaker {
     this.failures_ = 0;
     this.probing = false;
     this.state_ = "closed";
+    this.onVerdict?.();
   }
 
   failure(err: GatewayError): void {
@@ -99,6 +102,7 @@ export class Breaker {
       this.state_ = "open";
       this.openedAt = this.now();
     }
+    this.onVerdict?.(err);
   }
 
   /** A request admitted as a probe ended without a verdict (its client left): the next may probe. */

@@ -4,6 +4,7 @@ import type { GatewayConfig, TargetConfig } from "../config/types.js";
 import type { Backend, ContextInfo, DiscoveredModel, ModelProfile } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
+import { claudeTierAlias } from "../surfaces/anthropic/claude-names.js";
 import { ModelState } from "./model-state.js";
 import { type Place, discoveredProfile, profileOf } from "./profiles.js";
 
@@ -33,6 +34,12 @@ export class Target {
   get profile(): ModelProfile {
     return this.state.profile;
   }
+}
+
+/** What a second look at a backend found: models listed anew, models no longer listed. */
+export interface DiscoveryChange {
+  added: string[];
+  vanished: string[];
 }
 
 interface Entry {
@@ -87,45 +94,72 @@ export class ModelRegistry {
    * own names.
    */
   async discover(): Promise<void> {
-    await Promise.all(
-      [...this.backends.values()].map(async (backend) => {
-        let models: DiscoveredModel[];
-        try {
-          models = await backend.discover();
-        } catch (e) {
-          const err = toGatewayError(e);
-          this.discovered.set(backend.name, err);
-          this.log.warn({ backend: backend.name, err: err.message }, "backend did not answer discovery");
-          return;
-        }
-        this.discovered.set(backend.name, models);
-        const byName = new Map(models.map((m) => [m.name, m]));
-        const at = this.placeOf(backend.name);
-        for (const entry of this.entries.values()) {
-          for (const t of entry.targets) {
-            if (t.profile.backend !== backend) continue;
-            const d = listedAs(backend.kind, t.profile.model)
-              .map((n) => byName.get(n))
-              .find((x) => x !== undefined);
-            if (!d) continue;
-            t.state.resolved(t.config ? profileOf(entry.alias, t.config, at, d) : discoveredProfile(d, at));
-            this.reportWindow(t.profile);
-          }
-        }
-        if (!this.discoverOn.has(backend.name)) return this.oneNumCtx(backend);
-        for (const d of models) {
-          if (this.entries.has(d.name)) continue;
-          const profile = discoveredProfile(d, at);
-          this.reportWindow(profile);
-          this.entries.set(d.name, {
-            alias: d.name,
-            source: "discovered",
-            targets: [new Target(new ModelState(profile))],
-          });
-        }
-        this.oneNumCtx(backend);
-      }),
-    );
+    await Promise.all([...this.backends.keys()].map((name) => this.discoverOne(name)));
+  }
+
+  /**
+   * Asks one backend what it has (again: the watch asks on a period and when it starts or stops
+   * answering). A model whose listing is unchanged keeps its profile and what was learned of it;
+   * one listed anew is served; a discovered one no longer listed is no longer served. Resolves
+   * with what changed, or the error when the backend did not answer (what it had is kept).
+   */
+  async discoverOne(name: string): Promise<DiscoveryChange | GatewayError> {
+    const backend = this.backends.get(name);
+    if (!backend) return { added: [], vanished: [] };
+    let models: DiscoveredModel[];
+    try {
+      models = await backend.discover();
+    } catch (e) {
+      const err = toGatewayError(e);
+      const before = this.discovered.get(backend.name);
+      this.discovered.set(backend.name, err);
+      // said once when it stops answering, not on every look while it stays down
+      if (!(before instanceof GatewayError) || before.message !== err.message)
+        this.log.warn({ backend: backend.name, err: err.message }, "backend did not answer discovery");
+      return err;
+    }
+    const before = this.discovered.get(backend.name);
+    const had = new Map(Array.isArray(before) ? before.map((m) => [m.name, JSON.stringify(m)]) : []);
+    this.discovered.set(backend.name, models);
+    const byName = new Map(models.map((m) => [m.name, m]));
+    const at = this.placeOf(backend.name);
+    const change: DiscoveryChange = { added: [], vanished: [] };
+    for (const m of models) if (Array.isArray(before) && !had.has(m.name)) change.added.push(m.name);
+    for (const n of had.keys()) if (!byName.has(n)) change.vanished.push(n);
+    for (const entry of this.entries.values()) {
+      for (const t of entry.targets) {
+        if (t.profile.backend !== backend) continue;
+        const d = listedAs(backend.kind, t.profile.model)
+          .map((n) => byName.get(n))
+          .find((x) => x !== undefined);
+        // what the server says of it is what it said: its profile and what was learned stay
+        if (!d || had.get(d.name) === JSON.stringify(d)) continue;
+        t.state.resolved(t.config ? profileOf(entry.alias, t.config, at, d) : discoveredProfile(d, at));
+        this.reportWindow(t.profile);
+      }
+    }
+    if (!this.discoverOn.has(backend.name)) {
+      this.oneNumCtx(backend);
+      return change;
+    }
+    for (const d of models) {
+      if (this.entries.has(d.name)) continue;
+      const profile = discoveredProfile(d, at);
+      this.reportWindow(profile);
+      this.entries.set(d.name, {
+        alias: d.name,
+        source: "discovered",
+        targets: [new Target(new ModelState(profile))],
+      });
+    }
+    // a discovered model its server no longer lists is no longer served (requests in flight keep their target)
+    for (const [alias, entry] of this.entries) {
+      if (entry.source !== "discovered") continue;
+      const t = entry.targets[0]!;
+      if (t.profile.backend === backend && !byName.has(t.profile.model)) this.entries.delete(alias);
+    }
+    this.oneNumCtx(backend);
+    return change;
   }
 
   /**
@@ -202,8 +236,18 @@ export class ModelRegistry {
    * does. Never the client's name for a model no entry has: it would be a label without bound.
    */
   servedAs(model: string): string | undefined {
-    if (this.entries.has(model)) return model;
-    return this.entries.has("*") ? "*" : undefined;
+    return this.entryFor(model)?.alias;
+  }
+
+  /**
+   * The entry a client's name means: its own; for a Claude name the config has no entry for, the
+   * alias of its tier (see claude-names.ts); then the catch-all `*`.
+   */
+  private entryFor(model: string): Entry | undefined {
+    const own = this.entries.get(model);
+    if (own) return own;
+    const tier = claudeTierAlias(model, this.entries.keys());
+    return (tier !== undefined ? this.entries.get(tier) : undefined) ?? this.entries.get("*");
   }
 
   /**
@@ -211,7 +255,7 @@ export class ModelRegistry {
    * least first; ties keep config order), then its fallback chain.
    */
   resolve(model: string, busy?: (t: Target) => number): readonly Target[] {
-    const entry = this.entries.get(model) ?? this.entries.get("*");
+    const entry = this.entryFor(model);
     if (!entry) {
       const known = [...this.entries.keys()];
       throw new GatewayError(

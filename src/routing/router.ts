@@ -1,5 +1,5 @@
 import type { Dispatcher } from "../backends/http/client.js";
-import type { GatewayConfig } from "../config/types.js";
+import { DEFAULT_WATCH_INTERVAL_MS, type GatewayConfig } from "../config/types.js";
 import type { Backend, DiscoveredModel } from "../ir/contract.js";
 import type { GatewayError } from "../ir/errors.js";
 import type { Signal } from "../ir/signal.js";
@@ -11,8 +11,9 @@ import { type BackendState, BackendStates } from "./backend-state.js";
 import type { RecentConversations } from "./conversations.js";
 import { DEFAULT_BACKGROUND_RULES, LaneRules } from "./lanes.js";
 import { ModelRegistry, type ServedModel, type Target } from "./models.js";
+import { type BackendHealth, BackendWatch } from "./watch.js";
 
-export type { BackendState, RouteObserver, ServedModel };
+export type { BackendHealth, BackendState, RouteObserver, ServedModel };
 
 /**
  * Routing, one job per part: the model registry (profiles, discovery, what a name resolves to),
@@ -23,10 +24,30 @@ export class Router {
   private readonly registry: ModelRegistry;
   private readonly states: BackendStates;
   private readonly attempts: Attempts;
+  private readonly watch: BackendWatch;
 
-  constructor(config: GatewayConfig, dispatcher: Dispatcher, log: Logger) {
+  /** `previous`: the router a reload replaces; a backend configured alike keeps its queue and breaker. */
+  constructor(
+    private readonly config: GatewayConfig,
+    dispatcher: Dispatcher,
+    log: Logger,
+    previous?: Router,
+  ) {
     this.registry = new ModelRegistry(config, dispatcher, log);
-    this.states = new BackendStates(config, this.registry.backends, log);
+    this.states = new BackendStates(
+      config,
+      this.registry.backends,
+      log,
+      previous && { states: previous.states, config: previous.config },
+    );
+    this.watch = new BackendWatch(
+      this.registry,
+      this.states,
+      this.registry.backends.keys(),
+      config.server.watchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS,
+      log,
+      previous?.watch,
+    );
     this.attempts = new Attempts(
       (model) => this.resolve(model),
       this.states,
@@ -46,6 +67,29 @@ export class Router {
   /** Asks every backend what it has (see ModelRegistry.discover). */
   discover(): Promise<void> {
     return this.registry.discover();
+  }
+
+  /**
+   * Watches the backends from now on (after the first discovery): each is asked again on the
+   * period and when it starts or stops answering (see BackendWatch).
+   */
+  startWatching(): void {
+    this.watch.start();
+  }
+
+  /** Looks at one backend again now (what it lists, whether it answers). */
+  recheck(name: string): Promise<void> {
+    return this.watch.check(name);
+  }
+
+  /** Stops watching (its timers). */
+  close(): void {
+    this.watch.close();
+  }
+
+  /** A backend's health: up, down or degraded, since when, why. */
+  health(name: string): BackendHealth | undefined {
+    return this.watch.health(name);
   }
 
   /** Every model a client may name. */

@@ -12,8 +12,8 @@ export interface Served {
   config: GatewayConfig;
   router: Router;
   dispatcher: Dispatcher;
-  /** Each model clients may name, with its first target's profile. */
-  models: Array<{ id: string; profile: ModelProfile }>;
+  /** Each model clients may name, with its first target's profile; `config`: an alias, else discovered. */
+  models: Array<{ id: string; profile: ModelProfile; source: "config" | "discovered" }>;
   /** The URL clients reach the gateway at. */
   baseUrl: string;
   close(): Promise<void>;
@@ -29,7 +29,7 @@ export async function loadServed(file: string | undefined): Promise<Served> {
   const models = router
     .models()
     .filter((m) => m.id !== "*")
-    .map((m) => ({ id: m.id, profile: router.resolve(m.id)[0]!.profile }));
+    .map((m) => ({ id: m.id, profile: router.resolve(m.id)[0]!.profile, source: m.source }));
   const host = ["0.0.0.0", "::", ""].includes(config.server.host) ? "127.0.0.1" : config.server.host;
   const baseUrl = `http://${host.includes(":") ? `[${host}]` : host}:${config.server.port}`;
   return { config, router, dispatcher, models, baseUrl, close: () => dispatcher.close() };

@@ -9,6 +9,8 @@ import type { Dispatcher } from "../backends/http/client.js";
 import { DEFAULT_RECEIVE_TIMEOUT_MS, type GatewayConfig } from "../config/types.js";
 import { GatewayError } from "../ir/errors.js";
 import type { Logger } from "../log.js";
+import { RequestFeed } from "../journal/feed.js";
+import type { Journal } from "../journal/journal.js";
 import { Router } from "../routing/router.js";
 import { sendError, surfaceFor } from "./answer.js";
 import { isLoopback, keyMatches, presentedKey } from "./auth.js";
@@ -16,7 +18,9 @@ import { DRAIN_AT_LEAST, ignore, parseBody, readBody } from "./body.js";
 import { Metrics } from "./metrics.js";
 import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
-import { routeTable } from "./routes/index.js";
+import { RequestLog } from "./request-log.js";
+import { createResponsesSurface } from "../surfaces/responses/index.js";
+import { findRoute, OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -26,17 +30,43 @@ export interface AppOptions {
   pingIntervalMs?: number;
   /** Lines for /health when nothing is configured: how to add a backend. */
   hints?: string[];
+  /** Where each request's entry is kept (none: the request line and the live feed only). */
+  journal?: Journal | undefined;
+  /** Re-reads the config file and reloads (POST /admin/reload): serve's, the same as SIGHUP. */
+  reload?: () => Promise<ReloadOutcome>;
 }
 
 export interface Gateway {
   server: http.Server;
-  router: Router;
+  /** The router new requests get (a reload puts a new one here; requests in flight keep theirs). */
+  readonly router: Router;
+  /** The config in effect. */
+  readonly config: GatewayConfig;
   metrics: Metrics;
+  /** Requests in flight with their phase, and each one as it ends (see journal/feed.ts). */
+  feed: RequestFeed;
+  journal: Journal | undefined;
   /** Listens; resolves with the base URL. */
   listen(host: string, port: number): Promise<string>;
   /** Stops accepting; answers in flight get `graceMs` to finish before their sockets are closed. */
   close(graceMs?: number): Promise<void>;
+  /**
+   * Takes a new config for new requests: its backends are discovered and watched, then it replaces
+   * the one in effect; requests in flight finish with the router and profiles they started with.
+   * Settings only a restart changes are named in `needsRestart` and kept as they were.
+   */
+  reload(config: GatewayConfig): Promise<{ needsRestart: string[] }>;
 }
+
+/** Server settings a reload cannot change: the socket and its limits are made once. */
+const FIXED_SERVER_SETTINGS = [
+  "host",
+  "port",
+  "bodyLimitBytes",
+  "receiveTimeoutMs",
+  "corsOrigins",
+  "allowedHosts",
+] as const;
 
 /**
  * The HTTP server: Node's own. The gateway has a handful of routes, and every one of them
@@ -44,35 +74,69 @@ export interface Gateway {
  */
 export function buildGateway(opts: AppOptions): Gateway {
   const { config, log } = opts;
-  if (!config.server.masterKey && !isLoopback(config.server.host)) {
-    throw new GatewayError(
-      "invalid_request",
-      `refusing to listen on ${config.server.host} without a master key: set server.master_key (or CLAWBRIDGE_MASTER_KEY), or listen on 127.0.0.1`,
-    );
-  }
-  const router = new Router(config, opts.dispatcher, log);
+  const keyCheck = (c: GatewayConfig) => {
+    if (!c.server.masterKey && !isLoopback(config.server.host)) {
+      throw new GatewayError(
+        "invalid_request",
+        `refusing to listen on ${config.server.host} without a master key: set server.master_key (or CLAWBRIDGE_MASTER_KEY), or listen on 127.0.0.1`,
+      );
+    }
+  };
+  keyCheck(config);
   const metrics = new Metrics();
-  const routes = routeTable({
-    config,
-    router,
-    metrics,
+  const feed = new RequestFeed();
+  // keys never written: those of every config the gateway has had (a reload adds the new ones)
+  const secrets: string[] = [];
+  const keysOf = (c: GatewayConfig) => {
+    for (const k of [c.server.masterKey, ...c.backends.map((b) => b.apiKey)])
+      if (k && !secrets.includes(k)) secrets.push(k);
+  };
+  keysOf(config);
+  const requests = new RequestLog({
     log,
-    // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
-    keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
-    pingIntervalMs: opts.pingIntervalMs ?? 10_000,
-    answerLimitChars: config.server.answerLimitChars,
-    hints: opts.hints,
+    metrics,
+    feed,
+    journal: opts.journal,
+    // labels: the names the router new requests get serves (a reload's)
+    servedAs: (model) => live.router.servedAs(model),
+    isBackend: (name) => live.router.backends.has(name),
+    secrets,
   });
+  // one store of recent responses (previous_response_id) for the gateway's life, across reloads
+  const responses = createResponsesSurface();
+  /** What a config makes for new requests: its router and the routes that use it. */
+  const build = (c: GatewayConfig, previous?: Router) => {
+    const router = new Router(c, opts.dispatcher, log, previous);
+    const routes = routeTable(
+      {
+        config: c,
+        router,
+        metrics,
+        requests,
+        log,
+        // a second: fast failures stay real HTTP errors; a slow backend (loading) gets its stream opened
+        keepAliveAfterMs: opts.keepAliveAfterMs ?? 1000,
+        pingIntervalMs: opts.pingIntervalMs ?? 10_000,
+        answerLimitChars: c.server.answerLimitChars,
+        hints: opts.hints,
+        reload: opts.reload,
+      },
+      responses,
+    );
+    return { config: c, router, routes, key: c.server.masterKey };
+  };
+  let live = build(config);
   const limit = config.server.bodyLimitBytes;
   const receiveMs = config.server.receiveTimeoutMs ?? DEFAULT_RECEIVE_TIMEOUT_MS;
   // what of a refused body is read and thrown away before the connection is closed (see refuse)
   const drainLimit = Math.max(limit, DRAIN_AT_LEAST);
   // agents resend their conversation every turn: what a body shares with the last ones is not parsed again
   const bodies = new BodyParser();
-  const key = config.server.masterKey;
 
-  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) =>
+  const fail = (req: IncomingMessage, res: ServerResponse, err: GatewayError) => {
+    requests.of(req)?.failed(err);
     sendError(surfaceFor(req), res, err, log, "invalid");
+  };
 
   /**
    * Answers a request whose body is not read (the origin, the key, the route, the size or the time
@@ -92,7 +156,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     deadline = performance.now() + receiveMs,
   ) => {
     const answer = surfaceFor(req).encodeError(err);
-    log.debug({ status: answer.status, err: err.message }, "refused a request");
+    requests.of(req)?.failed(err);
     req.on("error", ignore);
     if (res.headersSent || res.destroyed) {
       req.destroy();
@@ -145,6 +209,7 @@ export function buildGateway(opts: AppOptions): Gateway {
     connectionsCheckingInterval: Math.min(30_000, Math.max(10, Math.round(receiveMs / 10))),
   };
   const server = http.createServer(timeLimits, (req, res) => {
+    const trace = requests.begin(req, res, surfaceFor(req).name);
     const verdict = guard(req, res);
     if (verdict !== undefined) {
       if (verdict instanceof GatewayError) {
@@ -154,8 +219,9 @@ export function buildGateway(opts: AppOptions): Gateway {
       return;
     }
     const path = (req.url ?? "/").split("?")[0]!;
-    const route = routes.get(`${req.method} ${path}`);
-    if (key && path !== "/health") {
+    const { routes, key } = live;
+    const route = findRoute(routes, req.method, path);
+    if (key && !OPEN_PATHS.has(path)) {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {
         return refuse(
@@ -196,6 +262,7 @@ export function buildGateway(opts: AppOptions): Gateway {
         } catch (e) {
           return fail(req, res, e as GatewayError);
         }
+        if (trace.capture) trace.captureRequest(body);
         run(body, bytes.length);
       },
       (e: unknown) => {
@@ -208,8 +275,35 @@ export function buildGateway(opts: AppOptions): Gateway {
 
   return {
     server,
-    router,
+    get router() {
+      return live.router;
+    },
+    get config() {
+      return live.config;
+    },
     metrics,
+    feed,
+    journal: opts.journal,
+    reload: async (next) => {
+      keyCheck(next);
+      const needsRestart = FIXED_SERVER_SETTINGS.filter(
+        (k) => JSON.stringify(next.server[k]) !== JSON.stringify(config.server[k]),
+      );
+      // kept as they were: the socket is the one made at the start
+      const server = next.server as Record<string, unknown>;
+      for (const k of FIXED_SERVER_SETTINGS) {
+        if (config.server[k] === undefined) delete server[k];
+        else server[k] = config.server[k];
+      }
+      keysOf(next);
+      const fresh = build(next, live.router);
+      await fresh.router.discover();
+      fresh.router.startWatching();
+      const old = live;
+      live = fresh;
+      old.router.close();
+      return { needsRestart };
+    },
     listen: (host, port) =>
       new Promise((resolve, reject) => {
         server.once("error", reject);
@@ -221,6 +315,7 @@ export function buildGateway(opts: AppOptions): Gateway {
       }),
     close: (graceMs = 0) =>
       new Promise((resolve) => {
+        live.router.close();
         server.close(() => resolve());
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), graceMs);

@@ -1,6 +1,7 @@
 /**
  * The gateway's counters, exposed at /metrics in Prometheus' text format. Hand-written: a few
- * counters and one histogram do not justify a metrics library's memory (see README).
+ * counters and histograms do not justify a metrics library's memory and per-observation cost
+ * (prom-client's registry, its label hashing and default collectors; see README).
  */
 type Labels = Record<string, string>;
 
@@ -131,10 +132,19 @@ export class Metrics {
     "clawbridge_prompt_tokens_total",
     "Prompt tokens the backends reported, by model: read afresh (evaluated) or held by the server's prompt cache (cache; only where the server says)",
   );
-  readonly duration = new Histogram<"surface">(
+  readonly duration = new Histogram<"model" | "backend">(
     "clawbridge_request_duration_seconds",
-    "Time from request to the end of the answer",
-    [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+    "Time from a generation request to the end of its answer, by model (as served; other: not served) and backend (none: never sent)",
+    [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 15, 60, 300],
+  );
+  readonly firstToken = new Histogram<"model" | "backend">(
+    "clawbridge_time_to_first_token_seconds",
+    "Time from a generation request to the first token of its answer, by model and backend",
+    [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  );
+  readonly tokens = new Counter<"model" | "backend" | "direction">(
+    "clawbridge_tokens_total",
+    "Tokens the backends reported, by model, backend and direction: input (the whole prompt), output, cached (of the input, held by the server's prompt cache)",
   );
 
   readonly queued = new Counter<"backend" | "lane">(
@@ -160,6 +170,8 @@ export class Metrics {
         this.toolCalls,
         this.promptTokens,
         this.duration,
+        this.firstToken,
+        this.tokens,
         this.queued,
         this.queueWait,
       ]

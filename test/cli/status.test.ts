@@ -15,7 +15,7 @@ describe("clawbridge status", () => {
       assert.match(r.out, new RegExp(`clawbridge at ${gw.url}: ok`));
       assert.match(
         r.out,
-        /backend b \(ollama\) http:\/\/127.0.0.1:\d+: ok; running 0\/\S+, waiting 0\+0; loaded: qwen2.5:14b\n/,
+        /backend b \(ollama\) http:\/\/127.0.0.1:\d+: up since \d\d:\d\d:\d\d; running 0\/\S+, waiting 0\+0; 2 model\(s\) listed; loaded: qwen2.5:14b\n/,
       );
       assert.match(r.out, /models: test-model/);
     } finally {

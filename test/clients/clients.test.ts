@@ -93,6 +93,17 @@ describe("clawbridge claude-code: the environment for Claude Code", () => {
     assert.equal(env.ANTHROPIC_DEFAULT_HAIKU_MODEL, "qwen2.5-3b");
     assert.equal(env.ANTHROPIC_DEFAULT_SONNET_MODEL, "qwen2.5-14b");
     assert.ok(Number(env.API_TIMEOUT_MS) >= 300_000);
+    // no window known: nothing that would make Claude Code assume a wrong one
+    assert.equal(env.CLAUDE_CODE_MAX_CONTEXT_TOKENS, undefined);
+    assert.equal(env.CLAUDE_CODE_MAX_OUTPUT_TOKENS, undefined);
+    const sized = claudeCodeEnv({
+      baseUrl: "http://127.0.0.1:4000",
+      token: "t",
+      models: { main: "qwen2.5-14b" },
+      window: { contextWindow: 32768, maxOutputTokens: 4096 },
+    });
+    assert.equal(sized.CLAUDE_CODE_MAX_CONTEXT_TOKENS, "32768");
+    assert.equal(sized.CLAUDE_CODE_MAX_OUTPUT_TOKENS, "4096");
     assert.match(shellExports(env), /^export ANTHROPIC_AUTH_TOKEN='it'\\''s'$/m);
 
     const dir = mkdtempSync(join(tmpdir(), "cb-claude-"));
@@ -165,6 +176,25 @@ models:
       assert.match(cc.out, /^export ANTHROPIC_AUTH_TOKEN='sk-test'$/m);
       assert.match(cc.out, /^export ANTHROPIC_DEFAULT_HAIKU_MODEL='claude-haiku-4-5'$/m);
       assert.match(cc.out, /^export ANTHROPIC_MODEL='claude-sonnet-4-5'$/m);
+      // the main model's served window and output limit (min of max_output_tokens and a quarter of the window)
+      assert.match(cc.out, /^export CLAUDE_CODE_MAX_CONTEXT_TOKENS='32768'$/m);
+      assert.match(cc.out, /^export CLAUDE_CODE_MAX_OUTPUT_TOKENS='4096'$/m);
+      // a Claude name: Claude Code uses its own catalog's window for it, and the user is told
+      assert.match(
+        cc.out,
+        /^warning: Claude Code takes its own window for the Claude model name claude-sonnet-4-5/m,
+      );
+
+      const haiku = await run(["claude-code", "--config", config, "--model", "claude-haiku-4-5"]);
+      assert.equal(haiku.code, 0, haiku.out);
+      assert.match(haiku.out, /^export ANTHROPIC_MODEL='claude-haiku-4-5'$/m);
+      assert.match(haiku.out, /^export CLAUDE_CODE_MAX_CONTEXT_TOKENS='16384'$/m);
+      assert.match(haiku.out, /^export CLAUDE_CODE_MAX_OUTPUT_TOKENS='4096'$/m);
+
+      const unknown = await run(["claude-code", "--config", config, "--model", "some-other"]);
+      assert.equal(unknown.code, 0, unknown.out);
+      assert.doesNotMatch(unknown.out, /CLAUDE_CODE_MAX_CONTEXT_TOKENS/);
+      assert.match(unknown.out, /^warning: some-other is not in the served list/m);
     } finally {
       await fake.close();
     }

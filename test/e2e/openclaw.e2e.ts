@@ -219,6 +219,64 @@ async function toolTurn(kind: BackendKind): Promise<void> {
   }
 }
 
+/**
+ * OpenClaw's built-in `anthropic` provider (not a provider clawbridge writes): its base URL overridden to
+ * clawbridge, the model named as OpenClaw names Claude, served by an Ollama model in clawbridge's default set-up
+ * (no context_window, no memory budget, a model trained for 262,144 tokens). The provider sends adaptive thinking,
+ * max_tokens 32000 and its full tool set; its first request (~18k tokens) must fit the window clawbridge picks.
+ */
+async function builtInAnthropicTurn(): Promise<void> {
+  const claude = "claude-sonnet-4-6";
+  const fake = await startOllamaFake({ models: [{ name: "qwen2.5:14b", contextLength: 262_144 }] });
+  const gw = await startClawbridge(`
+backends:
+  b: { kind: ollama, url: "${fake.url}" }
+models:
+  ${claude}: { backend: b, model: "qwen2.5:14b" }
+`);
+  const home = createOpenClawHome("builtin-anthropic");
+  try {
+    writeOpenClawConfig(home, {
+      agents: { defaults: { workspace: home.workspace, model: { primary: `anthropic/${claude}` } } },
+      models: { mode: "merge", providers: { anthropic: { baseUrl: gw.url, apiKey: gw.apiKey, models: [] } } },
+      update: { checkOnStart: false, auto: { enabled: false } },
+      telemetry: { enabled: false },
+    });
+    const said = "Hello from a local model, through OpenClaw's own Anthropic provider.";
+    fake.setReply({ text: said });
+    const turn = await runOpenClawTurn(home, "Say hello.", { timeoutMs: TURN_TIMEOUT_MS });
+    const chats = fake.requests.filter((r) => r.method === "POST" && r.path === "/api/chat");
+    const why = () =>
+      [describeTurn(turn), describeRequests(chats), describeGatewayLog(gw), `home: ${home.root}`].join("\n");
+    assert.ok(!turn.timedOut && turn.code === 0, `OpenClaw failed\n${why()}`);
+    assert.equal(turn.text, said, `OpenClaw's reply differs from what the model said\n${why()}`);
+    const first = chats[0]!;
+    // its whole prompt reached the model, inside the window clawbridge chose, with every tool
+    const prompt = first.prompt as { tokens: number; window: number } | undefined;
+    assert.ok(prompt && prompt.window >= 32768, `num_ctx ${prompt?.window} is below 32768\n${why()}`);
+    assert.ok(
+      prompt.tokens > 12_000 && prompt.tokens <= prompt.window,
+      `the first prompt (${prompt.tokens} tokens) does not fit num_ctx ${prompt.window}\n${why()}`,
+    );
+    assert.ok(first.body.tools.length >= 12, `only ${first.body.tools.length} tools arrived\n${why()}`);
+    // adaptive thinking asked of a model that cannot think: not sent (Ollama would answer 400), and noted
+    assert.ok(first.body.think === undefined || first.body.think === false, `think sent\n${why()}`);
+    assert.ok(
+      gw.logLines().some((l) => l.includes('"subject":"thinking"')),
+      `no note that the provider's thinking was dropped: did it send any?\n${why()}`,
+    );
+    if (process.env.CLAWBRIDGE_E2E_VERBOSE)
+      process.stderr.write(
+        `built-in anthropic: first prompt ${prompt.tokens} tokens in num_ctx ${prompt.window}, ${first.body.tools.length} tools\n`,
+      );
+  } finally {
+    killLeftovers();
+    await gw.close();
+    await fake.close();
+    home.dispose();
+  }
+}
+
 describe("OpenClaw (real, headless) through clawbridge", () => {
   before(() => {
     assertOpenClawInstalled();
@@ -244,6 +302,12 @@ describe("OpenClaw (real, headless) through clawbridge", () => {
       await tearDown(s);
     }
   });
+
+  test(
+    "built-in anthropic provider, base URL overridden: a first turn on a default-config Ollama model",
+    { timeout: TEST_TIMEOUT_MS },
+    builtInAnthropicTurn,
+  );
 
   test(
     "tool turn (Ollama): a Hermes-text tool call runs in OpenClaw and its result comes back",

@@ -86,10 +86,10 @@ export class FakeHost implements FakeServer {
     });
   }
 
-  async listen(): Promise<void> {
+  async listen(port = listenOn.port): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(listenOn.port, "127.0.0.1", () => {
+      this.server.listen(port, "127.0.0.1", () => {
         this.server.off("error", reject);
         resolve();
       });
@@ -359,13 +359,14 @@ export class FakeHost implements FakeServer {
 /** The port fakes listen on: 0 (OS-assigned) unless a runner (test/fakes/run.ts) asks for one. */
 export const listenOn = { port: 0 };
 
-/** Starts a fake on 127.0.0.1 with an OS-assigned port. */
+/** Starts a fake on 127.0.0.1 with an OS-assigned port, or the one given (a server started again). */
 export async function startFake(
   handler: Handler,
   reply: ReplyFn | ScriptedReply | undefined,
+  port?: number,
 ): Promise<FakeHost> {
   const host = new FakeHost(handler, reply);
-  await host.listen();
+  await host.listen(port);
   return host;
 }
 
@@ -463,6 +464,8 @@ export interface Plan {
   reasoningChunks: string[];
   toolCalls: PlannedToolCall[];
   finish: "stop" | "length" | "tool_calls";
+  /** The stop sequence that ended the answer, when the script says one did. */
+  stopSequence?: string;
   chunkSize: number;
   /** Content-bearing chunks: reasoning + text chunks, and per tool call its start and its argument deltas. */
   contentChunks: number;
@@ -483,7 +486,18 @@ export function planReply(reply: ScriptedReply, makeToolId: () => string): Plan 
   const finish = reply.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop");
   const contentChunks =
     textChunks.length + reasoningChunks.length + toolCalls.reduce((n, c) => n + 1 + c.argChunks.length, 0);
-  return { text, reasoning, textChunks, reasoningChunks, toolCalls, finish, chunkSize, contentChunks };
+  const plan: Plan = {
+    text,
+    reasoning,
+    textChunks,
+    reasoningChunks,
+    toolCalls,
+    finish,
+    chunkSize,
+    contentChunks,
+  };
+  if (reply.stopSequence !== undefined) plan.stopSequence = reply.stopSequence;
+  return plan;
 }
 
 /** Splits by code points so a surrogate pair is never cut in half. Always returns at least one element. */

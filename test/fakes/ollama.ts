@@ -59,6 +59,16 @@ export interface OllamaFakeOptions {
    * refused with a 500, as Ollama does. Default: unlimited.
    */
   memoryBytes?: number;
+  /** The port to listen on (a server started again where it was); default OS-assigned. */
+  port?: number;
+}
+
+/** An Ollama fake whose models can change while it runs (`ollama pull`, `ollama rm`). */
+export interface OllamaFake extends FakeServer {
+  /** A model pulled: listed from now on. */
+  addModel(spec: OllamaModelSpec): void;
+  /** A model removed: no longer listed. */
+  removeModel(name: string): void;
 }
 
 /** What the fake's models weigh (/api/tags size) and their KV cache per token at f16 (from model_info below). */
@@ -83,25 +93,38 @@ const NDJSON_HEADERS = { "content-type": "application/x-ndjson" };
 const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
 const MODIFIED = new Date("2025-06-01T12:00:00.123456789Z");
 
-export async function startOllamaFake(opts: OllamaFakeOptions = {}): Promise<FakeServer> {
+export async function startOllamaFake(opts: OllamaFakeOptions = {}): Promise<OllamaFake> {
   const specs = opts.models && opts.models.length > 0 ? opts.models : [{ name: "llama3.2" }];
   const models = specs.map((spec, i) => toModel(spec, i));
   const version = opts.version ?? "0.12.6";
-  return startFake(async (ex, host) => {
-    const { method, pathname } = ex;
-    const get = method === "GET" || method === "HEAD";
-    if (get && pathname === "/") return host.send(ex, 200, "Ollama is running", TEXT_HEADERS);
-    if (get && pathname === "/api/version") return host.send(ex, 200, goJson({ version }), JSON_HEADERS);
-    if (get && pathname === "/api/tags")
-      return host.send(ex, 200, goJson({ models: models.map(tagEntry) }), JSON_HEADERS);
-    if (method === "GET" && pathname === "/api/ps") {
-      const loaded = models.filter((m) => m.spec.loaded !== false).map(psEntry);
-      return host.send(ex, 200, goJson({ models: loaded }), JSON_HEADERS);
-    }
-    if (method === "POST" && pathname === "/api/show") return show(ex, host, models);
-    if (method === "POST" && pathname === "/api/chat") return chat(ex, host, models, opts);
-    host.send(ex, 404, "404 page not found", TEXT_HEADERS);
-  }, opts.reply);
+  const fake = await startFake(
+    async (ex, host) => {
+      const { method, pathname } = ex;
+      const get = method === "GET" || method === "HEAD";
+      if (get && pathname === "/") return host.send(ex, 200, "Ollama is running", TEXT_HEADERS);
+      if (get && pathname === "/api/version") return host.send(ex, 200, goJson({ version }), JSON_HEADERS);
+      if (get && pathname === "/api/tags")
+        return host.send(ex, 200, goJson({ models: models.map(tagEntry) }), JSON_HEADERS);
+      if (method === "GET" && pathname === "/api/ps") {
+        const loaded = models.filter((m) => m.spec.loaded !== false).map(psEntry);
+        return host.send(ex, 200, goJson({ models: loaded }), JSON_HEADERS);
+      }
+      if (method === "POST" && pathname === "/api/show") return show(ex, host, models);
+      if (method === "POST" && pathname === "/api/chat") return chat(ex, host, models, opts);
+      host.send(ex, 404, "404 page not found", TEXT_HEADERS);
+    },
+    opts.reply,
+    opts.port,
+  );
+  return Object.assign(fake, {
+    addModel: (spec: OllamaModelSpec) => {
+      models.push(toModel(spec, models.length));
+    },
+    removeModel: (name: string) => {
+      const i = models.findIndex((m) => m.display === withTag(name));
+      if (i >= 0) models.splice(i, 1);
+    },
+  });
 }
 
 function error(message: string): ErrorResponse {

@@ -885,7 +885,7 @@ const vllm: Dialect = {
   chunks: (a) => {
     const chunk = (delta: Obj, finish: string | null): Obj => {
       const choice: Obj = { index: 0, delta, logprobs: null, finish_reason: finish };
-      if (finish !== null) choice.stop_reason = null;
+      if (finish !== null) choice.stop_reason = a.plan.stopSequence ?? null;
       return {
         id: a.id,
         object: "chat.completion.chunk",
@@ -947,7 +947,7 @@ const vllm: Dialect = {
         },
         logprobs: null,
         finish_reason: a.plan.finish,
-        stop_reason: null,
+        stop_reason: a.plan.stopSequence ?? null,
       },
     ],
     usage: {

@@ -21,6 +21,11 @@ export interface ScriptedReply {
    * The anthropic fake maps to end_turn / max_tokens / tool_use; ollama to done_reason "stop" / "length".
    */
   finishReason?: "stop" | "length" | "tool_calls";
+  /**
+   * The answer ended on this stop sequence (one the request asked for; the text excludes it, as the
+   * servers do). Only a server that says which stopped it reports it: vLLM's `stop_reason`.
+   */
+  stopSequence?: string;
   /** Default: prompt = a rough count of the request, completion = chunks sent. */
   usage?: { prompt: number; completion: number };
   /** Characters per streamed text chunk (and per tool-argument delta), default 4. */

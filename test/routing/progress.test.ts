@@ -61,11 +61,20 @@ describe("prompt progress (llama.cpp)", () => {
     });
     // the stream opens on its own only after 10 s of silence: what keeps it alive here is the progress
     const gw = await startGateway(config(fake.url), { keepAliveAfterMs: 10_000, pingIntervalMs: 10_000 });
+    const shown: string[] = [];
+    gw.feed.on("update", (r) => {
+      if (r.progress) shown.push(r.progress);
+    });
     try {
       const a = await post(gw.url, "anthropic", true);
       assert.equal(a.status, 200);
       const aText = await a.text();
       const aEvents = parseSse(aText);
+      assert.match(shown[0]!, /^reading the prompt 0\/1,5\d\d$/, "the live feed shows the 0 % report");
+      assert.ok(
+        shown.some((w) => /^reading the prompt 1,400\/1,5\d\d$/.test(w)),
+        `and how far it came (${shown.join("; ")})`,
+      );
       const pings = aEvents.filter((e) => e.event === "ping").length;
       assert.ok(pings >= 5, `Anthropic client got a ping per progress report (${pings})`);
       assert.equal(checkAnthropicStream(aEvents), "end_turn");

@@ -514,7 +514,7 @@ describe("/metrics under invented names", () => {
       assert.ok(blocks >= 1250, `ignored blocks counted: ${blocks}`);
       assert.match(
         text,
-        /^clawbridge_requests_total\{surface="openai",model="\(unknown\)",outcome="not_found"\} \d+$/m,
+        /^clawbridge_requests_total\{surface="openai",model="other",outcome="not_found"\} \d+$/m,
       );
     } finally {
       await g.close();

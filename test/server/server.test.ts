@@ -77,9 +77,47 @@ describe("HTTP surface", () => {
       ).body.json()) as any;
       assert.equal(anthropicModels.data[0].type, "model");
 
-      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
+      const res = await request(`${gw.url}/health`);
+      assert.equal(res.statusCode, 200);
+      const health = (await res.body.json()) as any;
       assert.equal(health.status, "ok");
-      assert.equal(health.backends[0].status, "ok");
+      assert.equal(health.backends[0].state, "up");
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+
+  test("Claude Code's side requests: its HEAD /api/hello probe (no key) and count_tokens?beta=true (with it)", async () => {
+    const fake = await startOpenAICompatFake({ models: ["m1"] });
+    const gw = await startGateway(
+      `${oneBackend("openai-compat", fake.url, "m1")}\nserver: { master_key: sk-cc }\n`,
+    );
+    try {
+      const head = await request(`${gw.url}/api/hello`, { method: "HEAD" });
+      await head.body.text();
+      assert.equal(head.statusCode, 200, "the probe, sent without a key, is answered");
+      const get = await request(`${gw.url}/api/hello`);
+      assert.deepEqual(await get.body.json(), { status: "ok" });
+      // nothing else opens without the key
+      const refused = await request(`${gw.url}/v1/messages/count_tokens?beta=true`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(refused.statusCode, 401);
+      assert.equal(((await refused.body.json()) as any).error.type, "authentication_error");
+      const counted = await request(`${gw.url}/v1/messages/count_tokens?beta=true`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-cc",
+          "anthropic-beta": "token-counting-2024-11-01",
+        },
+        body: JSON.stringify({ model: "test-model", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assert.equal(counted.statusCode, 200);
+      assert.ok(((await counted.body.json()) as any).input_tokens > 0);
     } finally {
       await gw.close();
       await fake.close();
@@ -89,8 +127,12 @@ describe("HTTP surface", () => {
   test("a backend that is down is named in /health and in the error", async () => {
     const gw = await startGateway(oneBackend("ollama", "http://127.0.0.1:9", "q"));
     try {
-      const health = (await (await request(`${gw.url}/health`)).body.json()) as any;
-      assert.equal(health.backends[0].status, "unreachable");
+      const res = await request(`${gw.url}/health`);
+      assert.equal(res.statusCode, 503, "no backend can serve");
+      const health = (await res.body.json()) as any;
+      assert.equal(health.status, "down");
+      assert.equal(health.backends[0].state, "down");
+      assert.match(health.backends[0].reason, /connection refused/);
       const client = new Anthropic({ baseURL: gw.url, apiKey: "x", maxRetries: 0 });
       await assert.rejects(
         client.messages.create({

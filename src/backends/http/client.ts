@@ -223,6 +223,7 @@ function sendOnce(
         req.once("close", clear);
       });
     }
+    if (opts.body !== undefined) hooks?.onBody?.(opts.body);
     req.end(opts.body);
   });
 }

@@ -35,6 +35,8 @@ export class ChatChunkDecoder {
   private early = new Map<number, { id?: string; args: string }>();
   private sawToolCall = false;
   private finish: string | undefined;
+  /** The stop sequence the server says ended the answer. */
+  private stopSequence: string | undefined;
   private usageSent = false;
   /** The template of the payloads to come (see json-template.ts). */
   private readonly templates: PayloadTemplates;
@@ -125,6 +127,9 @@ export class ChatChunkDecoder {
     const delta = choice?.delta ?? choice?.message;
     if (delta) this.delta(delta, out);
     if (choice?.finish_reason) this.finish = choice.finish_reason;
+    // llama.cpp puts its debug object on the first chunk of the last batch, vLLM its field on the finish
+    const seq = stoppedOn(choice, chunk);
+    if (seq !== undefined) this.stopSequence = seq;
     if (chunk.usage && typeof chunk.usage === "object") {
       out.push({ type: "usage", usage: usageOf(chunk.usage, chunk.timings) });
       this.usageSent = true;
@@ -217,8 +222,24 @@ export class ChatChunkDecoder {
     let reason = FINISH[this.finish] ?? "end_turn";
     // Several servers say "stop" after a tool call; what was sent is what counts.
     if (this.sawToolCall && reason === "end_turn") reason = "tool_use";
-    out.push({ type: "stop", reason });
+    if (reason === "end_turn" && this.stopSequence !== undefined)
+      out.push({ type: "stop", reason: "stop_sequence", stopSequence: this.stopSequence });
+    else out.push({ type: "stop", reason });
   }
+}
+
+/**
+ * The stop sequence that ended the answer, where the server says which: vLLM's `stop_reason` (a
+ * string; a number is a stop token, not a sequence), llama.cpp's native `stop_type: "word"` and
+ * `stopping_word` (sent beside the OpenAI fields only in its `__verbose` debug object). Others
+ * say "stop" for the end of the turn and a stop sequence alike: then nothing is inferred.
+ */
+function stoppedOn(choice: any, chunk: any): string | undefined {
+  if (typeof choice?.stop_reason === "string" && choice.stop_reason) return choice.stop_reason;
+  const v = chunk.__verbose;
+  if (v && v.stop_type === "word" && typeof v.stopping_word === "string" && v.stopping_word)
+    return v.stopping_word;
+  return undefined;
 }
 
 /**

@@ -12,20 +12,21 @@ import type { Event, Request } from "../../ir/types.js";
 import type { RouteObserver } from "../../routing/router.js";
 import type { ResponseMeta, StreamEncoder, Surface } from "../../surfaces/types.js";
 import { sendError } from "../answer.js";
+import type { Trace } from "../request-log.js";
 import type { Handler, RouteContext } from "./route.js";
 
 /** What answering a generation needs from the gateway. */
 type HandlerDeps = Pick<
   RouteContext,
-  "router" | "metrics" | "log" | "keepAliveAfterMs" | "pingIntervalMs" | "answerLimitChars"
+  "router" | "metrics" | "requests" | "log" | "keepAliveAfterMs" | "pingIntervalMs" | "answerLimitChars"
 >;
 
 /** The route for a surface's generation endpoint. */
 export const generation =
   (surface: Surface) =>
   (ctx: RouteContext): Handler =>
-  (_req, res, body, bodyBytes) =>
-    handleGeneration(surface, body, bodyBytes, res, ctx);
+  (req, res, body, bodyBytes) =>
+    handleGeneration(surface, body, bodyBytes, res, ctx, ctx.requests.of(req));
 
 /**
  * Writes a streaming answer to the socket: what is written between two flushes goes out as one
@@ -36,9 +37,14 @@ export const generation =
 class Writer {
   private pending = "";
   private scheduled = false;
-  constructor(private readonly res: ServerResponse) {}
+  /** `capture`: a trace that keeps what is written (the journal's capture). */
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly capture?: Trace,
+  ) {}
   write(s: string): void {
     if (!s || this.res.destroyed) return;
+    this.capture?.captureAnswer(s);
     this.pending += s;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -47,6 +53,7 @@ class Writer {
   }
   /** Writes `s` now, after anything pending (one write for both). */
   writeNow(s: string): void {
+    this.capture?.captureAnswer(s);
     const all = this.pending + s;
     this.pending = "";
     if (all && !this.res.destroyed) this.res.write(all);
@@ -78,14 +85,18 @@ async function handleGeneration(
   bodyBytes: number,
   res: ServerResponse,
   deps: HandlerDeps,
+  trace: Trace | undefined,
 ): Promise<void> {
-  const started = performance.now();
+  if (trace) trace.surface = surface.name;
   let req: Request;
   try {
     req = surface.decode(body);
   } catch (e) {
-    return sendError(surface, res, toGatewayError(e), deps.log, "invalid");
+    const err = toGatewayError(e);
+    trace?.failed(err);
+    return sendError(surface, res, err, deps.log, "invalid");
   }
+  trace?.started(req.model);
   const log = deps.log;
   const meta: ResponseMeta = {
     id: newId(surface.idPrefix),
@@ -102,10 +113,13 @@ async function handleGeneration(
 
   // a streaming answer, opened early when the request has to wait
   const live = req.stream
-    ? new LiveStream(surface.streamEncoder(req, meta), res, deps.pingIntervalMs)
+    ? new LiveStream(surface.streamEncoder(req, meta), res, deps.pingIntervalMs, trace)
     : undefined;
   const observer: RouteObserver = {
-    note: (subject) => deps.metrics.reshaped.inc({ what: subject }),
+    note: (subject, detail) => {
+      deps.metrics.reshaped.inc({ what: subject });
+      trace?.note({ subject, detail });
+    },
     count: (what: string, n = 1) => deps.metrics.toolCalls.inc({ what }, n),
     promptTokens: (model, evaluated, cached) => {
       deps.metrics.promptTokens.inc({ model, from: "evaluated" }, evaluated);
@@ -115,40 +129,57 @@ async function handleGeneration(
       deps.metrics.switched.inc({ from_backend: from.backend.name, kind: err.kind }),
     queued: (backend, lane) => {
       deps.metrics.queued.inc({ backend, lane });
+      trace?.queued(lane);
       // it will be a while: the client gets its stream opened now, and pings while it waits
       live?.keepAlive();
     },
-    started: (backend, lane, waitedMs) => deps.metrics.queueWait.observe({ backend, lane }, waitedMs / 1000),
+    started: (backend, lane, waitedMs) => {
+      deps.metrics.queueWait.observe({ backend, lane }, waitedMs / 1000);
+      trace?.placed(waitedMs);
+    },
     // the backend is reading a long prompt: the client hears of it (a ping per report)
-    progress: () => live?.progressed(),
+    // (and the live feed, how far)
+    progress: (_p, words) => {
+      live?.progressed();
+      trace?.progress(words);
+    },
   };
+  if (trace) {
+    observer.sending = (backend, model) => trace.sending(backend, model);
+    observer.headers = () => trace.headers();
+    if (trace.capture) observer.upstream = (b) => trace.captureUpstream(b);
+  }
   let outcome = "ok";
   try {
     const events = deps.router.stream(req, abort, log, observer)[Symbol.asyncIterator]();
-    if (live) outcome = await streamAnswer(live, req, events, deps, abort);
+    if (live) outcome = await streamAnswer(live, events, deps, abort, trace);
     else {
       // the whole answer is held before it is sent: up to a limit, whatever the backend sends
       const chars = deps.answerLimitChars ?? DEFAULT_ANSWER_LIMIT;
-      const answer = await collect(iterable(events), req.model, { chars, error: () => tooLong(chars) });
+      const answer = await collect(iterable(trace ? traced(events, trace) : events), req.model, {
+        chars,
+        error: () => tooLong(chars),
+      });
       // as in a stream: the estimate stands when the backend reported no count
       if (!answer.usage.inputTokens && answer.usage.cacheReadTokens === undefined)
         answer.usage.inputTokens = meta.inputTokensEstimate;
       const body = surface.encodeResponse(answer, req, meta);
+      trace?.usage(answer.usage);
+      trace?.captureAnswer(body);
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);
     }
   } catch (e) {
     const err = toGatewayError(e);
     outcome = abort.aborted ? "client_gone" : err.kind;
+    trace?.failed(err);
     if (!abort.aborted) sendError(surface, res, err, deps.log, outcome);
-    if ((err.kind === "api_error" || err.kind === "unavailable") && !abort.aborted)
-      log.warn({ model: req.model, err: err.message }, "request failed");
   } finally {
     res.off("close", onClose);
+    if (trace) trace.outcome = outcome;
     // only names the gateway serves are labels: a client must not be able to grow the metrics without bound
-    const model = deps.router.servedAs(req.model) ?? "(unknown)";
+    const model = deps.router.servedAs(req.model) ?? "other";
     deps.metrics.requests.inc({ surface: surface.name, model, outcome });
-    deps.metrics.duration.observe({ surface: surface.name }, (performance.now() - started) / 1000);
   }
 }
 
@@ -160,6 +191,26 @@ function tooLong(chars: number): GatewayError {
     `the answer grew past ${mb} MB, the most a non-streaming answer may hold (server.answer_limit_mb): ask for a stream (stream: true), or raise the limit`,
     { code: "answer_too_large", retryable: false },
   );
+}
+
+/** The events, telling the trace of the first token and the usage reports as they pass. */
+function traced(it: AsyncIterator<Event[]>, trace: Trace): AsyncIterator<Event[]> {
+  return {
+    next: async () => {
+      const r = await it.next();
+      if (!r.done) see(r.value, trace);
+      return r;
+    },
+    return: (v) => it.return?.(v) ?? Promise.resolve({ done: true, value: v }),
+  };
+}
+
+/** What a batch of events tells the trace: the first token, the usage. */
+function see(batch: Event[], trace: Trace): void {
+  for (const ev of batch) {
+    if (ev.type === "usage") trace.usage(ev.usage);
+    else if (ev.type !== "start" && ev.type !== "stop") trace.firstToken();
+  }
 }
 
 function iterable<T>(it: AsyncIterator<T>): AsyncIterable<T> {
@@ -181,8 +232,9 @@ class LiveStream {
     readonly encoder: StreamEncoder,
     readonly res: ServerResponse,
     private readonly pingIntervalMs: number,
+    readonly trace: Trace | undefined,
   ) {
-    this.out = new Writer(res);
+    this.out = new Writer(res, trace?.capture ? trace : undefined);
   }
 
   open(): void {
@@ -235,10 +287,10 @@ class LiveStream {
  */
 async function streamAnswer(
   live: LiveStream,
-  req: Request,
   events: AsyncIterator<Event[]>,
   deps: HandlerDeps,
   signal: Signal,
+  trace: Trace | undefined,
 ): Promise<string> {
   const { out, encoder } = live;
   let first: IteratorResult<Event[]>;
@@ -251,6 +303,7 @@ async function streamAnswer(
     if (!live.opened) throw e;
     if (signal.aborted) return "client_gone";
     const err = toGatewayError(e);
+    trace?.failed(err);
     out.write(encoder.error(err));
     out.end();
     return err.kind;
@@ -265,6 +318,7 @@ async function streamAnswer(
     let r = first;
     while (!r.done) {
       let s = "";
+      if (trace) see(r.value, trace);
       for (const ev of r.value) s += encoder.event(ev);
       out.writeNow(s);
       // A client that does not read holds the rest of the answer where it is: in the backend,
@@ -273,9 +327,9 @@ async function streamAnswer(
       r = await events.next();
     }
     if (!encoder.finished) {
-      out.write(
-        encoder.error(new GatewayError("api_error", "the backend's answer ended before it finished")),
-      );
+      const err = new GatewayError("api_error", "the backend's answer ended before it finished");
+      trace?.failed(err);
+      out.write(encoder.error(err));
       out.end();
       return "incomplete";
     }
@@ -284,7 +338,7 @@ async function streamAnswer(
   } catch (e) {
     if (signal.aborted) return "client_gone";
     const err = toGatewayError(e);
-    deps.log.warn({ model: req.model, err: err.message }, "stream failed after it started");
+    trace?.failed(err);
     out.write(encoder.error(err));
     out.end();
     return err.kind;

@@ -1,8 +1,8 @@
 /**
- * `GET /health`: whether the gateway is up; with the master key (or without one configured), its
- * backends, what each answered, their queues and circuits, and the models served.
+ * `GET /health`: the gateway's word (ok, degraded, down; 503 when no backend can serve); with the
+ * master key (or without one configured), each backend's word, since when and why, its queue and
+ * circuit, and the models served.
  */
-import { GatewayError } from "../../ir/errors.js";
 import { redact } from "../../redact.js";
 import type { Router } from "../../routing/router.js";
 import { keyMatches, presentedKey } from "../auth.js";
@@ -13,21 +13,29 @@ export const health =
   ({ config, router, hints }: RouteContext): Handler =>
   (req, res) => {
     const key = config.server.masterKey;
-    // without the key, only that the gateway is up: the rest names backends, addresses and the config
-    if (key && !keyMatches(presentedKey(req.headers), key)) return sendJson(res, 200, { status: "ok" });
     const backends = [...router.backends.values()].map((b) => {
-      const d = router.discovered.get(b.name);
+      const h = router.health(b.name);
+      const served = router.models().filter((m) => m.backend === b.name).length;
       return {
         name: b.name,
         kind: b.kind,
         url: redact(b.baseUrl),
-        status: d === undefined ? "unknown" : d instanceof GatewayError ? "unreachable" : "ok",
-        ...(d instanceof GatewayError ? { error: redact(d.message) } : {}),
+        state: h?.state ?? "up",
+        since: (h?.since ?? new Date()).toISOString(),
+        ...(h?.reason ? { reason: redact(h.reason) } : {}),
+        ...(h?.models !== undefined ? { models_listed: h.models } : {}),
+        models_served: served,
+        ...(h?.gone ? { models_gone: h.gone } : {}),
         ...resilienceHealth(router, b.name),
       };
     });
+    const status = overall(backends.map((b) => b.state));
+    // a supervisor's answer: 503 when no backend can serve a request
+    const code = status === "down" ? 503 : 200;
+    // without the key, only the overall word: the rest names backends, addresses and the config
+    if (key && !keyMatches(presentedKey(req.headers), key)) return sendJson(res, code, { status });
     const body: Record<string, unknown> = {
-      status: backends.length ? "ok" : "no_backends",
+      status,
       config: config.source,
       backends,
       models: router.models().map((m) => m.id),
@@ -38,8 +46,14 @@ export const health =
         "Start Ollama (ollama serve) or llama.cpp (llama-server), or write a config file and run clawbridge serve --config FILE.",
       ];
     }
-    sendJson(res, 200, body);
+    sendJson(res, code, body);
   };
+
+/** The gateway's word: ok when every backend is up, down when none can serve, degraded between. */
+function overall(states: string[]): "ok" | "degraded" | "down" {
+  if (!states.some((s) => s !== "down")) return "down";
+  return states.every((s) => s === "up") ? "ok" : "degraded";
+}
 
 /** A backend's queue and circuit in /health: how many run and wait, whether it is failing. */
 function resilienceHealth(router: Router, name: string): Record<string, unknown> {
@@ -61,3 +75,16 @@ function resilienceHealth(router: Router, name: string): Record<string, unknown>
     ...(breaker.suspect ? { suspect: true } : {}),
   };
 }
+
+/**
+ * `HEAD /api/hello` (and GET): the connectivity probe Claude Code sends to its base URL, without a key, unless
+ * CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set. Answered like /health without the key: that the gateway is up.
+ */
+export const hello: Handler = (req, res) => {
+  if (req.method === "HEAD") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end();
+    return;
+  }
+  sendJson(res, 200, { status: "ok" });
+};

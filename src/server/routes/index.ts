@@ -4,20 +4,27 @@ import { openaiSurface } from "../../surfaces/openai/index.js";
 import { createResponsesSurface } from "../../surfaces/responses/index.js";
 import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
-import { health } from "./health.js";
+import { health, hello } from "./health.js";
 import { metrics } from "./metrics.js";
-import { models } from "./models.js";
+import { MODEL_PATHS, model, models } from "./models.js";
+import { reload } from "./reload.js";
 import type { Route, RouteContext } from "./route.js";
 
-export type { Handler, Route, RouteContext } from "./route.js";
+export type { Handler, ReloadOutcome, Route, RouteContext } from "./route.js";
+
+/** Paths answered without the master key: they say only that the gateway is up. */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(["/health", "/api/hello"]);
 
 /** The routes, keyed `METHOD /path`; the API's routes with and without `/v1`. */
-export function routeTable(ctx: RouteContext): Map<string, Route> {
+export function routeTable(
+  ctx: RouteContext,
+  // each gateway its own store of recent responses (previous_response_id, item_reference)
+  responsesSurface = createResponsesSurface(),
+): Map<string, Route> {
   const routes = new Map<string, Route>();
   const messages = generation(anthropicSurface)(ctx);
   const chat = generation(openaiSurface)(ctx);
-  // each gateway its own store of recent responses (previous_response_id, item_reference)
-  const responses = generation(createResponsesSurface())(ctx);
+  const responses = generation(responsesSurface)(ctx);
   const count = countTokens(ctx);
   const list = models(ctx);
   for (const prefix of ["/v1", ""]) {
@@ -29,5 +36,25 @@ export function routeTable(ctx: RouteContext): Map<string, Route> {
   }
   routes.set("GET /health", { handler: health(ctx), body: false });
   routes.set("GET /metrics", { handler: metrics(ctx), body: false });
+  routes.set("HEAD /api/hello", { handler: hello, body: false });
+  routes.set("GET /api/hello", { handler: hello, body: false });
+  routes.set("POST /admin/reload", { handler: reload(ctx.reload), body: false });
+  routes.set(MODEL_ROUTE, { handler: model(ctx), body: false });
   return routes;
+}
+
+/** The key of the one route with a parameter: `GET /v1/models/{id}`. */
+const MODEL_ROUTE = "GET /v1/models/{id}";
+
+/** The route for a request: by its method and path, or the one route whose path has a parameter. */
+export function findRoute(
+  routes: Map<string, Route>,
+  method: string | undefined,
+  path: string,
+): Route | undefined {
+  const exact = routes.get(`${method} ${path}`);
+  if (exact) return exact;
+  if (method === "GET" && MODEL_PATHS.some((p) => path.startsWith(p) && path.length > p.length))
+    return routes.get(MODEL_ROUTE);
+  return undefined;
 }

@@ -4,6 +4,12 @@ import type { GatewayConfig } from "../../config/types.js";
 import type { Logger } from "../../log.js";
 import type { Router } from "../../routing/router.js";
 import type { Metrics } from "../metrics.js";
+import type { RequestLog } from "../request-log.js";
+
+/** What a reload came to: taken (and what only a restart changes), or refused and why. */
+export type ReloadOutcome =
+  | { ok: true; source: string; models: string[]; needsRestart: string[] }
+  | { ok: false; error: string };
 
 /** Answers one request; `body` is the parsed JSON body for a route that reads one. */
 export type Handler = (
@@ -23,6 +29,8 @@ export interface RouteContext {
   config: GatewayConfig;
   router: Router;
   metrics: Metrics;
+  /** Each request's trace: what the routes learn goes there, written once when it ends. */
+  requests: RequestLog;
   log: Logger;
   /** How long to wait for the backend's first event before opening the stream and keeping it alive. */
   keepAliveAfterMs: number;
@@ -32,4 +40,6 @@ export interface RouteContext {
   answerLimitChars?: number | undefined;
   /** Lines for /health when nothing is configured: how to add a backend. */
   hints?: string[] | undefined;
+  /** Re-reads the config file (POST /admin/reload); none when there is no file to read. */
+  reload?: (() => Promise<ReloadOutcome>) | undefined;
 }

@@ -181,7 +181,7 @@ class Rescuer {
             "call written as text was made natively already; not made twice",
           );
         else this.makeCall(o, out);
-      } else if (section === "thinking") {
+      } else if (o.type === "thinking" || section === "thinking") {
         if (o.text) out.push({ type: "thinkingDelta", text: o.text });
       } else this.giveText(o.text, out);
     }

@@ -24,7 +24,7 @@ import { coerceToSchema } from "./repair.js";
 
 export type { ScanCall, ToolFormat } from "./formats/index.js";
 
-export type ScanOutput = { type: "text"; text: string } | ScanCall;
+export type ScanOutput = { type: "text"; text: string } | { type: "thinking"; text: string } | ScanCall;
 
 /** Openers by their first character, tags in the order OPENERS lists them. */
 const BY_FIRST = new Map<string, Array<[string, Opener]>>();
@@ -133,6 +133,7 @@ export class ToolCallScanner {
       }
       this.candidate = undefined;
       if (step.kind === "accept") {
+        for (const l of step.lead ?? []) if (l.text) this.out.push({ type: l.type, text: l.text });
         for (const c of step.calls) this.out.push(c);
         this.buf = this.buf.slice(step.end);
         this.lineStart = false;

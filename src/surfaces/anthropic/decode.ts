@@ -41,6 +41,17 @@ const Thinking = z.object({
   signature: z.string().optional(),
 });
 const Redacted = z.object({ type: z.literal("redacted_thinking"), data: z.string() });
+/**
+ * A document: its text reaches the model as text (`source.type` "text", or "content" with a
+ * string or text blocks); a PDF (base64, url, file) is left out and noted, as no local server
+ * reads PDFs.
+ */
+const Document = z.looseObject({
+  type: z.literal("document"),
+  source: z.looseObject({ type: z.string() }),
+  title: z.string().nullish(),
+  context: z.string().nullish(),
+});
 
 /** Block types this surface understands; any other is accepted and dropped, and recorded. */
 const BLOCKS: Record<string, z.ZodType> = {
@@ -50,6 +61,7 @@ const BLOCKS: Record<string, z.ZodType> = {
   tool_result: ToolResult,
   thinking: Thinking,
   redacted_thinking: Redacted,
+  document: Document,
 };
 
 const Block = z.looseObject({ type: z.string() });
@@ -188,6 +200,13 @@ function plainBlock(blk: unknown): boolean {
       return isStr(blk.thinking) && optStr(blk.signature);
     case "redacted_thinking":
       return isStr(blk.data);
+    case "document": {
+      const s = blk.source;
+      if (!isObj(s) || !isStr(s.type)) return false;
+      if (s.type === "text" && !isStr(s.data)) return false;
+      if (s.type === "content" && !isStr(s.content) && !plainBlocks(s.content)) return false;
+      return (blk.title == null || isStr(blk.title)) && (blk.context == null || isStr(blk.context));
+    }
   }
   // a type this surface does not know is dropped, its fields unread
   return true;
@@ -349,7 +368,43 @@ function decodeBlock(
       ];
     case "redacted_thinking":
       return [{ type: "thinking", text: "", redacted: blk.data }];
+    case "document":
+      return decodeDocument(blk, path, ignored, toolNames, plain);
   }
+  return [];
+}
+
+/** A document's text as text parts, its title and context first; any other document noted and left out. */
+function decodeDocument(
+  blk: z.infer<typeof Document>,
+  path: string,
+  ignored: string[],
+  toolNames: Map<string, string>,
+  plain: boolean,
+): Part[] {
+  const s = blk.source as Record<string, unknown>;
+  const head = [blk.title, blk.context].filter((x): x is string => !!x).join("\n");
+  const parts: Part[] = head ? [{ type: "text", text: head }] : [];
+  if (s.type === "text") {
+    if (typeof s.data !== "string")
+      throw invalid(`${path}.source.data`, "a text document's data must be a string");
+    parts.push({ type: "text", text: s.data });
+    return parts;
+  }
+  if (s.type === "content") {
+    if (typeof s.content === "string") parts.push({ type: "text", text: s.content });
+    else if (Array.isArray(s.content))
+      for (const [i, c] of s.content.entries()) {
+        if (!c || typeof c !== "object" || typeof (c as { type?: unknown }).type !== "string")
+          throw invalid(`${path}.source.content.${i}`, "must be a content block");
+        for (const p of decodeBlock(c, `${path}.source.content.${i}`, ignored, toolNames, plain))
+          if (p.type === "text" || p.type === "image") parts.push(p);
+      }
+    else throw invalid(`${path}.source.content`, "must be a string or a list of content blocks");
+    return parts;
+  }
+  const what = typeof s.media_type === "string" ? s.media_type : `${s.type} source`;
+  ignored.push(`${path}(document: ${what}, left out: only text documents reach a local model)`);
   return [];
 }
 

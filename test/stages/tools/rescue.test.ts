@@ -311,6 +311,56 @@ describe("rescue stage", () => {
     assert.equal(line?.obj.format, "hermes");
   });
 
+  test("Harmony: the analysis channel becomes thinking, the commentary to= a tool a call", async () => {
+    const h = harness();
+    const res = await runStage(
+      [
+        { type: "textDelta", text: "<|channel|>analysis<|message|>Need the weather in Paris." },
+        {
+          type: "textDelta",
+          text: "<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather",
+        },
+        { type: "textDelta", text: ' <|constrain|>json<|message|>{"city":"Paris","days":"2"}<|call|>' },
+        { type: "stop", reason: "end_turn" },
+      ],
+      h,
+    );
+    assert.equal(res.stopReason, "tool_use");
+    assert.deepEqual(
+      res.content.map((p) => (p.type === "toolCall" ? { name: p.name, input: p.input } : p)),
+      [
+        { type: "thinking", text: "Need the weather in Paris." },
+        { name: "get_weather", input: { city: "Paris", days: 2 } },
+      ],
+    );
+    assert.equal(h.counts.get("rescued_harmony"), 1);
+    assert.equal(h.counts.get("repaired_name_prefix"), 1);
+  });
+
+  test("the new formats are counted under their own names", async () => {
+    const texts: Array<[string, string]> = [
+      ["tool_calls", '<tool_calls>[{"name": "list_dir", "arguments": {}}]</tool_calls>'],
+      ["pythonic", '[list_dir(path="src")]'],
+      ["tool_code", '```tool_code\nlist_dir(path="src")\n```'],
+    ];
+    for (const [format, text] of texts) {
+      const h = harness();
+      const res = await runStage(
+        [
+          { type: "textDelta", text },
+          { type: "stop", reason: "end_turn" },
+        ],
+        h,
+      );
+      assert.deepEqual(
+        res.content.map((p) => p.type),
+        ["toolCall"],
+        format,
+      );
+      assert.equal(h.counts.get(`rescued_${format}`), 1, format);
+    }
+  });
+
   test("a call that does not fit its schema is made, and the misfit logged", async () => {
     const h = harness();
     const res = await runStage(

@@ -7,7 +7,23 @@ import type { JsonTracker } from "./json-tracker.js";
 import type { ToolSet } from "./tool-set.js";
 
 /** The format a call was found in (reported with each rescued call). */
-export type ToolFormat = "hermes" | "qwen3_coder" | "llama3" | "mistral" | "json" | "json_fence";
+export type ToolFormat =
+  | "hermes"
+  | "qwen3_coder"
+  | "llama3"
+  | "mistral"
+  | "json"
+  | "json_fence"
+  | "tool_calls"
+  | "pythonic"
+  | "tool_code"
+  | "harmony";
+
+/** What a format gives out before its calls besides them (Harmony's reasoning and preambles). */
+export interface Lead {
+  type: "text" | "thinking";
+  text: string;
+}
 
 /** A call as written, before its arguments meet the schema. */
 export interface CallDraft {
@@ -53,7 +69,7 @@ export interface Env {
  */
 export type Step =
   | { kind: "wait" }
-  | { kind: "accept"; end: number; calls: ScanCall[] }
+  | { kind: "accept"; end: number; calls: ScanCall[]; lead?: Lead[] }
   | { kind: "reject"; release: number; skip?: JsonTracker; fence?: boolean };
 
 export interface Candidate {
@@ -66,6 +82,10 @@ export const REJECT_ONE: Step = { kind: "reject", release: 1 };
 
 export const TAGS = {
   toolCall: "<tool_call>",
+  toolCalls: "<tool_calls>",
+  toolCallsEnd: "</tool_calls>",
+  harmonyStart: "<|start|>",
+  harmonyChannel: "<|channel|>",
   toolCallEnd: "</tool_call>",
   function: "<function=",
   functionEnd: "</function>",

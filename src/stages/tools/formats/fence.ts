@@ -10,18 +10,21 @@ import {
 } from "./candidate.js";
 import { draftsFromJson } from "./json-calls.js";
 import { JsonReader } from "./json-reader.js";
+import { TOOL_CODE_LANG, toolCodeDrafts } from "./tool-code.js";
 
 const JSON_FENCE_LANGS = new Set(["", "json", "json5", "jsonc"]);
 
 /**
- * A ``` fence at the start of a line. Only ```json (or a bare ```) whose whole content is calls
- * is a call; anything else is released at once, and its content is then code: nothing in it
- * starts a candidate until the fence closes.
+ * A ``` fence at the start of a line. Only ```json (or a bare ```) whose whole content is calls,
+ * or Gemma's ```tool_code whose every line is a call (tool-code.ts), is a call; anything else is
+ * released at once, and its content is then code: nothing in it starts a candidate until the
+ * fence closes.
  */
 export class FenceCandidate implements Candidate {
   private bodyStart = -1;
   private cur = 0;
   private readers: JsonReader[] = [];
+  private toolCode = false;
 
   constructor(private readonly env: Env) {}
 
@@ -34,8 +37,10 @@ export class FenceCandidate implements Candidate {
       }
       const lang = buf.slice(TAGS.fence.length, nl).trim().toLowerCase();
       this.bodyStart = this.cur = nl + 1;
-      if (!JSON_FENCE_LANGS.has(lang)) return this.code();
+      this.toolCode = lang === TOOL_CODE_LANG;
+      if (!this.toolCode && !JSON_FENCE_LANGS.has(lang)) return this.code();
     }
+    if (this.toolCode) return this.stepToolCode(buf, final);
     for (;;) {
       const last = this.readers.at(-1);
       if (last) {
@@ -55,6 +60,27 @@ export class FenceCandidate implements Candidate {
       if (!final && couldBe(buf, i, TAGS.fence)) return WAIT;
       return this.code();
     }
+  }
+
+  /** A tool_code block: decided once its closing fence (at a line start) has come. */
+  private stepToolCode(buf: string, final: boolean): Step {
+    let close = -1;
+    for (let i = buf.indexOf(TAGS.fence, this.cur); i >= 0; i = buf.indexOf(TAGS.fence, i + 1))
+      if (buf[i - 1] === "\n" || /^\n[ \t]*$/.test(buf.slice(buf.lastIndexOf("\n", i - 1), i))) {
+        close = i;
+        break;
+      }
+    if (close < 0 && !final) {
+      this.cur = Math.max(this.bodyStart, buf.length - TAGS.fence.length);
+      return WAIT;
+    }
+    const bodyEnd = close < 0 ? buf.length : close;
+    const drafts = toolCodeDrafts(buf.slice(this.bodyStart, bodyEnd), this.env.tools);
+    if (!drafts) return this.code();
+    const calls = this.env.finish(drafts, "tool_code", close < 0, []);
+    return calls
+      ? { kind: "accept", end: close < 0 ? buf.length : close + TAGS.fence.length, calls }
+      : this.code();
   }
 
   /** Not calls: the fence line goes out as text, and the rest is read as inside a code fence. */

@@ -10,16 +10,24 @@
  *   mistral      [TOOL_CALLS][{"name": .., "arguments": {..}}], [TOOL_CALLS]name[ARGS]{..}
  *   json         a bare JSON object or array of calls on lines of its own
  *   json_fence   the same inside a ```json (or bare ```) fence
+ *   tool_calls   <tool_calls>[{"name": .., "arguments": {..}}, ..]</tool_calls>
+ *   pythonic     Llama 3.2's [get_weather(city="Paris"), ..] on a line of its own
+ *   tool_code    Gemma's ```tool_code fence of Python calls (print(..) around them or not)
+ *   harmony      gpt-oss: <|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{..}<|call|>,
+ *                an analysis channel before it given out as thinking
  */
 import { BareJsonCandidate } from "./bare-json.js";
 import { type Candidate, type Env, TAGS } from "./candidate.js";
 import { FenceCandidate } from "./fence.js";
 import { FunctionCandidate } from "./function.js";
+import { HarmonyCandidate } from "./harmony.js";
 import { HermesCandidate } from "./hermes.js";
 import { MistralCandidate } from "./mistral.js";
 import { PythonTagCandidate } from "./python-tag.js";
+import { PythonicCandidate } from "./pythonic.js";
+import { ToolCallsCandidate } from "./tool-calls.js";
 
-export type { CallDraft, Candidate, Env, ScanCall, ToolFormat } from "./candidate.js";
+export type { CallDraft, Candidate, Env, Lead, ScanCall, ToolFormat } from "./candidate.js";
 export { TAGS } from "./candidate.js";
 export type { JsonTracker } from "./json-tracker.js";
 export { ToolSet } from "./tool-set.js";
@@ -36,9 +44,17 @@ export interface Opener {
 /** Every format, in the order their tags are tried (a longer tag before a shorter one it begins with). */
 export const OPENERS: readonly Opener[] = [
   { tags: [TAGS.pythonTag], lineStart: false, make: (env) => new PythonTagCandidate(env) },
+  {
+    tags: [TAGS.harmonyChannel, TAGS.harmonyStart],
+    lineStart: false,
+    make: (env) => new HarmonyCandidate(env),
+  },
+  { tags: [TAGS.toolCalls], lineStart: false, make: (env) => new ToolCallsCandidate(env) },
   { tags: [TAGS.toolCall], lineStart: false, make: (env) => new HermesCandidate(env) },
   { tags: [TAGS.function], lineStart: false, make: (env) => new FunctionCandidate(env) },
   { tags: [TAGS.mistral], lineStart: false, make: (env) => new MistralCandidate(env) },
-  { tags: ["{", "["], lineStart: true, make: (env) => new BareJsonCandidate(env) },
+  { tags: ["{"], lineStart: true, make: (env) => new BareJsonCandidate(env) },
+  // a `[` opens Llama 3.2's pythonic list or, handed on, a bare JSON array
+  { tags: ["["], lineStart: true, make: (env) => new PythonicCandidate(env) },
   { tags: [TAGS.fence], lineStart: true, make: (env) => new FenceCandidate(env) },
 ];

@@ -2,7 +2,6 @@
  * Llama 3: `<|python_tag|>{"name": .., "parameters": {..}}` (several separated by `;`), or a
  * built-in tool called as `<|python_tag|>name.call(k="v")`.
  */
-import { parseJsonLenient } from "../repair.js";
 import {
   type CallDraft,
   type Candidate,
@@ -16,6 +15,7 @@ import {
 } from "./candidate.js";
 import { draftsFromJson } from "./json-calls.js";
 import { JsonReader } from "./json-reader.js";
+import { closingParen, parsePythonKwargs } from "./python-calls.js";
 
 /** Llama's end-of-message tokens, printed by servers that do not strip them. */
 const LLAMA_EOM = ["<|eom_id|>", "<|eot_id|>"];
@@ -94,71 +94,4 @@ export class PythonTagCandidate implements Candidate {
     this.drafts = [{ name: resolved.tool.name, args, repairs: resolved.repairs }];
     return this.accept(buf, close + 1, final);
   }
-}
-
-/** The index of the `)` matching the `(` at `open`, or -1 while it has not come. */
-function closingParen(s: string, open: number): number {
-  let depth = 0;
-  let quote = "";
-  for (let i = open; i < s.length; i++) {
-    const c = s[i]!;
-    if (quote) {
-      if (c === "\\") i++;
-      else if (c === quote) quote = "";
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === "(") depth++;
-    else if (c === ")" && --depth === 0) return i;
-  }
-  return -1;
-}
-
-/**
- * Parses Python-style keyword arguments (`query="x", n=3, flag=True`). Values are Python
- * literals, read leniently as JSON. Returns undefined for anything else (positional arguments,
- * expressions): not a call we can stand behind.
- */
-function parsePythonKwargs(src: string): Record<string, unknown> | undefined {
-  const args: Record<string, unknown> = {};
-  let i = 0;
-  const ws = () => {
-    while (i < src.length && /\s/.test(src[i]!)) i++;
-  };
-  for (;;) {
-    ws();
-    if (i >= src.length) return args;
-    const key = /^[A-Za-z_]\w*/.exec(src.slice(i));
-    if (!key) return undefined;
-    i += key[0].length;
-    ws();
-    if (src[i] !== "=") return undefined;
-    i++;
-    ws();
-    const end = pythonValueEnd(src, i);
-    if (end === undefined) return undefined;
-    const parsed = parseJsonLenient(src.slice(i, end));
-    if (!parsed) return undefined;
-    args[key[0]] = parsed.value;
-    i = end;
-    ws();
-    if (i >= src.length) return args;
-    if (src[i] !== ",") return undefined;
-    i++;
-  }
-}
-
-/** Where the Python value starting at `i` ends: the next top-level comma, or the end. */
-function pythonValueEnd(src: string, i: number): number | undefined {
-  let depth = 0;
-  let quote: string | undefined;
-  for (; i < src.length; i++) {
-    const c = src[i]!;
-    if (quote) {
-      if (c === "\\") i++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === "(" || c === "[" || c === "{") depth++;
-    else if (c === ")" || c === "]" || c === "}") depth--;
-    else if (c === "," && depth === 0) return i;
-  }
-  return quote ? undefined : i;
 }
