@@ -11,6 +11,9 @@
 // into `.e2e/claude-code/`, a project of its own with its own marker, so either install can be redone without the
 // other. test/e2e/claude-code.ts reads the same paths.
 //
+// The Codex CLI (npm `@openai/codex`: its native binary comes in a per-platform optional dependency,
+// `@openai/codex-<platform>-<arch>`) goes into `.e2e/codex/` the same way; test/e2e/launch.e2e.ts reads the same paths.
+//
 //   node scripts/e2e-setup.mjs           install when missing or at another version, else nothing
 //   node scripts/e2e-setup.mjs --force   reinstall
 //
@@ -23,6 +26,7 @@ import { fileURLToPath } from "node:url";
 const OPENCLAW_VERSION = "2026.9.6";
 const NODE_VERSION = "24.21.0";
 const CLAUDE_CODE_VERSION = "2.1.332";
+const CODEX_VERSION = "0.171.0";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = resolve(process.env.CLAWBRIDGE_E2E_DIR || join(root, ".e2e"));
@@ -37,6 +41,11 @@ const ccDir = join(dir, "claude-code");
 const ccPackage = join(ccDir, "node_modules", "@anthropic-ai", "claude-code");
 const ccBin = join(ccPackage, "bin", "claude.exe");
 const ccMarker = join(ccDir, "installed.json");
+
+const codexDir = join(dir, "codex");
+const codexPackage = join(codexDir, "node_modules", "@openai", "codex");
+const codexBin = join(codexPackage, "bin", "codex.js");
+const codexMarker = join(codexDir, "installed.json");
 
 const log = (line) => process.stderr.write(`e2e-setup: ${line}\n`);
 
@@ -173,6 +182,40 @@ function installClaudeCode() {
   log(`claude-code installed in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
+/** What is wrong with the Codex install, or undefined when it is there at the pinned version and runs. */
+function codexProblem() {
+  let recorded;
+  try {
+    recorded = JSON.parse(readFileSync(codexMarker, "utf8"));
+  } catch {
+    return "not installed yet";
+  }
+  if (recorded.codex !== CODEX_VERSION)
+    return `codex is ${recorded.codex ?? "missing"}, want ${CODEX_VERSION}`;
+  const v = versionOf(join(codexPackage, "package.json"));
+  if (v !== CODEX_VERSION) return `@openai/codex is ${v ?? "missing"}, want ${CODEX_VERSION}`;
+  // bin/codex.js starts the platform package's native binary; without that optional dependency nothing runs
+  const ran = spawnSync(process.execPath, [codexBin, "--version"], { encoding: "utf8" });
+  if (ran.stdout?.trim() !== `codex-cli ${CODEX_VERSION}`) {
+    return `codex --version said ${JSON.stringify(ran.stdout?.trim() || String(ran.error ?? ran.stderr))}`;
+  }
+  return undefined;
+}
+
+function installCodex() {
+  rmSync(codexMarker, { force: true });
+  mkdirSync(codexDir, { recursive: true });
+  const started = Date.now();
+  npmInstall({ "@openai/codex": CODEX_VERSION }, cleanEnv(process.env), codexDir);
+  writeFileSync(
+    codexMarker,
+    `${JSON.stringify({ codex: CODEX_VERSION, installedAt: new Date().toISOString() }, null, 2)}\n`,
+  );
+  const left = codexProblem();
+  if (left) throw new Error(`installed, but ${left}`);
+  log(`codex installed in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
 const force = process.argv.includes("--force");
 const why = force ? "--force" : problem();
 if (why === undefined) {
@@ -193,6 +236,18 @@ if (ccWhy === undefined) {
   log(`installing Claude Code into ${ccDir}: ${ccWhy}`);
   try {
     installClaudeCode();
+  } catch (e) {
+    log(`failed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+}
+const codexWhy = force ? "--force" : codexProblem();
+if (codexWhy === undefined) {
+  log(`@openai/codex@${CODEX_VERSION} already in ${codexDir}`);
+} else {
+  log(`installing Codex into ${codexDir}: ${codexWhy}`);
+  try {
+    installCodex();
   } catch (e) {
     log(`failed: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(1);

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerClients } from "./clients.js";
 import { registerDoctor } from "./doctor.js";
 import { registerInit } from "./init.js";
+import { registerLaunch } from "./launch.js";
 import { registerLogs } from "./logs.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
@@ -37,6 +38,7 @@ registerReload(program);
 registerLogs(program);
 registerRequests(program);
 registerPull(program);
+registerLaunch(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`clawbridge: ${e instanceof Error ? e.message : String(e)}\n`);

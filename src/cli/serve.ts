@@ -15,6 +15,7 @@ import { buildGateway } from "../server/app.js";
 import type { ReloadOutcome } from "../server/routes/index.js";
 import { redact } from "../redact.js";
 import { missingModels } from "../routing/served.js";
+import { offerModel } from "../setup/offer.js";
 
 export interface ServeOptions {
   /**
@@ -31,6 +32,8 @@ export interface ServeOptions {
   port?: string;
   logLevel?: string;
   logFile?: string;
+  /** With nothing to serve, download the catalogue model that fits without asking. */
+  yes?: boolean;
 }
 
 /** The config file to use: --config, $CLAWBRIDGE_CONFIG, or ./clawbridge.yaml when present. */
@@ -52,6 +55,10 @@ export function registerServe(program: Command): void {
     .option("-p, --port <port>", "listen port (default 4000)")
     .option("--log-level <level>", LOG_LEVELS.join(", "))
     .option("--log-file <file>", "write the JSON log to this file instead of stderr")
+    .option(
+      "-y, --yes",
+      "with no server and no model on disk, download the catalogue model that fits this machine without asking",
+    )
     .action(async (opts: ServeOptions) => {
       process.exitCode = await serve(opts);
     });
@@ -68,7 +75,17 @@ export async function serve(opts: ServeOptions): Promise<number> {
     if (file) config = loadConfigFile(file);
     else {
       const found = await detectLocalServers(dispatcher);
-      const embedded = found.length ? undefined : detectOnDisk();
+      let embedded = found.length ? undefined : detectOnDisk();
+      if (!found.length && !embedded) {
+        // from nothing: offer the model that fits this machine, served in-process once pulled
+        const pulled = await offerModel({
+          interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+          yes: Boolean(opts.yes),
+          log: say,
+          instead: false,
+        });
+        if (pulled) embedded = detectOnDisk();
+      }
       config = detectedConfig(embedded ? [embedded] : found);
       if (embedded) {
         say(

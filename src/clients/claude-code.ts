@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { readConfigObject, writeWithBackup } from "./json-file.js";
+import type { LaunchClient } from "./launcher.js";
 
 /**
  * Claude Code's side of the set-up: the environment that points it at clawbridge. Printed for a
@@ -78,3 +79,50 @@ export function writeClaudeSettings(
   if (backup) out.backup = backup;
   return out;
 }
+
+/** Claude Code's tier models from the ids served: `claude-<tier>*` where one is served, else the main model. */
+export function claudeTiers(ids: string[], main: string): ClaudeCodeOptions["models"] {
+  const tier = (t: string) => ids.find((id) => id.startsWith(`claude-${t}`));
+  return {
+    main,
+    ...(tier("opus") ? { opus: tier("opus")! } : {}),
+    ...(tier("sonnet") ? { sonnet: tier("sonnet")! } : {}),
+    ...(tier("haiku") ? { haiku: tier("haiku")! } : {}),
+  };
+}
+
+/** `clawbridge launch claude`: Claude Code with the gateway's variables in its environment for this run. */
+export const claudeCodeClient: LaunchClient = {
+  name: "claude",
+  title: "Claude Code",
+  command: "claude",
+  npmPackage: "@anthropic-ai/claude-code",
+  minWindow: 32_768,
+  windowNeed: "its system prompt and tool definitions fill most of a smaller window before the task starts",
+  defaultModel: (ids) => ids.find((id) => id.startsWith("claude-sonnet")) ?? ids[0]!,
+  plan: (t) => ({
+    args: [],
+    env: claudeCodeEnv({
+      baseUrl: t.baseUrl,
+      token: t.apiKey,
+      models: claudeTiers(
+        t.models.map((m) => m.id),
+        t.model,
+      ),
+      ...(t.contextWindow
+        ? {
+            window: {
+              contextWindow: t.contextWindow,
+              maxOutputTokens: Math.min(8192, Math.floor(t.contextWindow / 4)),
+            },
+          }
+        : {}),
+    }),
+  }),
+  warnings: (model, contextWindow) =>
+    model.startsWith("claude-") && contextWindow
+      ? [
+          `Claude Code takes its own window for the Claude model name ${model} (200k), not the ${contextWindow} served, and compacts too late; name a model id that is not a Claude name with --model`,
+        ]
+      : [],
+};

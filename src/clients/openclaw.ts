@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { hasComments, readConfigObject, writeWithBackup } from "./json-file.js";
+import type { LaunchClient } from "./launcher.js";
 
 /**
  * OpenClaw's configuration, written for the user: the clawbridge provider with every served model
@@ -137,3 +138,39 @@ export function writeOpenClawConfig(
     plan.warning = `the comments in ${path} are not kept (it is written as plain JSON); the file with its comments is ${backup}`;
   return plan;
 }
+
+/** The window OpenClaw is told for a model whose window is not known. */
+const UNKNOWN_WINDOW = 16_384;
+
+/**
+ * `clawbridge launch openclaw`: OpenClaw reads, for this run, a copy of the user's config with the clawbridge
+ * provider merged in and the chosen model as the agent's primary ($OPENCLAW_CONFIG_PATH at the copy); the user's
+ * own file is only read.
+ */
+export const openclawClient: LaunchClient = {
+  name: "openclaw",
+  title: "OpenClaw",
+  command: "openclaw",
+  npmPackage: "openclaw",
+  minWindow: 32_768,
+  windowNeed: "its system prompt and tool definitions take about 17k tokens",
+  defaultModel: (ids) => ids[0]!,
+  plan: (t) => {
+    const path = join(t.scratch, "openclaw.json");
+    const own = openclawConfigPath(t.env);
+    if (existsSync(own)) copyFileSync(own, path);
+    writeOpenClawConfig(
+      {
+        baseUrl: t.baseUrl,
+        apiKey: t.apiKey,
+        models: t.models.map((m) => {
+          const window = m.contextWindow ?? UNKNOWN_WINDOW;
+          return { id: m.id, contextWindow: window, maxTokens: Math.min(8192, Math.floor(window / 4)) };
+        }),
+        primary: t.model,
+      },
+      { path },
+    );
+    return { args: [], env: { OPENCLAW_CONFIG_PATH: path } };
+  },
+};

@@ -210,4 +210,37 @@ describe("clawbridge pull", () => {
     assert.equal(bad.code, 1);
     assert.match(bad.out, /clawbridge pull: cannot tell where to download 'qwen2\.5:7b' from/);
   });
+
+  test("the CLI: a catalogue id downloads its file under its name, checked against its SHA-256", async () => {
+    const models = join(dir, "catalogue-models");
+    const catalogue = join(dir, "catalogue.json");
+    const entry = {
+      id: "tiny-coder",
+      quant: "F32",
+      file: "Tiny-Coder-F32.gguf",
+      source: "hf:owner/repo/tiny.gguf",
+      sizeBytes: MODEL.length,
+      sha256: SHA,
+      trainedContext: 2048,
+      kvBytesPerToken: 1024,
+    };
+    writeFileSync(catalogue, JSON.stringify([entry]));
+    const env = {
+      ...process.env,
+      CLAWBRIDGE_MODELS: models,
+      CLAWBRIDGE_CATALOGUE: catalogue,
+      HF_ENDPOINT: srv.url,
+    };
+    const r = await runCli(["pull", "tiny-coder"], { env });
+    assert.equal(r.code, 0, r.out);
+    assert.ok(r.out.includes(`pulling ${srv.url}/owner/repo/resolve/main/tiny.gguf`), r.out);
+    assert.match(r.out, new RegExp(`sha256 ${SHA} \\(matches the catalogue's\\)`));
+    assert.deepEqual(readFileSync(join(models, "Tiny-Coder-F32.gguf")), MODEL);
+    // the catalogue's checksum wins over the server's: a wrong one refuses the download
+    writeFileSync(catalogue, JSON.stringify([{ ...entry, file: "other.gguf", sha256: "0".repeat(64) }]));
+    const bad = await runCli(["pull", "tiny-coder"], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /clawbridge pull: checksum mismatch: expected sha256 0{64}/);
+    assert.ok(!existsSync(join(models, "other.gguf")));
+  });
 });

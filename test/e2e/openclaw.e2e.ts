@@ -27,6 +27,7 @@ import {
   describeTurn,
   killLeftovers,
   type OpenClawHome,
+  openclawConfig,
   runOpenClawTurn,
   startClawbridge,
   type TurnResult,
@@ -298,6 +299,45 @@ describe("OpenClaw (real, headless) through clawbridge", () => {
       assert.ok(!turn.timedOut && turn.code === 0, `OpenClaw failed\n${why()}`);
       assert.ok(s.chats().length >= 1, `no request reached the fake Ollama\n${why()}`);
       assert.equal(turn.text, said, `OpenClaw's reply differs from what the model said\n${why()}`);
+    } finally {
+      await tearDown(s);
+    }
+  });
+
+  test("api openai-responses: OpenClaw's Responses provider style completes a turn through /v1/responses", {
+    timeout: TEST_TIMEOUT_MS,
+  }, async () => {
+    let s: Setup | undefined;
+    try {
+      s = await setUp("ollama", "responses");
+      writeOpenClawConfig(
+        s.home,
+        openclawConfig({
+          providers: [
+            {
+              api: "openai-responses",
+              gatewayUrl: s.gw.url,
+              apiKey: s.gw.apiKey,
+              models: [{ id: ALIAS, contextWindow: CONTEXT }],
+            },
+          ],
+          workspace: s.home.workspace,
+        }),
+      );
+      const said = "Hello through the Responses surface.";
+      s.fake.setReply({ text: said });
+      const turn = await runOpenClawTurn(s.home, "Say hello.", { timeoutMs: TURN_TIMEOUT_MS });
+      const why = () => s!.explain(turn);
+      assert.ok(!turn.timedOut && turn.code === 0, `OpenClaw failed\n${why()}`);
+      assert.equal(turn.text, said, `OpenClaw's reply differs from what the model said\n${why()}`);
+      const metrics = await (
+        await fetch(`${s.gw.url}/metrics`, { headers: { authorization: `Bearer ${s.gw.apiKey}` } })
+      ).text();
+      assert.match(
+        metrics,
+        /surface="responses",model="local-model",outcome="ok"\} [1-9]/,
+        `${metrics}\n${why()}`,
+      );
     } finally {
       await tearDown(s);
     }

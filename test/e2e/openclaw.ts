@@ -125,7 +125,7 @@ export function createOpenClawHome(label = "openclaw"): OpenClawHome {
   };
 }
 
-export type OpenClawApi = "anthropic-messages" | "openai-completions";
+export type OpenClawApi = "anthropic-messages" | "openai-completions" | "openai-responses";
 
 export interface ProviderModel {
   /** The model id OpenClaw sends: a clawbridge alias. */
@@ -140,7 +140,7 @@ export interface ProviderSpec {
   /** Provider name in OpenClaw's config; models are referred to as `<name>/<id>`. Default "clawbridge". */
   name?: string;
   api: OpenClawApi;
-  /** clawbridge's base URL without `/v1`; `/v1` is added for `openai-completions`, as OpenClaw expects. */
+  /** clawbridge's base URL without `/v1`; `/v1` is added for the `openai-*` styles, as OpenClaw expects. */
   gatewayUrl: string;
   apiKey: string;
   models: ProviderModel[];
@@ -152,7 +152,7 @@ export interface ProviderSpec {
 export function providerEntry(spec: ProviderSpec): Record<string, unknown> {
   const base = spec.gatewayUrl.replace(/\/+$/, "");
   return {
-    baseUrl: spec.api === "openai-completions" ? `${base}/v1` : base,
+    baseUrl: spec.api.startsWith("openai-") ? `${base}/v1` : base,
     apiKey: spec.apiKey,
     api: spec.api,
     ...(spec.timeoutSeconds !== undefined ? { timeoutSeconds: spec.timeoutSeconds } : {}),

@@ -31,6 +31,23 @@ const FunctionTool = z.looseObject({
   parameters: z.looseObject({}).optional().nullable(),
 });
 
+/** A free-form tool: the model writes its input as text (a patch, a command), optionally in a grammar. */
+const CustomTool = z.looseObject({
+  type: z.literal("custom"),
+  name: z.string().min(1),
+  description: z.string().optional().nullable(),
+  format: z
+    .looseObject({ type: z.string(), syntax: z.string().optional(), definition: z.string().optional() })
+    .optional()
+    .nullable(),
+});
+
+/**
+ * A custom tool as a function a local model can call: one string argument, `input`, carrying what the client
+ * wants as free text; the grammar, when there is one, is in its description.
+ */
+export const CUSTOM_INPUT = "input";
+
 const RequestSchema = z.looseObject({
   model: z.string().min(1),
   input: z
@@ -127,6 +144,8 @@ export interface ResponsesExtras {
   items: RawItem[];
   /** Tool names the model sees for namespaced tools → the namespace and the name the client knows. */
   namespaced: Map<string, NamespacedName>;
+  /** The custom (free-form) tools, by name: their calls go back as `custom_tool_call` items. */
+  custom: Set<string>;
   /** The fields a Response object echoes from its request. */
   echo: {
     instructions: string | null;
@@ -192,7 +211,7 @@ export function decodeResponsesRequest(body: unknown, store: ResponseStore): Res
       } else items.push(it as RawItem);
     }
 
-  const { tools, namespaced, byClient } = decodeTools(b.tools ?? [], ignored);
+  const { tools, namespaced, byClient, custom } = decodeTools(b.tools ?? [], ignored);
   const { system, messages } = decodeItems(items, b.instructions ?? "", byClient, ignored);
   const toolChoice = decodeToolChoice(b.tool_choice, b.tools ?? [], byClient);
 
@@ -213,6 +232,7 @@ export function decodeResponsesRequest(body: unknown, store: ResponseStore): Res
       previousResponseId: b.previous_response_id ?? null,
       items,
       namespaced,
+      custom,
       echo: {
         instructions: b.instructions ?? null,
         max_output_tokens: b.max_output_tokens ?? null,
@@ -247,9 +267,15 @@ export function decodeResponsesRequest(body: unknown, store: ResponseStore): Res
 function decodeTools(
   raw: Array<{ type: string } & RawItem>,
   ignored: string[],
-): { tools: Tool[]; namespaced: Map<string, NamespacedName>; byClient: Map<string, string> } {
+): {
+  tools: Tool[];
+  namespaced: Map<string, NamespacedName>;
+  byClient: Map<string, string>;
+  custom: Set<string>;
+} {
   const tools: Tool[] = [];
   const namespaced = new Map<string, NamespacedName>();
+  const custom = new Set<string>();
   /** `namespace.name` → the name the model sees */
   const byClient = new Map<string, string>();
   const taken = new Set<string>();
@@ -264,10 +290,32 @@ function decodeTools(
       const tool = fn(t, `tools.${i}`);
       taken.add(tool.name);
       tools.push(tool);
+    } else if (t.type === "custom") {
+      const c = parseOrThrow(CustomTool, t, `tools.${i}`);
+      const grammar = c.format?.type === "grammar" && c.format.definition;
+      const about = [
+        c.description ?? "",
+        grammar
+          ? `Put the whole input in \`${CUSTOM_INPUT}\` as text in this ${c.format?.syntax ?? ""} grammar:\n${grammar}`
+          : `Put the whole input in \`${CUSTOM_INPUT}\` as plain text.`,
+      ]
+        .filter(Boolean)
+        .join("\n\n");
+      taken.add(c.name);
+      custom.add(c.name);
+      tools.push({
+        name: c.name,
+        description: about,
+        inputSchema: {
+          type: "object",
+          properties: { [CUSTOM_INPUT]: { type: "string" } },
+          required: [CUSTOM_INPUT],
+        },
+      });
     }
   }
   for (const [i, t] of raw.entries()) {
-    if (t.type === "function") continue;
+    if (t.type === "function" || t.type === "custom") continue;
     if (t.type === "namespace") {
       // flattened: each inner function is a tool of its own, named as inside when that is free
       const ns = typeof t.name === "string" ? t.name : "";
@@ -286,10 +334,10 @@ function decodeTools(
       }
       continue;
     }
-    // hosted tools (OpenAI runs them) and custom (free-form) tools: no local backend has them
+    // hosted tools (OpenAI runs them): no local backend has them
     ignored.push(`tools.${i}(${t.type})`);
   }
-  return { tools, namespaced, byClient };
+  return { tools, namespaced, byClient, custom };
 }
 
 function decodeToolChoice(
@@ -306,6 +354,11 @@ function decodeToolChoice(
       if (typeof name !== "string") throw invalid("tool_choice.name", "expected string");
       const ns = (tc as RawItem).namespace;
       return { type: "tool", name: typeof ns === "string" ? (byClient.get(`${ns}.${name}`) ?? name) : name };
+    }
+    case "custom": {
+      const name = (tc as RawItem).name;
+      if (typeof name !== "string") throw invalid("tool_choice.name", "expected string");
+      return { type: "tool", name };
     }
     case "allowed_tools": {
       const mode = (tc as RawItem).mode;
@@ -378,6 +431,16 @@ function decodeItems(
         ]);
         break;
       }
+      case "custom_tool_call": {
+        const { call_id, name, input } = it;
+        if (typeof call_id !== "string") throw invalid(`${path}.call_id`, "expected string");
+        if (typeof name !== "string") throw invalid(`${path}.name`, "expected string");
+        if (typeof input !== "string") throw invalid(`${path}.input`, "expected string");
+        toolNames.set(call_id, name);
+        assistant([{ type: "toolCall", id: call_id, name, input: { [CUSTOM_INPUT]: input } }]);
+        break;
+      }
+      case "custom_tool_call_output":
       case "function_call_output": {
         const { call_id, output } = it;
         if (typeof call_id !== "string") throw invalid(`${path}.call_id`, "expected string");

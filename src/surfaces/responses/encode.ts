@@ -4,7 +4,7 @@ import { newId } from "../../ir/ids.js";
 import type { Event, Request, Response, StopReason, Usage } from "../../ir/types.js";
 import { encodeOpenAIError } from "../openai/encode.js";
 import type { ErrorAnswer, ResponseMeta, StreamEncoder } from "../types.js";
-import type { ResponsesExtras, ResponsesRequest } from "./decode.js";
+import { CUSTOM_INPUT, type ResponsesExtras, type ResponsesRequest } from "./decode.js";
 import type { ResponseStore } from "./store.js";
 
 type Item = Record<string, unknown>;
@@ -122,7 +122,19 @@ function callItem(
   name: string,
   args: string,
 ): Item {
-  const ns = extrasOf(req)?.namespaced.get(name);
+  const x = extrasOf(req);
+  if (x?.custom.has(name)) {
+    // a free-form tool: its input as the text the model put in the one argument
+    let input = args;
+    try {
+      const parsed = JSON.parse(args) as Record<string, unknown>;
+      if (typeof parsed?.[CUSTOM_INPUT] === "string") input = parsed[CUSTOM_INPUT] as string;
+    } catch {
+      // not JSON: passed as it is
+    }
+    return { id, type: "custom_tool_call", status, call_id: callId, name, input };
+  }
+  const ns = x?.namespaced.get(name);
   const item: Item = {
     id,
     type: "function_call",
@@ -270,12 +282,19 @@ export class ResponsesStreamEncoder implements StreamEncoder {
     } else {
       const args = c.text || "{}";
       item = callItem(this.req, c.id, "completed", c.callId!, c.name!, args);
-      s += this.send("response.function_call_arguments.done", {
-        item_id: c.id,
-        output_index: c.index,
-        arguments: args,
-        name: item.name,
-      });
+      if (item.type === "custom_tool_call")
+        s += this.send("response.custom_tool_call_input.done", {
+          item_id: c.id,
+          output_index: c.index,
+          input: item.input,
+        });
+      else
+        s += this.send("response.function_call_arguments.done", {
+          item_id: c.id,
+          output_index: c.index,
+          arguments: args,
+          name: item.name,
+        });
     }
     this.output[c.index] = item;
     return s + this.send("response.output_item.done", { output_index: c.index, item });
@@ -327,6 +346,8 @@ export class ResponsesStreamEncoder implements StreamEncoder {
         const c = this.current;
         if (!ev.json || c?.kind !== "function_call") return "";
         c.text += ev.json;
+        // a custom tool's input is known whole only at its end: its JSON wrapper is not what the client reads
+        if (extrasOf(this.req)?.custom.has(c.name!)) return "";
         return this.send("response.function_call_arguments.delta", {
           item_id: c.id,
           output_index: c.index,
