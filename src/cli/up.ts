@@ -4,7 +4,9 @@ import { LOG_LEVELS } from "../log.js";
 import type { ModelProfile } from "../ir/contract.js";
 import type { Router } from "../routing/router.js";
 import { Supervisor } from "../up/supervisor.js";
-import { warmUp } from "../up/warmup.js";
+import { warmConversations, warmUp } from "../up/warmup.js";
+import type { Logger } from "../log.js";
+import type { BackendConfig } from "../config/types.js";
 import { findConfigFile, type ServeOptions, serve } from "./serve.js";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -27,6 +29,39 @@ function listenOf(url: string): { listen?: { host: string; port: number } } {
     return { listen: { host: u.hostname.replace(/^\[|\]$/g, ""), port } };
   } catch {
     return {};
+  }
+}
+
+/**
+ * Warms a backend whose server just started: the configured prompt lengths (the model loaded,
+ * TinyGrad's JIT compiled), then the last conversations it served (their prompts in its cache).
+ */
+async function warmBackend(
+  router: Router,
+  b: BackendConfig,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const lengths = b.start?.warmup ?? [];
+  if (lengths.length) {
+    const profile = profileOn(router, b.name);
+    if (!profile) say(`${b.name}: no model to warm up with`);
+    else {
+      say(`${b.name}: warming up ${profile.model} with ${lengths.join(", ")}-token prompts`);
+      for (const r of await warmUp(profile, lengths, log, signal)) {
+        say(
+          `  ${String(r.tokens).padStart(6)} tokens: ${r.error ? `failed: ${r.error}` : `${(r.ms / 1000).toFixed(2)} s`}`,
+        );
+      }
+    }
+  }
+  const recent = router.recentConversations(b.name);
+  if (!recent.length) return;
+  say(`${b.name}: reading the prompts of its last ${recent.length} conversation(s) into its cache`);
+  for (const r of await warmConversations(recent, log, signal)) {
+    say(
+      `  ${String(r.messages).padStart(4)} messages: ${r.error ? `failed: ${r.error}` : `${(r.ms / 1000).toFixed(2)} s`}`,
+    );
   }
 }
 
@@ -55,7 +90,9 @@ export function registerUp(program: Command): void {
         ...opts,
         prepare: async (gateway, config, log) => {
           const supervisors: Supervisor[] = [];
+          const controller = new AbortController();
           const stopAll = async () => {
+            controller.abort();
             await Promise.all(supervisors.map((s) => s.stop()));
           };
           let interrupted = false;
@@ -72,6 +109,11 @@ export function registerUp(program: Command): void {
                 .map(async (b) => {
                   const backend = gateway.router.backends.get(b.name)!;
                   const s = new Supervisor({
+                    onRestarted: async () => {
+                      // a new server: its caches are empty
+                      backend.forget?.();
+                      await warmBackend(gateway.router, b, log, controller.signal);
+                    },
                     name: b.name,
                     spec: b.start!,
                     healthy: () =>
@@ -92,21 +134,7 @@ export function registerUp(program: Command): void {
             if (interrupted) throw new Error("interrupted while starting the backends; stopped them");
             if (!started.length) say("No backend has a `start` command in the config: serving what runs.");
             await gateway.router.discover();
-            const controller = new AbortController();
-            for (const b of started) {
-              if (!b.start!.warmup.length) continue;
-              const profile = profileOn(gateway.router, b.name);
-              if (!profile) {
-                say(`${b.name}: no model to warm up with`);
-                continue;
-              }
-              say(`${b.name}: warming up ${profile.model} with ${b.start!.warmup.join(", ")}-token prompts`);
-              for (const r of await warmUp(profile, b.start!.warmup, log, controller.signal)) {
-                say(
-                  `  ${String(r.tokens).padStart(6)} tokens: ${r.error ? `failed: ${r.error}` : `${(r.ms / 1000).toFixed(2)} s`}`,
-                );
-              }
-            }
+            for (const b of started) await warmBackend(gateway.router, b, log, controller.signal);
           } catch (e) {
             await stopAll();
             throw e instanceof GatewayError ? new Error(e.message) : e;

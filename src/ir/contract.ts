@@ -116,8 +116,25 @@ export interface ExchangeHooks {
   connectMs?: number;
   /** Called when the response head arrives: the backend is no longer loading. */
   onHeaders?(): void;
+  /**
+   * Called each time the server reports how far it has read the prompt (llama.cpp's
+   * `prompt_progress`), before the first token.
+   */
+  onProgress?(progress: PromptProgress): void;
   /** Called with the request's body as it is sent (the journal's capture; set only when it is on). */
   onBody?(body: string | Buffer): void;
+}
+
+/**
+ * How far a server has read a prompt, in tokens (llama.cpp `prompt_progress`, tools/server
+ * server-task.cpp `result_prompt_progress::to_json`): `total` in the prompt, `cache` of them from
+ * its prompt cache, `processed` so far (cache included), `timeMs` since it began reading.
+ */
+export interface PromptProgress {
+  total: number;
+  cache: number;
+  processed: number;
+  timeMs: number;
 }
 
 export interface Backend {
@@ -136,6 +153,8 @@ export interface Backend {
    * does not say. Absent where the server cannot be asked; throws when it could not this time.
    */
   askConcurrency?(): Promise<number | undefined>;
+  /** Its server started again: what the backend knew of the server's caches is gone. */
+  forget?(): void;
   /**
    * Sends the request and yields its events, in batches (never empty). Failures before the first
    * batch are thrown as GatewayError (so routing may try elsewhere); failures later are thrown

@@ -69,4 +69,6 @@ export interface LiveRequest {
   backend?: string;
   target?: string;
   phase: Phase;
+  /** How far the phase has come, in words, where the backend says (llama.cpp: "reading the prompt 12,000/20,000"). */
+  progress?: string;
 }

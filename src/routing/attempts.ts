@@ -1,5 +1,5 @@
 import { countPrompt } from "../context/count.js";
-import type { ExchangeHooks, ModelProfile } from "../ir/contract.js";
+import type { ExchangeHooks, ModelProfile, PromptProgress } from "../ir/contract.js";
 import { GatewayError, toGatewayError } from "../ir/errors.js";
 import { newAbort, type Signal } from "../ir/signal.js";
 import type { Event, Request } from "../ir/types.js";
@@ -11,6 +11,7 @@ import { isBackendFailure } from "./breaker.js";
 import type { LaneRules } from "./lanes.js";
 import type { Target } from "./models.js";
 import type { Slot } from "./queue.js";
+import { RecentConversations } from "./conversations.js";
 import { Attempt, DEFAULT_TIMEOUTS } from "./timeouts.js";
 
 export interface RouteObserver extends PlaceObserver {
@@ -28,6 +29,11 @@ export interface RouteObserver extends PlaceObserver {
   promptTokens?(model: string, evaluated: number, cached: number | undefined): void;
   /** Called when routing moves on from a failed target. */
   switched?(from: ModelProfile, reason: GatewayError): void;
+  /**
+   * Called each time the backend reports reading the prompt (llama.cpp), with the request's phase
+   * in words ("reading the prompt 12,000/20,000"): the hook for a live view of requests.
+   */
+  progress?(p: PromptProgress, phase: string): void;
 }
 
 /** An exchange's hooks that tell the observer too: the response head, the body sent. */
@@ -53,6 +59,9 @@ export type Resolve = (model: string) => readonly Target[];
  * first event is left for the next; once an event went out nothing is retried.
  */
 export class Attempts {
+  /** Per backend, the last conversations it answered (the agent's own turns, not background work). */
+  readonly recent = new Map<string, RecentConversations>();
+
   constructor(
     private readonly resolve: Resolve,
     private readonly backends: BackendStates,
@@ -172,7 +181,13 @@ export class Attempts {
         }
         target.inFlight++;
         counted = true;
-        attempt = new Attempt(signal, profile.timeouts ?? DEFAULT_TIMEOUTS, backend.name, log);
+        attempt = new Attempt(
+          signal,
+          profile.timeouts ?? DEFAULT_TIMEOUTS,
+          backend.name,
+          log,
+          observer.progress && ((p, phase) => observer.progress!(p, phase)),
+        );
         observer.sending?.(backend.name, profile.model);
         let events = attempt.watch(
           backend.send(shaped, {
@@ -212,6 +227,14 @@ export class Attempts {
         }
         heard = true;
         breaker.success();
+        if (lane !== "background") {
+          let recent = this.recent.get(backend.name);
+          if (!recent) {
+            recent = new RecentConversations();
+            this.recent.set(backend.name, recent);
+          }
+          recent.note(shaped, profile);
+        }
         if (first.done) return;
         yield first.value;
         for (;;) {

@@ -1,4 +1,33 @@
+import type { ModelProfile } from "../ir/contract.js";
 import type { Message, Request } from "../ir/types.js";
+
+/** How many conversations a backend's record keeps (see RecentConversations). */
+export const RECENT_CONVERSATIONS = 4;
+
+/**
+ * The last few conversations one backend served: each one's latest request as it was sent (after
+ * the stages), by conversation (its system prompt, tools and first message), the most recent
+ * last. Bounded: the oldest goes when one more comes. Replayed after the backend's server starts
+ * again (up/warmup.ts `warmConversations`), so its prompt cache holds them before their next turn.
+ */
+export class RecentConversations {
+  private readonly items = new Map<string, { req: Request; profile: ModelProfile }>();
+
+  constructor(private readonly max = RECENT_CONVERSATIONS) {}
+
+  note(req: Request, profile: ModelProfile): void {
+    const keys = conversationKeys(req);
+    const id = keys.slice(0, 2).join(" ");
+    this.items.delete(id);
+    this.items.set(id, { req, profile });
+    if (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
+  }
+
+  /** The conversations, the least recent first. */
+  list(): Array<{ req: Request; profile: ModelProfile }> {
+    return [...this.items.values()];
+  }
+}
 
 /**
  * Conversation affinity: which of a server's slots a request should go to so that its prompt
@@ -25,6 +54,14 @@ export class SlotChooser {
     return this.slots.length;
   }
 
+  /** The server started again: its slots hold nothing. */
+  forget(): void {
+    for (const s of this.slots) {
+      s.keys = [];
+      s.background = false;
+    }
+  }
+
   /** The server's slot count, once known. */
   resize(count: number): void {
     const n = Math.max(1, Math.floor(count));
@@ -36,7 +73,17 @@ export class SlotChooser {
    * The slot for a prompt made of `keys` (see `conversationKeys`), held until released;
    * `background`: the request is in the background lane.
    */
-  take(keys: readonly string[], background = false): { slot: number; release(): void } {
+  take(
+    keys: readonly string[],
+    background = false,
+  ): {
+    slot: number;
+    release(): void;
+    /** What the slot held before: another conversation's keys (evicted now) or an older prompt of this one. */
+    held: { keys: readonly string[]; background: boolean };
+    /** The keys this prompt shares with what the slot held. */
+    shared: number;
+  } {
     let best = -1;
     let bestShared = 0;
     for (const [i, s] of this.slots.entries()) {
@@ -52,6 +99,7 @@ export class SlotChooser {
     let slot = best;
     if (slot < 0) slot = this.free(keys, background);
     const s = this.slots[slot]!;
+    const held = { keys: s.keys, background: s.background };
     s.keys = keys;
     s.background = background;
     s.busy++;
@@ -59,6 +107,8 @@ export class SlotChooser {
     let released = false;
     return {
       slot,
+      held,
+      shared: commonPrefix(held.keys, keys),
       release: () => {
         if (released) return;
         released = true;
@@ -102,6 +152,45 @@ export class SlotChooser {
     let at = 0;
     for (const [i, s] of this.slots.entries()) if (s.busy < this.slots[at]!.busy) at = i;
     return at;
+  }
+}
+
+/** How many slot files a server keeps at most (see SavedSlots). */
+export const SAVED_SLOTS = 8;
+
+/**
+ * llama.cpp's slot files (`--slot-save-path`): which conversation each holds. A conversation
+ * evicted from its slot is saved to a file named after it (its system prompt, tools and first
+ * message), and restored into the slot it gets when it returns. The names are bounded: a
+ * conversation's file is one of `max` (its key's hash picks which), so at most `max` files are
+ * ever written; one that lands on a name in use takes it over.
+ */
+export class SavedSlots {
+  private readonly files = new Map<string, readonly string[]>();
+
+  constructor(private readonly max = SAVED_SLOTS) {}
+
+  /** The file a conversation's slot is saved to. */
+  fileFor(keys: readonly string[]): string {
+    const n = Number.parseInt(hash(keys.slice(0, 2).join(" ")), 36) % this.max;
+    return `clawbridge-${n}.bin`;
+  }
+
+  saved(file: string, keys: readonly string[]): void {
+    this.files.set(file, keys);
+  }
+
+  /** The saved file that holds more of this prompt than `than` keys (the slot it got), if any. */
+  find(keys: readonly string[], than: number): { file: string; shared: number } | undefined {
+    const file = this.fileFor(keys);
+    const held = this.files.get(file);
+    if (!held) return undefined;
+    const shared = commonPrefix(held, keys);
+    return shared > 1 && shared > than ? { file, shared } : undefined;
+  }
+
+  forget(file: string): void {
+    this.files.delete(file);
   }
 }
 

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import type { PromptCount } from "../stages/types.js";
 import { Attempts, type RouteObserver } from "./attempts.js";
 import { type BackendState, BackendStates } from "./backend-state.js";
+import type { RecentConversations } from "./conversations.js";
 import { DEFAULT_BACKGROUND_RULES, LaneRules } from "./lanes.js";
 import { ModelRegistry, type ServedModel, type Target } from "./models.js";
 import { type BackendHealth, BackendWatch } from "./watch.js";
@@ -114,6 +115,11 @@ export class Router {
   /** The one path from an IR request to an IR event stream (see Attempts.stream). */
   stream(req: Request, signal: Signal, log: Logger, observer?: RouteObserver): AsyncGenerator<Event[]> {
     return this.attempts.stream(req, signal, log, observer);
+  }
+
+  /** The last conversations a backend answered, the least recent first (see RecentConversations). */
+  recentConversations(backend: string): ReturnType<RecentConversations["list"]> {
+    return this.attempts.recent.get(backend)?.list() ?? [];
   }
 
   /** What a backend's queue and breaker say now: for /health and /metrics. */

@@ -2,7 +2,7 @@ import { GatewayError } from "../ir/errors.js";
 import { type Abortable, newAbort, type Signal } from "../ir/signal.js";
 import type { Event, EventStream } from "../ir/types.js";
 import type { Logger } from "../log.js";
-import type { ExchangeHooks, Timeouts } from "../ir/contract.js";
+import type { ExchangeHooks, PromptProgress, Timeouts } from "../ir/contract.js";
 
 /**
  * Defaults for local servers: a model load or a kernel JIT takes minutes before the first byte,
@@ -42,8 +42,19 @@ const SETTING: Record<Limit, string> = {
 };
 
 function seconds(ms: number): string {
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }
+
+/** How much longer than its measured rate says a prompt may take to be read. */
+const READ_MARGIN = 1.5;
+
+/** What a request is doing, in words: "reading the prompt 12,000/20,000". */
+export function progressPhase(p: PromptProgress): string {
+  return `reading the prompt ${p.processed.toLocaleString("en-US")}/${p.total.toLocaleString("en-US")}`;
+}
+
+/** Listens to a request's prompt progress: the figures, and the phase in words (see `progressPhase`). */
+export type ProgressListener = (p: PromptProgress, phase: string) => void;
 
 /**
  * One attempt at one backend: the abort signal the backend request runs under, the watchdog on
@@ -76,15 +87,25 @@ export class Attempt {
   private clientLeft = false;
   private rejectPending: ((e: unknown) => void) | undefined;
   private innerPending = false;
+  /** The server's last report of reading the prompt, and when it came (see `progress`). */
+  private lastProgress: PromptProgress | undefined;
+  private progressAt = 0;
+  /** When the prompt's reading is due to end at the measured rate, with a margin (0: not measured). */
+  private readDue = 0;
 
   constructor(
     private readonly client: Signal,
     private readonly limits: Timeouts,
     private readonly backend: string,
     private readonly log: Logger,
+    private readonly onProgress?: ProgressListener,
   ) {
     this.signal = newAbort();
-    this.hooks = { connectMs: limits.connectMs, onHeaders: () => this.headers() };
+    this.hooks = {
+      connectMs: limits.connectMs,
+      onHeaders: () => this.headers(),
+      onProgress: (p) => this.progress(p),
+    };
     client.addEventListener("abort", this.onClientAbort);
     let step = 0;
     for (const ms of [limits.loadMs, limits.firstTokenMs, limits.idleMs, limits.totalMs])
@@ -138,11 +159,40 @@ export class Attempt {
     return this.limit === "load" ? l.loadMs : this.limit === "first_token" ? l.firstTokenMs : l.idleMs;
   }
 
-  /** When the phase under way runs out (idle: counted from the last event). */
+  /**
+   * When the phase under way runs out (idle: counted from the last event). The first token, once
+   * the server reports reading the prompt: the limit counts from its last report, and not before
+   * the whole prompt is due at the rate it reads (see `progress`).
+   */
   private phaseDue(): number {
     const ms = this.phaseMs();
     if (ms <= 0) return Number.POSITIVE_INFINITY;
+    if (this.limit === "first_token" && this.lastProgress)
+      return Math.max(this.progressAt + ms, this.readDue);
     return (this.limit === "idle" ? this.lastEvent : this.armedAt) + ms;
+  }
+
+  /**
+   * The server reported how far it has read the prompt. Reading counts as progress while it moves:
+   * the first-token limit then runs from the last report that moved, and is at least the time the
+   * whole prompt takes at the rate measured so far (tokens read afresh over the time they took),
+   * with a margin. A prompt visibly being read is not cut off however long it is; one whose
+   * reading stops is, once the limit has passed since the last step and the rest is overdue.
+   */
+  private progress(p: PromptProgress): void {
+    if (this.phase !== "prefill" && this.phase !== "loading") return;
+    const now = performance.now();
+    const moved = !this.lastProgress || p.processed > this.lastProgress.processed;
+    this.lastProgress = p;
+    if (moved) this.progressAt = now;
+    const read = p.processed - p.cache;
+    if (read > 0 && p.timeMs > 0) {
+      const totalMs = ((p.total - p.cache) * p.timeMs) / read;
+      this.readDue = now - p.timeMs + totalMs * READ_MARGIN;
+    }
+    const phase = progressPhase(p);
+    this.log.debug({ backend: this.backend, ...p }, phase);
+    this.onProgress?.(p, phase);
   }
 
   private schedule(now: number): void {
@@ -193,7 +243,9 @@ export class Attempt {
       limit === "load"
         ? `backend ${b} did not answer within ${seconds(this.limits.loadMs)} (${SETTING.load}: model load, warm-up or its own queue)`
         : limit === "first_token"
-          ? `backend ${b} answered but sent no token within ${seconds(this.limits.firstTokenMs)} (${SETTING.first_token})`
+          ? this.lastProgress
+            ? this.stalled(this.lastProgress)
+            : `backend ${b} answered but sent no token within ${seconds(this.limits.firstTokenMs)} (${SETTING.first_token})`
           : limit === "idle"
             ? `backend ${b} went silent for ${seconds(ms)} in the middle of its answer (${SETTING.idle}); the answer was cut off`
             : `backend ${b} took longer than ${seconds(ms)} for the whole answer (${SETTING.total})`;
@@ -211,6 +263,16 @@ export class Attempt {
     const reject = this.rejectPending;
     this.rejectPending = undefined;
     reject?.(err);
+  }
+
+  /** The first-token limit's message for a server whose reading of the prompt stopped. */
+  private stalled(p: PromptProgress): string {
+    const waited = this.phaseDue() - this.progressAt;
+    const where =
+      p.processed >= p.total
+        ? `read the whole prompt (${p.total.toLocaleString("en-US")} tokens)`
+        : `stopped reading the prompt at ${p.processed.toLocaleString("en-US")}/${p.total.toLocaleString("en-US")} tokens`;
+    return `backend ${this.backend} ${where} and sent no token within ${seconds(waited)} of its last progress (${SETTING.first_token}: ${seconds(this.limits.firstTokenMs)}, or longer as the whole prompt takes at its measured rate)`;
   }
 
   private clearTimers(): void {

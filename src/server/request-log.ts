@@ -198,10 +198,19 @@ export class Trace {
     this.phase("reading the prompt");
   }
 
+  /** The backend reported reading the prompt (`words`: "reading the prompt 12,000/20,000"). */
+  progress(words: string): void {
+    if (!this.live) return;
+    this.live.phase = "reading the prompt";
+    this.live.progress = words;
+    this.owner.opts.feed.update(this.live);
+  }
+
   firstToken(): void {
     if (this.firstTokenMs !== undefined) return;
     this.firstTokenMs = this.now();
     this.mark("first token");
+    if (this.live) delete this.live.progress;
     this.phase("generating");
   }
 

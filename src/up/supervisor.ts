@@ -32,6 +32,8 @@ export interface SupervisorOptions {
   stopGraceMs?: number;
   /** Where the server listens: a port held by something that does not answer is named, not started over. */
   listen?: { host: string; port: number };
+  /** Called once a restarted server answers (to warm it up again). */
+  onRestarted?: () => Promise<void> | void;
 }
 
 /** The server's last lines of output kept, to show when it will not start. */
@@ -186,6 +188,13 @@ export class Supervisor {
         );
         this.restarting = undefined;
         return this.restart();
+      }
+      if (this.stopping) return;
+      try {
+        await this.o.onRestarted?.();
+      } catch (e) {
+        // a warm-up that failed leaves a server that answers: it serves cold
+        this.o.log.warn({ backend: this.o.name, err: (e as Error).message }, "warm-up after restart failed");
       }
     })().finally(() => {
       this.restarting = undefined;

@@ -49,3 +49,36 @@ export async function warmUp(
   }
   return out;
 }
+
+/**
+ * Replays the last conversations a backend answered (routing/conversations.ts
+ * `RecentConversations`), the least recent first, each as its latest request was sent, asking
+ * for one token: the server that just started reads their prompts now, so each conversation's
+ * next turn finds its prefix in the prompt cache and reads only what is new. Returns each
+ * replay's prompt size (messages) and time.
+ */
+export async function warmConversations(
+  recent: ReadonlyArray<{ req: Request; profile: ModelProfile }>,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<Array<{ messages: number; ms: number; error?: string }>> {
+  const out: Array<{ messages: number; ms: number; error?: string }> = [];
+  for (const { req, profile } of recent) {
+    if (signal.aborted) break;
+    const warm: Request = { ...req, limits: { ...req.limits, maxOutputTokens: 1 }, stream: true };
+    const started = performance.now();
+    try {
+      for await (const _ of profile.backend.send(warm, { profile, signal, log })) {
+        // drain: the answer is not the point
+      }
+      out.push({ messages: req.messages.length, ms: performance.now() - started });
+    } catch (e) {
+      out.push({
+        messages: req.messages.length,
+        ms: performance.now() - started,
+        error: (e as Error).message,
+      });
+    }
+  }
+  return out;
+}

@@ -37,6 +37,12 @@ export interface Payload {
   finish?: number[];
   /** Streaming: chunks `from` to `to` (excluded) are sent `times` times over (ScriptedReply.repeat). */
   repeat?: { from: number; to: number; times: number };
+  /**
+   * Streaming: chunks sent right after the headers, `everyMs` apart, before `chunks` (llama.cpp's
+   * prompt progress while it reads the prompt). Not counted by the faults' chunk numbers. After
+   * `stallAfter` of them the server hangs (a server stuck reading the prompt).
+   */
+  prelude?: { chunks: string[]; everyMs: number; stallAfter?: number };
 }
 
 /** A backend's own error response for a status, used by the `status` fault when it gives no body. */
@@ -223,6 +229,17 @@ export class FakeHost implements FakeServer {
     if (fault?.kind === "emptyStream") {
       res.end();
       return;
+    }
+    if (payload.prelude) {
+      const { chunks, everyMs, stallAfter } = payload.prelude;
+      for (const [i, chunk] of chunks.entries()) {
+        if (i === stallAfter) return this.hang(ex);
+        if (i > 0 && everyMs > 0 && !(await this.sleep(everyMs))) return;
+        if (gone(ex)) return;
+        await write(res, chunk);
+      }
+      if (stallAfter !== undefined && stallAfter >= chunks.length) return this.hang(ex);
+      if (everyMs > 0 && !(await this.sleep(everyMs))) return;
     }
     const between =
       fault?.kind === "delayBetweenChunks" ? fault.ms : fault?.kind === "slowLoad" ? fault.chunkMs : 0;

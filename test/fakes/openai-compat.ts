@@ -80,6 +80,19 @@ export interface OpenAICompatFakeOptions {
   /** vLLM: `--enable-prompt-tokens-details` (prompt_tokens_details is null without it); its prefix cache in 16-token blocks. */
   promptTokensDetails?: boolean;
   tinygrad?: TinygradOptions;
+  /**
+   * llama.cpp: how it reads a prompt, for `return_progress: true` streams. It reads the tokens its
+   * cache does not hold `batch` at a time (`--batch-size`, default 2048), `batchMs` each (default 0),
+   * and reports each batch as a `prompt_progress` chunk, a 0 % one first (tools/server
+   * server-context.cpp). `stallAfter`: it hangs after that many progress chunks.
+   */
+  promptReading?: { batch?: number; batchMs?: number; stallAfter?: number };
+  /**
+   * llama.cpp `--slot-save-path`: `POST /slots/{id}?action=save|restore|erase` keep a slot's prompt
+   * in a named file and put it back (in memory here). Without it every action answers 501, as the
+   * real server does.
+   */
+  slotSavePath?: boolean;
 }
 
 /** One llama.cpp slot: the prompt's tokens it holds, and when it was last used. */
@@ -97,6 +110,9 @@ interface Config {
   maxContextLength: number;
   apiKey: string | undefined;
   tinygrad: Required<TinygradOptions>;
+  promptReading: { batch: number; batchMs: number; stallAfter?: number };
+  /** The slot files (`--slot-save-path`), by name; undefined: not started with it. */
+  slotFiles?: Map<string, number[]>;
 }
 
 /** Everything a dialect needs to encode one chat answer. */
@@ -136,6 +152,8 @@ interface Dialect {
   route?(ex: Exchange, host: FakeHost, cfg: Config, dialect: Dialect): boolean;
   /** The prompt tokens its cache holds for this request (and what it keeps for the next); absent: no cache reported. */
   promptCache?(body: Obj, cfg: Config, recorded: RecordedRequest): number | undefined;
+  /** Stream chunks sent while the prompt is read, before the answer (llama.cpp's prompt progress). */
+  prelude?(a: Answer, body: Obj, cfg: Config): Payload["prelude"];
   /** What the server does with a prompt of `prompt` tokens past its window; returns true when it answered. */
   overflow?(ex: Exchange, host: FakeHost, cfg: Config, prompt: number): boolean;
 }
@@ -150,6 +168,12 @@ export async function startOpenAICompatFake(opts: OpenAICompatFakeOptions = {}):
     maxContextLength: opts.maxContextLength ?? 131072,
     apiKey: opts.apiKey,
     tinygrad: { strict: opts.tinygrad?.strict ?? true, crash: opts.tinygrad?.crash ?? "http500" },
+    ...(opts.slotSavePath ? { slotFiles: new Map<string, number[]>() } : {}),
+    promptReading: {
+      batch: Math.max(1, opts.promptReading?.batch ?? 2048),
+      batchMs: opts.promptReading?.batchMs ?? 0,
+      stallAfter: opts.promptReading?.stallAfter,
+    },
   };
   const tinygrad = opts.flavor === "tinygrad";
   return startFake(async (ex, host) => {
@@ -222,6 +246,7 @@ async function chat(ex: Exchange, host: FakeHost, dialect: Dialect, cfg: Config)
     ? {
         headers: dialect.streamHeaders,
         chunks: [...objects.map((c) => sseData(dialect.json(c))), sseData("[DONE]")],
+        prelude: dialect.prelude?.(answer, body, cfg),
         streaming: true,
         garbage: 'data: {"choices":[{"index":0,"delta":{"content":"unterminat\n\n',
         closeDelimited: dialect.closeDelimited,
@@ -453,6 +478,32 @@ function llamaTimings(a: Answer): Obj {
 
 const llamacpp: Dialect = {
   promptCache: llamaPromptCache,
+  prelude: (a, body, cfg) => {
+    // server-context.cpp: with return_progress, a result per batch of the prompt read (a 0 % one
+    // first), sent as a chunk whose delta is the role; server-task.cpp result_prompt_progress::to_json
+    if (body.return_progress !== true) return undefined;
+    const { batch, batchMs, stallAfter } = cfg.promptReading;
+    const cache = a.cached ?? 0;
+    const chunks: string[] = [];
+    for (let done = cache, step = 0; ; step++) {
+      chunks.push(
+        sseData(
+          JSON.stringify({
+            choices: [{ finish_reason: null, index: 0, delta: { role: "assistant", content: null } }],
+            created: a.created,
+            id: a.id,
+            model: a.model,
+            system_fingerprint: LLAMACPP_BUILD,
+            object: "chat.completion.chunk",
+            prompt_progress: { total: a.prompt, cache, processed: done, time_ms: step * batchMs },
+          }),
+        ),
+      );
+      if (done >= a.prompt) break;
+      done = Math.min(a.prompt, done + batch);
+    }
+    return { chunks, everyMs: batchMs, ...(stallAfter !== undefined ? { stallAfter } : {}) };
+  },
   json: (v) => JSON.stringify(v),
   streamHeaders: { "content-type": "text/event-stream", server: "llama.cpp" },
   jsonHeaders: { ...JSON_UTF8, server: "llama.cpp" },
@@ -556,6 +607,12 @@ const llamacpp: Dialect = {
       send(llamaProps(cfg));
       return true;
     }
+    const slotAction = /^\/slots\/([^/]+)$/.exec(ex.pathname);
+    if (ex.method === "POST" && slotAction) {
+      const r = llamaSlotAction(cfg, slotAction[1]!, ex.query.get("action") ?? "", ex.body);
+      host.send(ex, r.status, JSON.stringify(r.body), dialect.jsonHeaders);
+      return true;
+    }
     if (ex.method === "POST" && ex.pathname === "/tokenize") {
       const body = (ex.body ?? {}) as Obj;
       const content = typeof body.content === "string" ? body.content : "";
@@ -649,6 +706,72 @@ function llamaPromptCache(body: Obj, cfg: Config, recorded: RecordedRequest): nu
   slot.used = ++slotClock;
   recorded.cache = { slot: cfg.slots.indexOf(slot), cached: reuse };
   return reuse;
+}
+
+/**
+ * POST /slots/{id}?action=… (tools/server server-context.cpp `post_slots`, `handle_slots_save`,
+ * `handle_slots_restore`, `handle_slots_erase`; responses from server-task.cpp): refused with 501
+ * without --slot-save-path; the id, the action and the file name checked in that order.
+ */
+function llamaSlotAction(
+  cfg: Config,
+  id: string,
+  action: string,
+  body: unknown,
+): { status: number; body: Obj } {
+  const error = (code: number, message: string, type: string) => ({
+    status: code,
+    body: { error: { code, message, type } },
+  });
+  if (!cfg.slotFiles)
+    return error(
+      501,
+      "This server does not support slots action. Start it with `--slot-save-path`",
+      "not_supported_error",
+    );
+  const n = /^\d+$/.test(id) ? Number(id) : -1;
+  const slot = cfg.slots[n];
+  if (!slot) return error(400, "Invalid slot ID", "invalid_request_error");
+  if (action === "erase") {
+    const erased = slot.tokens.length;
+    slot.tokens = [];
+    return { status: 200, body: { id_slot: n, n_erased: erased } };
+  }
+  if (action !== "save" && action !== "restore") return error(400, "Invalid action", "invalid_request_error");
+  const filename = (body as Obj | undefined)?.filename;
+  if (typeof filename !== "string" || !/^[\w.-]+$/.test(filename) || filename.startsWith("."))
+    return error(400, "Invalid filename", "invalid_request_error");
+  if (action === "save") {
+    cfg.slotFiles.set(filename, [...slot.tokens]);
+    return {
+      status: 200,
+      body: {
+        id_slot: n,
+        filename,
+        n_saved: slot.tokens.length,
+        n_written: slot.tokens.length * 8192,
+        timings: { save_ms: 1.5 },
+      },
+    };
+  }
+  const saved = cfg.slotFiles.get(filename);
+  if (!saved)
+    return error(
+      400,
+      "Unable to restore slot: No available space in KV cache or invalid slot save file",
+      "invalid_request_error",
+    );
+  slot.tokens = [...saved];
+  return {
+    status: 200,
+    body: {
+      id_slot: n,
+      filename,
+      n_restored: saved.length,
+      n_read: saved.length * 8192,
+      timings: { restore_ms: 1.2 },
+    },
+  };
 }
 
 /** GET /props as tools/server/README.md documents it: n_ctx lives in default_generation_settings only. */

@@ -53,6 +53,28 @@ describe("up's supervisor: what the user reads", () => {
     await s.stop();
   });
 
+  test("a restarted server is warmed up again once it answers (onRestarted), not the first start", async () => {
+    const file = join(dir, "rewarm.count");
+    let sup: Supervisor | undefined;
+    const warmed: number[] = [];
+    const { s } = supervisor(
+      // the first run exits soon, the second stays up
+      counted(
+        file,
+        `if (require("fs").readFileSync(${JSON.stringify(file)}, "utf8").length < 2) setTimeout(() => process.exit(3), 300); else setInterval(() => {}, 1000)`,
+      ),
+      async () => sup?.child !== undefined,
+      { backoffMs: 50, onRestarted: () => void warmed.push(sup!.restarts) },
+    );
+    sup = s;
+    assert.equal(await s.ensure(), "started");
+    assert.deepEqual(warmed, [], "the first start is warmed by up itself");
+    const end = Date.now() + 10_000;
+    while (!warmed.length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(warmed, [1], "called once, after the restart answered");
+    await s.stop();
+  });
+
   test("a stop during the restart backoff ends it at once", async () => {
     const file = join(dir, "crash.count");
     let sup: Supervisor | undefined;

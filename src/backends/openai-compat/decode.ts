@@ -1,5 +1,6 @@
 import { GatewayError } from "../../ir/errors.js";
 import { newId } from "../../ir/ids.js";
+import type { PromptProgress } from "../../ir/contract.js";
 import type { Event, StopReason, Usage } from "../../ir/types.js";
 import { upstreamMessage } from "../http/errors.js";
 import { type JsonPath, PayloadTemplates } from "../json-template.js";
@@ -40,10 +41,14 @@ export class ChatChunkDecoder {
   /** The template of the payloads to come (see json-template.ts). */
   private readonly templates: PayloadTemplates;
 
-  /** `templates: false` parses every payload in full: the reference the tests hold the fast path to. */
+  /**
+   * `templates: false` parses every payload in full: the reference the tests hold the fast path to.
+   * `onProgress`: where llama.cpp's prompt-progress chunks go (see `progress`).
+   */
   constructor(
     private readonly backend: string,
     templates?: boolean,
+    private readonly onProgress?: (p: PromptProgress) => void,
   ) {
     this.templates = new PayloadTemplates(SLOTS, templates);
   }
@@ -51,6 +56,9 @@ export class ChatChunkDecoder {
   /** Events for one `data:` payload. Returns true once `[DONE]` was seen. */
   push(data: string, out: Event[]): boolean {
     if (data === "[DONE]") return true;
+    // progress comes only while the prompt is read, before the answer's first chunk
+    if (!this.started && this.onProgress && data.includes('"prompt_progress"') && this.progress(data))
+      return false;
     const same = this.templates.match(data);
     if (same !== undefined) return this.chunk(same, data, out);
     let chunk: any;
@@ -68,6 +76,32 @@ export class ChatChunkDecoder {
     }
     if (!chunk?.error && !chunk?.usage) this.templates.offer(data, chunk);
     return this.chunk(chunk, data, out);
+  }
+
+  /**
+   * llama.cpp with `return_progress: true` (tools/server server-task.cpp, `update_progress` in
+   * server-context.cpp): while it reads the prompt it sends chat.completion.chunk objects whose
+   * delta is `{"role":"assistant","content":null}` with a top-level
+   * `"prompt_progress":{"total","cache","processed","time_ms"}`, a 0 % one first. They are no part
+   * of the answer: they go to `onProgress`, and no event comes of them. Returns false for a chunk
+   * that is not one after all.
+   */
+  private progress(data: string): boolean {
+    let chunk: any;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      return false;
+    }
+    const p = chunk?.prompt_progress;
+    if (!p || typeof p !== "object") return false;
+    const delta = chunk.choices?.[0]?.delta;
+    if (delta && (delta.content || delta.reasoning_content || delta.tool_calls)) return false;
+    const total = num(p.total);
+    const processed = num(p.processed);
+    if (total === undefined || processed === undefined) return true;
+    this.onProgress!({ total, processed, cache: num(p.cache) ?? 0, timeMs: num(p.time_ms) ?? 0 });
+    return true;
   }
 
   /** Events for one parsed chunk; reads it and keeps none of its objects (it may be a template's). */

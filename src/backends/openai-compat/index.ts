@@ -1,6 +1,6 @@
 import type { Event, Request } from "../../ir/types.js";
 import type { ModelProfile } from "../../ir/contract.js";
-import { conversationKeys, SlotChooser } from "../../routing/conversations.js";
+import { conversationKeys, SavedSlots, SlotChooser } from "../../routing/conversations.js";
 import { fetchJson, postJson, readWhole } from "../http/client.js";
 import { decodeResponse } from "../http/framing.js";
 import {
@@ -83,6 +83,12 @@ export class OpenAICompatBackend implements Backend {
    * (`id_slot`, with `cache_prompt: true`); sized by the slot count `/props` reports.
    */
   private readonly affinity?: SlotChooser;
+  /**
+   * llama.cpp's slot files: a conversation evicted from its slot is saved, and restored when it
+   * returns (`POST /slots/{id}?action=save|restore`). Undefined once the server refused (no
+   * `--slot-save-path`): never asked again.
+   */
+  private slotFiles?: SavedSlots;
   private readonly headers: Record<string, string>;
   /** The headers of a generation request: one object, so its head is worked out once (http.ts). */
   private readonly streamHeaders: Record<string, string>;
@@ -101,16 +107,90 @@ export class OpenAICompatBackend implements Backend {
       this.countTokens = (req, profile) => this.tokenize(req, profile);
       this.askConcurrency = () => this.slots();
       // `cache_affinity: false`: no id_slot, the server picks the slot itself (for comparison)
-      if (opts.settings.cacheAffinity !== false) this.affinity = new SlotChooser(1);
+      if (opts.settings.cacheAffinity !== false) {
+        this.affinity = new SlotChooser(1);
+        this.slotFiles = new SavedSlots();
+      }
     }
+  }
+
+  /** The server started again: its slots hold no conversation. */
+  forget(): void {
+    this.affinity?.forget();
   }
 
   async *send(req: Request, ctx: SendContext): AsyncGenerator<Event[]> {
     const lease = this.affinity?.take(conversationKeys(req), ctx.background === true);
+    // llama.cpp reports how far it has read the prompt (`return_progress`, since b6399): the
+    // watchdog times the first token by it, and the client's stream is kept alive with it
+    const extra: Record<string, unknown> | undefined =
+      this.flavor === "llamacpp" ? { return_progress: true } : undefined;
+    if (lease) Object.assign(extra!, { cache_prompt: true, id_slot: lease.slot });
     try {
-      yield* this.exchange(req, ctx, lease && { cache_prompt: true, id_slot: lease.slot });
+      if (lease && this.slotFiles) await this.swapSlot(lease, ctx.background === true, req, ctx);
+      yield* this.exchange(req, ctx, extra);
     } finally {
       lease?.release();
+    }
+  }
+
+  /**
+   * Before a request takes a slot that holds another conversation, that conversation is saved to
+   * its file; a conversation whose saved file holds more of its prompt than its slot does is
+   * restored into the slot first. A server without `--slot-save-path` answers 501 to the first
+   * try (tools/server server-context.cpp, `post_slots`): from then on nothing is tried; any other
+   * failure only costs the cache.
+   */
+  private async swapSlot(
+    lease: { slot: number; held: { keys: readonly string[]; background: boolean }; shared: number },
+    background: boolean,
+    req: Request,
+    ctx: SendContext,
+  ): Promise<void> {
+    const files = this.slotFiles!;
+    const { held } = lease;
+    if (lease.shared <= 1 && held.keys.length > 1 && !held.background) {
+      const file = files.fileFor(held.keys);
+      if (await this.slotAction(lease.slot, "save", file, ctx)) files.saved(file, held.keys);
+    }
+    if (background || !this.slotFiles) return;
+    const keys = conversationKeys(req);
+    const saved = files.find(keys, lease.shared);
+    if (!saved) return;
+    if (!(await this.slotAction(lease.slot, "restore", saved.file, ctx))) files.forget(saved.file);
+  }
+
+  /** One slot action; false when it failed (a refusal for want of `--slot-save-path` ends them all). */
+  private async slotAction(
+    slot: number,
+    action: "save" | "restore",
+    filename: string,
+    ctx: SendContext,
+  ): Promise<boolean> {
+    if (!this.slotFiles) return false;
+    try {
+      await fetchJson(this.name, `${this.root}/slots/${slot}?action=${action}`, this.opts.dispatcher, {
+        method: "POST",
+        body: { filename },
+        headers: this.headers,
+        timeoutMs: 60_000,
+      });
+      ctx.log.debug({ backend: this.name, slot, action, filename }, "slot file");
+      return true;
+    } catch (e) {
+      const status = (e as { upstreamStatus?: number }).upstreamStatus;
+      if (status === 501 || status === 404) {
+        this.slotFiles = undefined;
+        ctx.log.info(
+          { backend: this.name },
+          "the server keeps no slot files (start llama-server with --slot-save-path to keep evicted conversations)",
+        );
+      } else
+        ctx.log.warn(
+          { backend: this.name, slot, action, err: (e as Error).message },
+          "slot file action failed",
+        );
+      return false;
     }
   }
 
@@ -132,7 +212,7 @@ export class OpenAICompatBackend implements Backend {
       dispatcher: this.opts.dispatcher,
       errors: OPENAI_COMPAT_ERRORS,
     });
-    const decoder = new ChatChunkDecoder(this.name);
+    const decoder = new ChatChunkDecoder(this.name, undefined, ctx.exchange?.onProgress);
     if (String(res.headers["content-type"] ?? "").includes("application/json")) {
       // A server that ignored `stream: true` and answered one JSON object: one payload.
       const text = await readWhole(this.name, res.body);

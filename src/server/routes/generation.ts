@@ -137,6 +137,12 @@ async function handleGeneration(
       deps.metrics.queueWait.observe({ backend, lane }, waitedMs / 1000);
       trace?.placed(waitedMs);
     },
+    // the backend is reading a long prompt: the client hears of it (a ping per report)
+    // (and the live feed, how far)
+    progress: (_p, words) => {
+      live?.progressed();
+      trace?.progress(words);
+    },
   };
   if (trace) {
     observer.sending = (backend, model) => trace.sending(backend, model);
@@ -218,6 +224,8 @@ function iterable<T>(it: AsyncIterator<T>): AsyncIterable<T> {
 class LiveStream {
   readonly out: Writer;
   opened = false;
+  /** The answer's first event came: no more pings. */
+  answering = false;
   private ping: NodeJS.Timeout | undefined;
 
   constructor(
@@ -251,6 +259,17 @@ class LiveStream {
     this.open();
     this.out.write(this.encoder.ping());
     this.ping = setInterval(() => this.out.write(this.encoder.ping()), this.pingIntervalMs);
+  }
+
+  /**
+   * The backend reported reading the prompt: the stream is opened and kept alive as for a wait,
+   * and each report is a ping of its own, so a client with a short read timeout hears something
+   * as often as the server reports.
+   */
+  progressed(): void {
+    if (this.res.destroyed || this.answering) return;
+    if (!this.ping) this.keepAlive();
+    else this.out.write(this.encoder.ping());
   }
 
   stopPings(): void {
@@ -292,6 +311,7 @@ async function streamAnswer(
     clearTimeout(waitOpen);
     live.stopPings();
   }
+  live.answering = true;
   live.open();
 
   try {
