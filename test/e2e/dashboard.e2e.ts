@@ -143,6 +143,8 @@ models:
     const id = (await row.getAttribute("data-request"))!;
     await row.locator("a").click();
     await page.waitForURL(`${gw.url}/#/requests/${id}`);
+    // still streaming: its phase, and the detail once it ends
+    assert.match(await page.locator("main").innerText(), /In flight: .*generating.*test-model/s);
     const content = await streamed;
     slow = false;
     assert.match(JSON.stringify(content), /Streaming slowly/);

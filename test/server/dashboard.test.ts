@@ -242,3 +242,46 @@ models:
     assert.equal(done.bodies, undefined, "no bodies on the stream");
   });
 });
+
+describe("dashboard without a master key", () => {
+  test("the page is served at once, on loopback, with its data", async () => {
+    const fake = await startOpenAICompatFake({ flavor: "llamacpp" });
+    const gw = await startGateway(
+      `backends:\n  b: { kind: openai-compat, url: "${fake.url}", flavor: llamacpp }\nmodels:\n  test-model: { backend: b, model: "fake-model" }\n`,
+    );
+    try {
+      const page = await fetch(`${gw.url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /_dashboard\/app\.js/);
+      const s = (await (await fetch(`${gw.url}/_dashboard/api/state`)).json()) as any;
+      assert.deepEqual(
+        s.models.map((m: any) => m.id),
+        ["test-model", "fake-model"],
+      );
+      // without a journal: the requests of this run
+      const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "none", maxRetries: 0 });
+      await openai.chat.completions.create({
+        model: "test-model",
+        messages: [{ role: "user", content: "hi" }],
+      });
+      let listed: any[] = [];
+      for (let i = 0; i < 50 && !listed.length; i++) {
+        listed = ((await (await fetch(`${gw.url}/_dashboard/api/requests`)).json()) as any).requests;
+        if (!listed.length) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(
+        listed.map((e) => [e.model, e.status]),
+        [["test-model", 200]],
+      );
+      const one = (await (await fetch(`${gw.url}/_dashboard/api/requests/${listed[0].id}`)).json()) as any;
+      assert.equal(one.captureOn, false);
+      assert.equal(one.bodies, undefined);
+      assert.equal((await fetch(`${gw.url}/favicon.ico`)).status, 204);
+      // an unknown dashboard path is the dashboard's 404, not the API's
+      assert.equal((await fetch(`${gw.url}/_dashboard/nothing`)).status, 404);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
