@@ -33,6 +33,8 @@ export const DASHBOARD_PREFIX = "/_dashboard/";
 const COOKIE = "clawbridge_dashboard";
 /** Entries of this run kept in memory: what a gateway without a journal lists, and the newest before the journal has them. */
 const RECENT = 500;
+/** Of those, the last ones kept with their bodies (captured bodies can be large). */
+const RECENT_FULL = 20;
 /** How often an event stream sends a comment to keep proxies from closing it. */
 const KEEPALIVE_MS = 15_000;
 
@@ -43,20 +45,31 @@ export function isDashboardPath(path: string): boolean {
 /** What a browser asks of every site: answered with nothing (not a 401 in the log each time). */
 const FAVICON = "/favicon.ico";
 
-/** The finished requests of this run, newest last: kept per feed (one per gateway, across reloads). */
-const recentByFeed = new WeakMap<RequestFeed, RequestEntry[]>();
-function recentOf(feed: RequestFeed): RequestEntry[] {
-  let list = recentByFeed.get(feed);
-  if (!list) {
-    const kept: RequestEntry[] = [];
-    list = kept;
-    recentByFeed.set(feed, kept);
+/**
+ * The finished requests of this run, newest last, kept per feed (one per gateway, across reloads):
+ * `list` without their bodies; `full`, the last few with them, for a detail asked for before the
+ * journal has written it (it writes every tenth of a second) or when there is no journal.
+ */
+interface Recent {
+  list: RequestEntry[];
+  full: RequestEntry[];
+}
+const recentByFeed = new WeakMap<RequestFeed, Recent>();
+function recentOf(feed: RequestFeed): Recent {
+  let kept = recentByFeed.get(feed);
+  if (!kept) {
+    const r: Recent = { list: [], full: [] };
+    kept = r;
+    recentByFeed.set(feed, r);
     feed.on("done", (e) => {
-      kept.push(e);
-      if (kept.length > RECENT) kept.splice(0, kept.length - RECENT);
+      const { bodies: _bodies, ...bare } = e;
+      r.list.push(bare);
+      if (r.list.length > RECENT) r.list.splice(0, r.list.length - RECENT);
+      r.full.push(e);
+      if (r.full.length > RECENT_FULL) r.full.shift();
     });
   }
-  return list;
+  return kept;
 }
 
 /** The cookie's value for a key: not the key itself. */
@@ -235,15 +248,16 @@ export const dashboard = (ctx: RouteContext): Handler => {
       for (const { seq: _seq, ...e } of rows) byId.set(e.id, e);
     }
     // the newest of this run, which the journal writes within a tenth of a second
-    for (const e of recent) if (!byId.has(e.id)) byId.set(e.id, e);
+    for (const e of recent.list) if (!byId.has(e.id)) byId.set(e.id, e);
     const all = [...byId.values()].filter(matches).sort((a, b) => a.at - b.at);
     return all.slice(-limit).map(({ bodies: _b, ...e }) => explained(e as RequestEntry));
   };
 
   const one = (id: string) => {
-    const mine = recent.find((e) => e.id === id);
     const row = journal?.get(id);
-    const e = row ? (({ seq: _s, ...rest }) => rest)(row) : mine;
+    const e = row
+      ? (({ seq: _s, ...rest }) => rest)(row)
+      : (recent.full.find((x) => x.id === id) ?? recent.list.find((x) => x.id === id));
     if (!e) return undefined;
     return { ...explained(e as RequestEntry), captureOn: requests.capture };
   };
