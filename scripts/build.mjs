@@ -24,5 +24,21 @@ await build({
   logLevel: "warning",
 });
 
-const { chmodSync } = await import("node:fs");
+const { chmodSync, copyFileSync, mkdirSync } = await import("node:fs");
 chmodSync("dist/cli/main.js", 0o755);
+
+// The dashboard (src/server/routes/dashboard.ts serves dist/ui/): Preact + htm, bundled here into one
+// script for the browser, so the package serves every byte of it itself (no CDN: it works offline).
+await build({
+  entryPoints: ["ui/app.js"],
+  outfile: "dist/ui/app.js",
+  bundle: true,
+  platform: "browser",
+  format: "iife",
+  target: "es2020",
+  minify: true,
+  legalComments: "none",
+  logLevel: "warning",
+});
+mkdirSync("dist/ui", { recursive: true });
+copyFileSync("ui/app.css", "dist/ui/app.css");

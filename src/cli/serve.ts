@@ -228,6 +228,7 @@ export async function serve(opts: ServeOptions): Promise<number> {
   }
   say(`  Anthropic clients: base URL ${address}   OpenAI clients: base URL ${address}/v1`);
   if (journal) say(`  request journal: ${journal.path}  (clawbridge requests)`);
+  say(`  dashboard: ${address}/${config.server.masterKey ? "  (it asks for the master key)" : ""}`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -20,6 +20,7 @@ import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
 import { RequestLog } from "./request-log.js";
 import { createResponsesSurface } from "../surfaces/responses/index.js";
+import { isDashboardPath } from "./routes/dashboard.js";
 import { findRoute, OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
 
 export interface AppOptions {
@@ -221,7 +222,8 @@ export function buildGateway(opts: AppOptions): Gateway {
     const path = (req.url ?? "/").split("?")[0]!;
     const { routes, key } = live;
     const route = findRoute(routes, req.method, path);
-    if (key && !OPEN_PATHS.has(path)) {
+    // the dashboard asks for the key itself: a login form, or its cookie (routes/dashboard.ts)
+    if (key && !OPEN_PATHS.has(path) && !isDashboardPath(path)) {
       const presented = presentedKey(req.headers);
       if (!keyMatches(presented, key)) {
         return refuse(

@@ -18,6 +18,9 @@ import type { Metrics } from "./metrics.js";
 
 /** Routes a monitor polls: a line only at debug, and not journaled, while they answer. */
 const QUIET = new Set(["GET /health", "GET /metrics"]);
+/** The dashboard's page and what it reads (routes/dashboard.ts): quiet too, or it would list itself. */
+const isDashboard = (route: string) =>
+  route === "GET /" || route === "GET /favicon.ico" || route.startsWith("GET /_dashboard/");
 /** The most of a streamed answer kept by capture, in characters. */
 const ANSWER_CAPTURE_LIMIT = 1024 * 1024;
 
@@ -67,7 +70,7 @@ export class RequestLog {
   /** @internal a trace is done: one line, one entry, the feed, the metrics. */
   write(t: Trace, e: RequestEntry): void {
     const { log, journal, feed, metrics } = this.opts;
-    const quiet = QUIET.has(e.route) && e.status !== null && e.status < 400;
+    const quiet = (QUIET.has(e.route) || isDashboard(e.route)) && e.status !== null && e.status < 400;
     const line = {
       req: e.id,
       route: e.route,
@@ -91,6 +94,11 @@ export class RequestLog {
     const msg = `${e.route}${e.model !== undefined ? ` ${e.model}${served}` : ""}: ${line.status} in ${e.durationMs} ms`;
     if (quiet) {
       log.debug(line, msg);
+      return;
+    }
+    if (isDashboard(e.route)) {
+      // a refusal (no key) has its line; the dashboard never lists or charts its own requests
+      log.info(line, msg);
       return;
     }
     log.info(line, msg);

@@ -4,6 +4,7 @@ import { openaiSurface } from "../../surfaces/openai/index.js";
 import { createResponsesSurface } from "../../surfaces/responses/index.js";
 import { countTokens } from "./count-tokens.js";
 import { generation } from "./generation.js";
+import { dashboard, isDashboardPath } from "./dashboard.js";
 import { health, hello } from "./health.js";
 import { metrics } from "./metrics.js";
 import { MODEL_PATHS, model, models } from "./models.js";
@@ -40,13 +41,17 @@ export function routeTable(
   routes.set("GET /api/hello", { handler: hello, body: false });
   routes.set("POST /admin/reload", { handler: reload(ctx.reload), body: false });
   routes.set(MODEL_ROUTE, { handler: model(ctx), body: false });
+  routes.set(DASHBOARD_ROUTE, { handler: dashboard(ctx), body: false });
   return routes;
 }
 
 /** The key of the one route with a parameter: `GET /v1/models/{id}`. */
 const MODEL_ROUTE = "GET /v1/models/{id}";
 
-/** The route for a request: by its method and path, or the one route whose path has a parameter. */
+/** The dashboard: the page at `/` and everything under /_dashboard/ (one handler). */
+const DASHBOARD_ROUTE = "GET /";
+
+/** The route for a request: by its method and path, or a route that takes the paths under it. */
 export function findRoute(
   routes: Map<string, Route>,
   method: string | undefined,
@@ -54,6 +59,7 @@ export function findRoute(
 ): Route | undefined {
   const exact = routes.get(`${method} ${path}`);
   if (exact) return exact;
+  if (method === "GET" && isDashboardPath(path)) return routes.get(DASHBOARD_ROUTE);
   if (method === "GET" && MODEL_PATHS.some((p) => path.startsWith(p) && path.length > p.length))
     return routes.get(MODEL_ROUTE);
   return undefined;
