@@ -109,7 +109,8 @@ for (const backend of BACKENDS.filter((b) => b.kind !== "anthropic")) {
 
       const all = await events(await client.responses.create({ ...params, stream: true }));
       assert.deepEqual(
-        [...new Set(all.map((e) => e.type))],
+        // keep-alives come while a server reports reading the prompt (llama.cpp's progress): as many as it reports
+        [...new Set(all.map((e) => e.type).filter((t) => t !== ("keepalive" as never)))],
         [
           "response.created",
           "response.in_progress",
