@@ -386,29 +386,13 @@ describe("from nothing: the offer, the pull, the answer", () => {
       await stop(child);
     }
   });
-});
-
-describe("from nothing through `clawbridge launch`", () => {
-  let host: Host;
-  let root: string;
-  before(async () => {
-    host = await startHost();
-    root = mkdtempSync(join(tmpdir(), "clawbridge-offer-launch-"));
-  });
-  after(async () => {
-    await host.close();
-    rmSync(root, { recursive: true, force: true });
-  });
 
   test("`launch claude --yes`: the model offered for this machine is pulled, served in-process, and the client answered by it", {
     skip: NO_ENGINE,
   }, async () => {
-    const catalogue = join(root, "catalogue.json");
-    writeFileSync(catalogue, JSON.stringify([entry("tiny-agent.gguf")]));
-    const models = join(root, "models");
-    mkdirSync(models);
+    const s = setup("launch-yes", [entry("tiny-agent.gguf")]);
     // a stand-in for Claude Code: one request to the gateway it was pointed at, its answer printed
-    const bin = join(root, "bin");
+    const bin = join(root, "launch-yes", "bin");
     mkdirSync(bin);
     writeFileSync(
       join(bin, "claude"),
@@ -434,9 +418,7 @@ describe("from nothing through `clawbridge launch`", () => {
         cwd: REPO_ROOT,
         env: {
           ...process.env,
-          CLAWBRIDGE_CATALOGUE: catalogue,
-          CLAWBRIDGE_CATALOGUE_BASE: host.url,
-          CLAWBRIDGE_MODELS: models,
+          ...s.env,
           HOME: home,
           OLLAMA_MODELS: join(home, "no-ollama"),
           CLAWBRIDGE_CONFIG: "",
@@ -456,7 +438,7 @@ describe("from nothing through `clawbridge launch`", () => {
     assert.equal(code, 0, out);
     assert.match(out, /no clawbridge is running, no local server answered, and no GGUF model is on disk/);
     assert.match(out, /Model for this machine: tiny-agent F32/);
-    assert.ok(existsSync(join(models, "tiny-agent.gguf")), out);
+    assert.ok(existsSync(join(s.models, "tiny-agent.gguf")), out);
     const line = out.split("\n").find((l) => l.startsWith("CLIENT "));
     assert.ok(line, out);
     assert.deepEqual(JSON.parse(line.slice(7)), { status: 200, model: "tiny-agent", type: "message" });
