@@ -64,7 +64,7 @@ describe("the dashboard in a real browser", () => {
           ? {
               text: "Streaming slowly, one chunk at a time, so the page can watch it.",
               chunkSize: 6,
-              fault: { kind: "slowLoad", ms: 600, chunkMs: 250 },
+              fault: { kind: "slowLoad", ms: 600, chunkMs: 400 },
             }
           : { text: "A quick answer." },
     });
@@ -143,8 +143,13 @@ models:
     const id = (await row.getAttribute("data-request"))!;
     await row.locator("a").click();
     await page.waitForURL(`${gw.url}/#/requests/${id}`);
-    // still streaming: its phase, and the detail once it ends
-    assert.match(await page.locator("main").innerText(), /In flight: .*generating.*test-model/s);
+    // still streaming: its phase (once the page has read it: it says "Loading…" first), and the detail once it ends
+    let detail = "";
+    for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      detail = await page.locator("main").innerText();
+      if (/In flight: .*generating.*test-model/s.test(detail)) break;
+    }
+    assert.match(detail, /In flight: .*generating.*test-model/s);
     const content = await streamed;
     slow = false;
     assert.match(JSON.stringify(content), /Streaming slowly/);
