@@ -151,6 +151,19 @@ describe("from nothing: the offer, the pull, the answer", () => {
     return { env, models: join(dir, "models"), lines: [] as string[] };
   }
 
+  /** The offer taken without asking (`--yes`), its lines kept, its progress drawn into a sink. */
+  function accept(s: ReturnType<typeof setup>) {
+    return offerModel({
+      interactive: false,
+      yes: true,
+      log: (l) => s.lines.push(l),
+      env: s.env,
+      memory: MEMORY,
+      engine: ENGINE_HERE,
+      progress: progressSink() as unknown as NodeJS.WriteStream,
+    });
+  }
+
   test("asked on a terminal: the question names the model, size and memory; 'n' downloads nothing", async () => {
     const s = setup("declined", [entry("tiny-agent.gguf")]);
     const asked: string[] = [];
@@ -230,15 +243,7 @@ describe("from nothing: the offer, the pull, the answer", () => {
 
   test("a corrupt download is refused and nothing of it is kept", async () => {
     const s = setup("corrupt", [entry("corrupt.gguf")]);
-    const got = await offerModel({
-      interactive: false,
-      yes: true,
-      log: (l) => s.lines.push(l),
-      env: s.env,
-      memory: MEMORY,
-      engine: ENGINE_HERE,
-      progress: progressSink() as unknown as NodeJS.WriteStream,
-    });
+    const got = await accept(s);
     assert.equal(got, undefined);
     const corruptSha = createHash("sha256").update(CORRUPT).digest("hex");
     assert.ok(
@@ -253,28 +258,12 @@ describe("from nothing: the offer, the pull, the answer", () => {
 
   test("an entry without a verified SHA-256 is checked against the server's x-linked-etag", async () => {
     const s = setup("etag", [entry("lying-etag.gguf", { sha256: undefined })]);
-    const got = await offerModel({
-      interactive: false,
-      yes: true,
-      log: (l) => s.lines.push(l),
-      env: s.env,
-      memory: MEMORY,
-      engine: ENGINE_HERE,
-      progress: progressSink() as unknown as NodeJS.WriteStream,
-    });
+    const got = await accept(s);
     assert.equal(got, undefined);
     assert.match(s.lines.join("\n"), /checksum mismatch: expected sha256 1{64}, got [0-9a-f]{64}/);
     assert.deepEqual(readdirSync(s.models), []);
     const ok = setup("etag-ok", [entry("tiny-agent.gguf", { sha256: undefined })]);
-    const path = await offerModel({
-      interactive: false,
-      yes: true,
-      log: (l) => ok.lines.push(l),
-      env: ok.env,
-      memory: MEMORY,
-      engine: ENGINE_HERE,
-      progress: progressSink() as unknown as NodeJS.WriteStream,
-    });
+    const path = await accept(ok);
     assert.equal(path, join(ok.models, "tiny-agent.gguf"));
     assert.ok(ok.lines.some((l) => l.endsWith("(matches the server's; the catalogue states none)")));
   });
