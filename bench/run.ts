@@ -65,6 +65,8 @@ interface Flags {
   also: Array<[string, string]>;
   /** run clawbridge with its request journal on and off, side by side (false: on, as users run it) */
   journal: boolean;
+  /** write a CPU profile of each clawbridge process into this folder (node --cpu-prof), or null */
+  profile: string | null;
   /** only these dialects against clawbridge (null: both) */
   dialects: Dialect[] | null;
   /** the name of the results files in bench/results (default latest) */
@@ -98,6 +100,8 @@ function usage(): never {
       "                        same rounds: a before/after comparison in one run (repeatable)",
       "  --journal             run clawbridge with its request journal on and off, side by side in the same",
       "                        rounds (its cost; without it the journal is on, in a temp folder)",
+      "  --profile <dir>       write a CPU profile of each clawbridge process to <dir> (node --cpu-prof;",
+      "                        open it in Chrome DevTools); its figures are not comparable with a run without",
       "  --dialect <d>         only this clawbridge dialect (openai or anthropic; repeatable)",
       "  --out <name>          results to bench/results/<name>.json and .md (default latest)",
       "",
@@ -123,6 +127,7 @@ function parseFlags(argv: string[]): Flags {
     fastPaths: null,
     also: [],
     journal: false,
+    profile: null,
     dialects: null,
     out: "latest",
   };
@@ -179,6 +184,9 @@ function parseFlags(argv: string[]): Flags {
         break;
       case "--journal":
         flags.journal = true;
+        break;
+      case "--profile":
+        flags.profile = resolve(argv[++i] ?? "");
         break;
       case "--cache-runs":
         flags.cacheRuns = Math.max(1, Math.round(num(a, argv[++i])));
@@ -868,7 +876,23 @@ async function main(): Promise<void> {
       };
       const p = startProcess(
         name,
-        [cli, "serve", "--config", cfg, "--host", HOST, "--port", String(port)],
+        [
+          ...(flags.profile
+            ? [
+                "--cpu-prof",
+                `--cpu-prof-dir=${flags.profile}`,
+                `--cpu-prof-name=clawbridge-${port}.cpuprofile`,
+              ]
+            : []),
+          cli,
+          "serve",
+          "--config",
+          cfg,
+          "--host",
+          HOST,
+          "--port",
+          String(port),
+        ],
         ROOT,
         env,
       );

@@ -16,8 +16,7 @@ export class RecentConversations {
   constructor(private readonly max = RECENT_CONVERSATIONS) {}
 
   note(req: Request, profile: ModelProfile): void {
-    const keys = conversationKeys(req);
-    const id = keys.slice(0, 2).join(" ");
+    const id = conversationName(req);
     this.items.delete(id);
     this.items.set(id, { req, profile });
     if (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
@@ -222,6 +221,26 @@ export function conversationKeys(req: Request): string[] {
     keys.push(k);
   }
   return keys;
+}
+
+/**
+ * A conversation's name, for the record of recent ones: its system prompt, tools and first message,
+ * each by its length and a hash of its ends. Cheap whatever the prompt's size (it is taken for
+ * every request; hashing an agent's 60 KB system prompt and 30 KB of tools cost ~0.4 ms a
+ * request). Two conversations alike in all that share a name, and the warm-up replays the later.
+ */
+export function conversationName(req: Request): string {
+  const first = req.messages[0];
+  const firstParts = first
+    ? first.parts.map((p) => (p.type === "text" ? ends(p.text) : p.type)).join(",")
+    : "";
+  return `${ends(req.system)}|${req.tools.map((t) => t.name).join(",")}|${first?.role ?? ""}:${firstParts}`;
+}
+
+/** A text's length and a hash of its first and last 256 characters. */
+function ends(text: string): string {
+  const sample = text.length <= 512 ? text : text.slice(0, 256) + text.slice(-256);
+  return `${text.length}.${hash(sample)}`;
 }
 
 /** The characters of the first `n` keys (all by default). */

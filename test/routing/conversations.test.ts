@@ -5,7 +5,8 @@ import { emptyRequest } from "../helpers.js";
 import { startOpenAICompatFake } from "../fakes/openai-compat.js";
 import { oneBackend, startGateway } from "../helpers.js";
 import type { Message } from "../../src/ir/types.js";
-import { conversationKeys, SlotChooser } from "../../src/routing/conversations.js";
+import type { ModelProfile } from "../../src/ir/contract.js";
+import { conversationKeys, RecentConversations, SlotChooser } from "../../src/routing/conversations.js";
 
 const user = (t: string): Message => ({ role: "user", parts: [{ type: "text", text: t }] });
 const assistant = (t: string): Message => ({ role: "assistant", parts: [{ type: "text", text: t }] });
@@ -191,5 +192,32 @@ describe("llama.cpp: cache_prompt and id_slot per conversation", () => {
       await gw.close();
       await fake.close();
     }
+  });
+});
+
+describe("RecentConversations", () => {
+  const profile = {} as ModelProfile;
+  const req = (system: string, ...messages: Message[]) => ({ ...emptyRequest("m"), system, messages });
+  const long = "You are an agent. ".repeat(4000);
+
+  test("a conversation's later turn replaces its earlier one; others are kept apart, the last four", () => {
+    const recent = new RecentConversations();
+    recent.note(req(long, user("task A")), profile);
+    recent.note(req(long, user("task B")), profile);
+    recent.note(req(long, user("task A"), assistant("a"), user("more A")), profile);
+    assert.deepEqual(
+      recent.list().map((c) => c.req.messages.length),
+      [1, 3],
+      "B, then A's latest turn",
+    );
+    // another system prompt of the same length is another conversation (its ends differ)
+    recent.note(req(`${long.slice(0, -3)}Go.`, user("task A")), profile);
+    assert.equal(recent.list().length, 3);
+    for (const t of ["C", "D", "E"]) recent.note(req(long, user(`task ${t}`)), profile);
+    assert.equal(recent.list().length, 4);
+    assert.deepEqual(
+      recent.list().map((c) => (c.req.messages[0]!.parts[0] as { text: string }).text),
+      ["task A", "task C", "task D", "task E"],
+    );
   });
 });
