@@ -258,3 +258,12 @@ export function listenUrl(
     });
   });
 }
+
+/** Waits until `cond` holds, polling every 20 ms; throws after `ms` naming `what` it waited for. */
+export async function until(cond: () => boolean, what = "the condition", ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -168,6 +168,8 @@ export class Attempts {
           log.debug({ notes: ctx.notes, backend: backend.name }, "request reshaped for the backend");
           for (const n of ctx.notes) observer.note?.(n.subject, n.detail);
         }
+        const note = observer.note;
+        if (note) ctx.answerNote = (n) => note(n.subject, n.detail);
         try {
           slot ??=
             this.backends.placeNow(backend, lane, observer) ??

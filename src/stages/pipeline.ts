@@ -1,6 +1,7 @@
 import type { Request } from "../ir/types.js";
 import { context } from "./context.js";
 import { format } from "./format.js";
+import { formatCheck } from "./format-check.js";
 import { normalize } from "./normalize.js";
 import { thinking } from "./thinking.js";
 import { toolStage } from "./tools/mode.js";
@@ -18,7 +19,7 @@ export const shapingStages: readonly RequestStage[] = [toolStage, normalize, thi
 export const requestStages: readonly RequestStage[] = [...shapingStages, context];
 
 /** Applied innermost first: the first stage sees the backend's events. */
-export const responseStages: readonly ResponseStage[] = [truncation, rescue];
+export const responseStages: readonly ResponseStage[] = [truncation, rescue, formatCheck];
 
 /**
  * Runs request stages in order. A stage that had nothing to wait for is not awaited (each await

@@ -67,6 +67,11 @@ export interface StageContext {
   toolMode?: ToolMode;
   /** Set by the context stage: the prompt tokens of the request as sent, for the response stages. */
   prompt?: PromptCount;
+  /**
+   * A note made by a response stage about the answer (the request stages' notes have gone out
+   * by then): to the request's trace and the counters at once.
+   */
+  answerNote?(note: Note): void;
   /** Counts of things stages did to the answer (rescued calls, repairs), for the metrics. */
   count?(what: string, n?: number): void;
   /** The prompt tokens the backend reported: read afresh, and held by its prompt cache (undefined: it does not say). */

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startOpenAICompatFake } from "../fakes/openai-compat.js";
 import type { FakeServer, RecordedRequest } from "../fakes/script.js";
-import { listenUrl, oneBackend, parseSse, startGateway } from "../helpers.js";
+import { listenUrl, oneBackend, parseSse, startGateway, until } from "../helpers.js";
 
 const MiB = 1024 * 1024;
 /** 64 KiB of text: one chunk of the fake's answer, sent as many times over as asked. */
@@ -71,14 +71,6 @@ async function readToEnd(socket: Socket): Promise<string> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function chatRequests(fake: FakeServer): RecordedRequest[] {

@@ -11,7 +11,9 @@ import pino from "pino";
 import { startOllamaFake } from "../fakes/ollama.js";
 import { startOpenAICompatFake } from "../fakes/openai-compat.js";
 import type { FakeServer } from "../fakes/script.js";
-import { oneBackend, startGateway } from "../helpers.js";
+import type { RequestEntry } from "../../src/journal/entry.js";
+import { judge } from "../../src/stages/format-check.js";
+import { oneBackend, startGateway, until } from "../helpers.js";
 
 const SCHEMA = {
   type: "object",
@@ -126,7 +128,16 @@ describe("structured output where the server cannot constrain", () => {
       assert.equal(r.choices[0]!.message.content, ANSWER);
       const sent = fake.requests.at(-1)!.body;
       assert.equal(sent.response_format, undefined);
+      // the model is told the shape, at the end of the system prompt
+      const system = sent.messages.find((m: any) => m.role === "system");
+      assert.match(
+        system.content,
+        /Answer with a single JSON value, and nothing else, matching this JSON schema:/,
+      );
+      assert.ok(system.content.endsWith(JSON.stringify(SCHEMA)));
       assert.ok(lines.some((l) => /structured output asked, but the server cannot constrain/.test(l.msg)));
+      // a valid answer: no warning about its shape
+      assert.ok(!lines.some((l) => /not the asked shape/.test(l.msg)));
     } finally {
       await gw.close();
       await fake.close();
@@ -150,5 +161,142 @@ describe("structured output where the server cannot constrain", () => {
       await gw.close();
       await fake.close();
     }
+  });
+
+  /** A TinyGrad gateway whose log lines and finished requests are kept. */
+  async function tinygrad() {
+    const fake = await startOpenAICompatFake({ flavor: "tinygrad" });
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    const gw = await startGateway(
+      oneBackend("openai-compat", fake.url, "fake-model", "    flavor: tinygrad"),
+      {
+        log,
+      },
+    );
+    const done: RequestEntry[] = [];
+    gw.feed.on("done", (e: RequestEntry) => done.push(e));
+    const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
+    return {
+      fake,
+      lines,
+      done,
+      openai,
+      close: async () => {
+        await gw.close();
+        await fake.close();
+      },
+    };
+  }
+  const weather = {
+    model: "test-model",
+    messages: [{ role: "user" as const, content: "Weather in Paris?" }],
+    response_format: { type: "json_schema" as const, json_schema: { name: "weather", schema: SCHEMA } },
+  };
+  const shapeNotes = (e: RequestEntry | undefined) =>
+    (e?.notes ?? []).filter((n) => n.subject === "response_format").map((n) => n.detail);
+
+  test("an answer wrapped in a ```json fence or a sentence: a client that does not stream gets the JSON alone, and the note says so", async () => {
+    const t = await tinygrad();
+    try {
+      for (const wrapped of [
+        `\`\`\`json\n${ANSWER}\n\`\`\``,
+        `Sure! Here is the weather: ${ANSWER} Let me know if you need more.`,
+      ]) {
+        t.fake.setReply({ text: wrapped });
+        const r = await t.openai.chat.completions.create(weather);
+        assert.equal(r.choices[0]!.message.content, ANSWER);
+        await until(() => t.done.length > 0);
+        const notes = shapeNotes(t.done.shift());
+        assert.ok(
+          notes.some((d) => /held the asked JSON inside other text/.test(d)),
+          notes.join(" | "),
+        );
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("an answer that is not the asked shape reaches the client as written; the log and the request's notes say what is wrong", async () => {
+    const t = await tinygrad();
+    try {
+      const wrong = '{"city":"Paris","temperature":"warm"}';
+      t.fake.setReply({ text: wrong });
+      const r = await t.openai.chat.completions.create(weather);
+      assert.equal(r.choices[0]!.message.content, wrong);
+      await until(() => t.done.length > 0);
+      const notes = shapeNotes(t.done.shift());
+      assert.ok(
+        notes.some((d) => /not the asked shape: \/temperature: .*number/.test(d)),
+        notes.join(" | "),
+      );
+      const warning = t.lines.find((l) => /structured output: the answer is not the asked shape/.test(l.msg));
+      assert.ok(warning, "a warning in the log");
+      assert.equal(warning.level, 40);
+      assert.deepEqual(warning.model, "test-model");
+
+      // prose with no JSON in it: said to be not JSON at all
+      t.fake.setReply({ text: "It is sunny and 21 degrees in Paris." });
+      const prose = await t.openai.chat.completions.create(weather);
+      assert.equal(prose.choices[0]!.message.content, "It is sunny and 21 degrees in Paris.");
+      await until(() => t.done.length > 0);
+      assert.ok(shapeNotes(t.done.shift()).some((d) => /not the asked shape: not JSON/.test(d)));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("a streamed answer goes out as the model wrote it, and is checked at its end", async () => {
+    const t = await tinygrad();
+    try {
+      const fenced = `\`\`\`json\n${ANSWER}\n\`\`\``;
+      t.fake.setReply({ text: fenced });
+      const stream = await t.openai.chat.completions.create({ ...weather, stream: true });
+      let text = "";
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
+      assert.equal(text, fenced);
+      await until(() => t.done.length > 0);
+      assert.ok(shapeNotes(t.done.shift()).some((d) => /not the asked shape: not JSON/.test(d)));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("an answer cut at its token limit is noted as cut, not judged", async () => {
+    const t = await tinygrad();
+    try {
+      t.fake.setReply({ text: '{"city":"Par', finishReason: "length" });
+      const r = await t.openai.chat.completions.create(weather);
+      assert.equal(r.choices[0]!.finish_reason, "length");
+      assert.equal(r.choices[0]!.message.content, '{"city":"Par');
+      await until(() => t.done.length > 0);
+      const notes = shapeNotes(t.done.shift());
+      assert.ok(notes.some((d) => /cut at its token limit/.test(d)));
+      assert.ok(!notes.some((d) => /not the asked shape/.test(d)));
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe("the format check's judgement", () => {
+  test("valid, repaired from a fence or a sentence, wrong with where and what, or a schema it cannot read", () => {
+    assert.deepEqual(judge(ANSWER, SCHEMA, true), { ok: true });
+    assert.deepEqual(judge(`\`\`\`\n${ANSWER}\n\`\`\``, SCHEMA, true), { ok: true, repaired: ANSWER });
+    // no repair asked (a stream): the same text is simply wrong
+    const streamed = judge(`\`\`\`\n${ANSWER}\n\`\`\``, SCHEMA, false);
+    assert.equal(streamed.ok, false);
+    const missing = judge('{"city":"Paris"}', SCHEMA, true);
+    assert.equal(missing.ok, false);
+    assert.ok(!missing.ok && missing.problems.some((p) => /temperature/.test(p)), JSON.stringify(missing));
+    const extra = judge('{"city":"Paris","temperature":21,"wind":3}', SCHEMA, true);
+    assert.equal(extra.ok, false);
+    // a fenced value of the wrong shape is not taken out as a repair
+    assert.equal(judge('```json\n{"city":1}\n```', SCHEMA, true).ok, false);
+    // json_object: any object
+    assert.deepEqual(judge('{"a":1}', { type: "object" }, true), { ok: true });
+    assert.equal(judge("[1,2]", { type: "object" }, true).ok, false);
+    assert.equal(judge("{}", { $ref: "#/$defs/missing" }, true).ok !== true, true);
   });
 });
