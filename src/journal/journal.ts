@@ -9,12 +9,13 @@
  * insert), so a busy gateway's entries are written many to a commit. The bound is kept every
  * `PRUNE_EVERY` inserts and on a timer.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
 import type { Logger } from "../log.js";
 import type { RequestEntry } from "./entry.js";
+import { PersistedResponses } from "./responses.js";
 
 export interface JournalSettings {
   path: string;
@@ -27,6 +28,8 @@ export interface JournalSettings {
 }
 
 export const DEFAULT_JOURNAL_MB = 100;
+/** The stored Responses API responses: at most this many, in at most a quarter of the file's bound. */
+const STORED_RESPONSES = 4096;
 export const DEFAULT_JOURNAL_DAYS = 14;
 /** How long an entry may wait to be written: the entries of that time share one commit. */
 const FLUSH_MS = 100;
@@ -85,6 +88,8 @@ export class Journal {
   private readonly insert: Database.Statement;
   private readonly writeAll: (entries: RequestEntry[]) => void;
   readonly capture: boolean;
+  /** The Responses API's stored responses (none when opened to read). */
+  readonly responses: PersistedResponses | undefined;
   readonly maxBytes: number;
   readonly maxAgeMs: number;
 
@@ -102,7 +107,13 @@ export class Journal {
       this.insert = db.prepare(
         "INSERT INTO requests (id, at, model, status, outcome, entry, bodies) VALUES (?, ?, ?, ?, ?, ?, ?)",
       );
+      this.responses = new PersistedResponses(
+        db,
+        { count: STORED_RESPONSES, bytes: Math.floor(this.maxBytes / 4) },
+        () => this.schedule(),
+      );
       this.writeAll = db.transaction((entries: RequestEntry[]) => {
+        this.responses?.write();
         for (const e of entries) {
           const { bodies, ...rest } = e;
           this.insert.run(
@@ -121,6 +132,7 @@ export class Journal {
       this.prune();
     } else {
       this.insert = undefined as unknown as Database.Statement;
+      this.responses = undefined;
       this.writeAll = () => {
         throw new Error("the journal was opened to read");
       };
@@ -134,9 +146,15 @@ export class Journal {
   static open(settings: JournalSettings, log?: Logger): Journal | undefined {
     let db: Database.Database | undefined;
     try {
-      mkdirSync(dirname(settings.path), { recursive: true });
+      // the file holds what clients asked (and, captured, the bodies): the user's alone
+      mkdirSync(dirname(settings.path), { recursive: true, mode: 0o700 });
       const Sqlite = sqlite();
       db = new Sqlite(settings.path);
+      try {
+        chmodSync(settings.path, 0o600);
+      } catch {
+        // a file system without modes (a Windows share): nothing to narrow
+      }
       // before the table exists: lets pruning give the space back (incremental_vacuum)
       db.pragma("auto_vacuum = INCREMENTAL");
       db.pragma("journal_mode = WAL");
@@ -166,16 +184,19 @@ export class Journal {
   add(entry: RequestEntry): void {
     if (this.closed) return;
     this.queue.push(entry);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setTimeout(this.flush, FLUSH_MS).unref();
-    }
+    this.schedule();
   }
 
-  /** Writes what is queued, in one transaction. */
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setTimeout(this.flush, FLUSH_MS).unref();
+  }
+
+  /** Writes what is queued (entries and stored responses), in one transaction. */
   readonly flush = (): void => {
     this.scheduled = false;
-    if (!this.queue.length || this.closed) return;
+    if ((!this.queue.length && !this.responses?.waiting) || this.closed) return;
     const batch = this.queue.splice(0);
     try {
       this.writeAll(batch);
@@ -204,6 +225,7 @@ export class Journal {
     this.sinceCheck = 0;
     try {
       let dropped = this.db.prepare("DELETE FROM requests WHERE at < ?").run(now - this.maxAgeMs).changes;
+      dropped += this.responses?.prune(now - this.maxAgeMs) ?? 0;
       // down to 90 % of the bound, a tenth of the entries at a time: a full journal is not pruned on every check
       if (this.usedBytes() > this.maxBytes) {
         for (let i = 0; i < 50 && this.usedBytes() > this.maxBytes * 0.9; i++) {

@@ -20,6 +20,7 @@ import { originGuard } from "./origin.js";
 import { BodyParser } from "./parse-cache.js";
 import { RequestLog } from "./request-log.js";
 import { createResponsesSurface } from "../surfaces/responses/index.js";
+import { BACKED_STORE_LIMITS, ResponseStore } from "../surfaces/responses/store.js";
 import { isDashboardPath } from "./routes/dashboard.js";
 import { findRoute, OPEN_PATHS, type ReloadOutcome, routeTable } from "./routes/index.js";
 
@@ -103,8 +104,12 @@ export function buildGateway(opts: AppOptions): Gateway {
     isBackend: (name) => live.router.backends.has(name),
     secrets,
   });
-  // one store of recent responses (previous_response_id) for the gateway's life, across reloads
-  const responses = createResponsesSurface();
+  // one store of recent responses (previous_response_id) for the gateway's life, across reloads;
+  // in the journal's file too where there is one, across restarts
+  const backing = opts.journal?.responses;
+  const responses = createResponsesSurface(
+    backing ? new ResponseStore(BACKED_STORE_LIMITS, backing) : new ResponseStore(),
+  );
   /** What a config makes for new requests: its router and the routes that use it. */
   const build = (c: GatewayConfig, previous?: Router) => {
     const router = new Router(c, opts.dispatcher, log, previous);
