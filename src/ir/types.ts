@@ -105,13 +105,14 @@ export interface Request {
   /** Client metadata (Anthropic metadata.user_id, OpenAI user). Informational only. */
   metadata: Record<string, unknown>;
   /**
-   * The answer must be JSON matching this schema (constrained decoding). Set by the Responses
-   * surface for structured output (`text.format`), and by the tools stage when emulated tools are
-   * forced (only for backends whose wire can constrain); a backend whose wire cannot leaves it.
+   * The answer must be JSON matching this schema (constrained decoding). Set by the format stage
+   * for structured output (`format`), and by the tools stage when emulated tools are forced (only
+   * for backends whose wire can constrain); a backend whose wire cannot leaves it.
    */
   constrain?: { schema: Record<string, unknown> };
   /**
-   * The client asked for a JSON answer (OpenAI response_format, Anthropic output_config.format):
+   * The client asked for a JSON answer (OpenAI response_format, Anthropic output_config.format,
+   * Responses text.format):
    * matching `schema` when it gave one, any JSON object otherwise. The format stage turns it into
    * `constrain` where the backend's wire can constrain.
    */

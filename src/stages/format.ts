@@ -17,7 +17,10 @@ const ANY_OBJECT: Record<string, unknown> = { type: "object" };
 export function format(req: Request, ctx: StageContext): Request {
   const f = req.format;
   if (!f || req.constrain) return req;
-  if (req.tools.length && req.toolChoice.type !== "none") {
+  // the tools the client offered: emulated ones are text in the prompt by now, callable all the same
+  const offered =
+    ctx.client.tools.length > 0 && ctx.client.toolChoice.type !== "none" && ctx.toolMode !== "strip";
+  if (offered) {
     // constrained to the answer's schema, the model could not call a tool: the schema waits for the final turn
     ctx.notes.push({
       subject: "response_format",

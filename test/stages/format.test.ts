@@ -280,6 +280,44 @@ describe("structured output where the server cannot constrain", () => {
   });
 });
 
+describe("structured output on a turn that offers tools", () => {
+  test("tools emulated for a model without them: the answer is not constrained (the call is text), the model is told the shape for its final answer", async () => {
+    const fake = await startOllamaFake({ models: [{ name: "gemma3:4b", capabilities: ["completion"] }] });
+    const gw = await startGateway(oneBackend("ollama", fake.url, "gemma3:4b"));
+    try {
+      fake.setReply({ text: '<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>' });
+      const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
+      const r = await openai.chat.completions.create({
+        model: "test-model",
+        messages: [{ role: "user", content: "Weather in Paris as JSON" }],
+        tools: [
+          {
+            type: "function",
+            function: {
+              name: "get_weather",
+              parameters: { type: "object", properties: { city: { type: "string" } } },
+            },
+          },
+        ],
+        response_format: { type: "json_schema", json_schema: { name: "weather", schema: SCHEMA } },
+      });
+      const call = r.choices[0]!.message.tool_calls?.[0];
+      assert.ok(call?.type === "function");
+      assert.equal(call.function.name, "get_weather");
+      const sent = fake.requests.filter((x) => x.path === "/api/chat").at(-1)!.body;
+      assert.equal(sent.format, undefined, "no constraint: it would rule out the call");
+      assert.equal(sent.tools, undefined, "the tools went as text");
+      assert.match(
+        sent.messages[0].content,
+        /When you give your final answer \(not a tool call\), write it as a single JSON value/,
+      );
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
 describe("the format check's judgement", () => {
   test("valid, repaired from a fence or a sentence, wrong with where and what, or a schema it cannot read", () => {
     assert.deepEqual(judge(ANSWER, SCHEMA, true), { ok: true });

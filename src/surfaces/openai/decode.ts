@@ -13,9 +13,7 @@ import type {
 } from "../../ir/types.js";
 import { freezeMessages } from "../parts.js";
 import { isInt, isNum, isObj, isStr, optBool, optStr, optStrings } from "../plain.js";
-import { invalid, parseOrThrow } from "../validate.js";
-
-const num = z.number().refine(Number.isFinite, "must be a finite number");
+import { invalid, num, parseOrThrow } from "../validate.js";
 
 const ContentPart = z.looseObject({ type: z.string() });
 const Content = z.union([z.string(), z.array(ContentPart), z.null()]);

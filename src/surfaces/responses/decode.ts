@@ -10,7 +10,7 @@ import type {
   ToolChoice,
   ToolResultPart,
 } from "../../ir/types.js";
-import { invalid, parseOrThrow } from "../validate.js";
+import { invalid, num, parseOrThrow } from "../validate.js";
 import type { ResponseStore } from "./store.js";
 
 /**
@@ -19,8 +19,6 @@ import type { ResponseStore } from "./store.js";
  * rebuilt from it: an assistant's text, reasoning and calls make one assistant turn, consecutive
  * call outputs one user turn.
  */
-
-const num = z.number().refine(Number.isFinite, "must be a finite number");
 
 const Item = z.looseObject({ type: z.string().optional().nullable() });
 
@@ -254,13 +252,13 @@ export function decodeResponsesRequest(body: unknown, store: ResponseStore): Res
   if (b.temperature != null) req.sampling.temperature = b.temperature;
   if (b.top_p != null) req.sampling.topP = b.top_p;
   if (b.reasoning?.effort != null) req.thinking.enabled = b.reasoning.effort !== "none";
-  // structured output: the backends that can constrain their answer to a schema do (Ollama
-  // `format`, an OpenAI-compatible server's `response_format`, the embedded engine's grammar)
+  // structured output, as the other surfaces ask it: the format stage makes it the backend's
+  // constraint where it can, and the format check checks the answer
   const format = b.text?.format;
   if (format?.type === "json_schema") {
     if (!format.schema) throw invalid("text.format.schema", "a json_schema format needs its schema");
-    req.constrain = { schema: format.schema };
-  } else if (format?.type === "json_object") req.constrain = { schema: { type: "object" } };
+    req.format = { schema: format.schema, ...(format.name ? { name: format.name } : {}) };
+  } else if (format?.type === "json_object") req.format = {};
   return req;
 }
 
