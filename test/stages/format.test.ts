@@ -107,7 +107,18 @@ for (const k of KINDS) {
 }
 
 describe("structured output where the server cannot constrain", () => {
-  test("TinyGrad: the request is served unconstrained, and the log says the shape is not enforced", async () => {
+  /**
+   * Runs `body` against a TinyGrad gateway whose log lines are kept; `notes()` waits for the next request
+   * to finish and gives its structured-output notes.
+   */
+  async function onTinygrad(
+    body: (t: {
+      fake: FakeServer;
+      lines: Array<Record<string, any>>;
+      openai: OpenAI;
+      notes: () => Promise<string[]>;
+    }) => Promise<void>,
+  ) {
     const fake = await startOpenAICompatFake({ flavor: "tinygrad" });
     const lines: Array<Record<string, any>> = [];
     const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
@@ -117,16 +128,32 @@ describe("structured output where the server cannot constrain", () => {
         log,
       },
     );
+    const done: RequestEntry[] = [];
+    gw.feed.on("done", (e: RequestEntry) => done.push(e));
+    const notes = async () => {
+      await until(() => done.length > 0, "the request's entry");
+      return (done.shift()!.notes ?? []).filter((n) => n.subject === "response_format").map((n) => n.detail);
+    };
+    const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
     try {
-      fake.setReply({ text: ANSWER });
-      const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
-      const r = await openai.chat.completions.create({
-        model: "test-model",
-        messages: [{ role: "user", content: "Weather?" }],
-        response_format: { type: "json_schema", json_schema: { name: "weather", schema: SCHEMA } },
-      });
+      await body({ fake, lines, openai, notes });
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  }
+  const weather = {
+    model: "test-model",
+    messages: [{ role: "user" as const, content: "Weather in Paris?" }],
+    response_format: { type: "json_schema" as const, json_schema: { name: "weather", schema: SCHEMA } },
+  };
+
+  test("TinyGrad: the request is served unconstrained, the model is told the shape, and the log says it is not enforced", async () => {
+    await onTinygrad(async (t) => {
+      t.fake.setReply({ text: ANSWER });
+      const r = await t.openai.chat.completions.create(weather);
       assert.equal(r.choices[0]!.message.content, ANSWER);
-      const sent = fake.requests.at(-1)!.body;
+      const sent = t.fake.requests.at(-1)!.body;
       assert.equal(sent.response_format, undefined);
       // the model is told the shape, at the end of the system prompt
       const system = sent.messages.find((m: any) => m.role === "system");
@@ -135,13 +162,13 @@ describe("structured output where the server cannot constrain", () => {
         /Answer with a single JSON value, and nothing else, matching this JSON schema:/,
       );
       assert.ok(system.content.endsWith(JSON.stringify(SCHEMA)));
-      assert.ok(lines.some((l) => /structured output asked, but the server cannot constrain/.test(l.msg)));
-      // a valid answer: no warning about its shape
-      assert.ok(!lines.some((l) => /not the asked shape/.test(l.msg)));
-    } finally {
-      await gw.close();
-      await fake.close();
-    }
+      assert.ok(t.lines.some((l) => /structured output asked, but the server cannot constrain/.test(l.msg)));
+      // a valid answer: no warning about its shape, and the note says only that it was not enforced
+      assert.ok(!t.lines.some((l) => /not the asked shape/.test(l.msg)));
+      assert.deepEqual(await t.notes(), [
+        "not enforced (this model's server cannot constrain its answer to JSON): the model is told the shape, and the answer is checked",
+      ]);
+    });
   });
 
   test("a json_schema response_format without its json_schema is a 400 in OpenAI's words", async () => {
@@ -163,42 +190,8 @@ describe("structured output where the server cannot constrain", () => {
     }
   });
 
-  /** A TinyGrad gateway whose log lines and finished requests are kept. */
-  async function tinygrad() {
-    const fake = await startOpenAICompatFake({ flavor: "tinygrad" });
-    const lines: Array<Record<string, any>> = [];
-    const log = pino({ level: "debug" }, { write: (s: string) => lines.push(JSON.parse(s)) });
-    const gw = await startGateway(
-      oneBackend("openai-compat", fake.url, "fake-model", "    flavor: tinygrad"),
-      {
-        log,
-      },
-    );
-    const done: RequestEntry[] = [];
-    gw.feed.on("done", (e: RequestEntry) => done.push(e));
-    const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
-    return {
-      fake,
-      lines,
-      done,
-      openai,
-      close: async () => {
-        await gw.close();
-        await fake.close();
-      },
-    };
-  }
-  const weather = {
-    model: "test-model",
-    messages: [{ role: "user" as const, content: "Weather in Paris?" }],
-    response_format: { type: "json_schema" as const, json_schema: { name: "weather", schema: SCHEMA } },
-  };
-  const shapeNotes = (e: RequestEntry | undefined) =>
-    (e?.notes ?? []).filter((n) => n.subject === "response_format").map((n) => n.detail);
-
   test("an answer wrapped in a ```json fence or a sentence: a client that does not stream gets the JSON alone, and the note says so", async () => {
-    const t = await tinygrad();
-    try {
+    await onTinygrad(async (t) => {
       for (const wrapped of [
         `\`\`\`json\n${ANSWER}\n\`\`\``,
         `Sure! Here is the weather: ${ANSWER} Let me know if you need more.`,
@@ -206,27 +199,22 @@ describe("structured output where the server cannot constrain", () => {
         t.fake.setReply({ text: wrapped });
         const r = await t.openai.chat.completions.create(weather);
         assert.equal(r.choices[0]!.message.content, ANSWER);
-        await until(() => t.done.length > 0);
-        const notes = shapeNotes(t.done.shift());
+        const notes = await t.notes();
         assert.ok(
           notes.some((d) => /held the asked JSON inside other text/.test(d)),
           notes.join(" | "),
         );
       }
-    } finally {
-      await t.close();
-    }
+    });
   });
 
   test("an answer that is not the asked shape reaches the client as written; the log and the request's notes say what is wrong", async () => {
-    const t = await tinygrad();
-    try {
+    await onTinygrad(async (t) => {
       const wrong = '{"city":"Paris","temperature":"warm"}';
       t.fake.setReply({ text: wrong });
       const r = await t.openai.chat.completions.create(weather);
       assert.equal(r.choices[0]!.message.content, wrong);
-      await until(() => t.done.length > 0);
-      const notes = shapeNotes(t.done.shift());
+      const notes = await t.notes();
       assert.ok(
         notes.some((d) => /not the asked shape: \/temperature: .*number/.test(d)),
         notes.join(" | "),
@@ -240,43 +228,32 @@ describe("structured output where the server cannot constrain", () => {
       t.fake.setReply({ text: "It is sunny and 21 degrees in Paris." });
       const prose = await t.openai.chat.completions.create(weather);
       assert.equal(prose.choices[0]!.message.content, "It is sunny and 21 degrees in Paris.");
-      await until(() => t.done.length > 0);
-      assert.ok(shapeNotes(t.done.shift()).some((d) => /not the asked shape: not JSON/.test(d)));
-    } finally {
-      await t.close();
-    }
+      assert.ok((await t.notes()).some((d) => /not the asked shape: not JSON/.test(d)));
+    });
   });
 
   test("a streamed answer goes out as the model wrote it, and is checked at its end", async () => {
-    const t = await tinygrad();
-    try {
+    await onTinygrad(async (t) => {
       const fenced = `\`\`\`json\n${ANSWER}\n\`\`\``;
       t.fake.setReply({ text: fenced });
       const stream = await t.openai.chat.completions.create({ ...weather, stream: true });
       let text = "";
       for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
       assert.equal(text, fenced);
-      await until(() => t.done.length > 0);
-      assert.ok(shapeNotes(t.done.shift()).some((d) => /not the asked shape: not JSON/.test(d)));
-    } finally {
-      await t.close();
-    }
+      assert.ok((await t.notes()).some((d) => /not the asked shape: not JSON/.test(d)));
+    });
   });
 
   test("an answer cut at its token limit is noted as cut, not judged", async () => {
-    const t = await tinygrad();
-    try {
+    await onTinygrad(async (t) => {
       t.fake.setReply({ text: '{"city":"Par', finishReason: "length" });
       const r = await t.openai.chat.completions.create(weather);
       assert.equal(r.choices[0]!.finish_reason, "length");
       assert.equal(r.choices[0]!.message.content, '{"city":"Par');
-      await until(() => t.done.length > 0);
-      const notes = shapeNotes(t.done.shift());
+      const notes = await t.notes();
       assert.ok(notes.some((d) => /cut at its token limit/.test(d)));
       assert.ok(!notes.some((d) => /not the asked shape/.test(d)));
-    } finally {
-      await t.close();
-    }
+    });
   });
 });
 
