@@ -150,10 +150,13 @@ export class Journal {
       mkdirSync(dirname(settings.path), { recursive: true, mode: 0o700 });
       const Sqlite = sqlite();
       db = new Sqlite(settings.path);
-      try {
-        chmodSync(settings.path, 0o600);
-      } catch {
-        // a file system without modes (a Windows share): nothing to narrow
+      // a file from before this rule, with its write-ahead log, narrowed too
+      for (const f of [settings.path, `${settings.path}-wal`, `${settings.path}-shm`]) {
+        try {
+          chmodSync(f, 0o600);
+        } catch {
+          // not there (yet), or a file system without modes (a Windows share): nothing to narrow
+        }
       }
       // before the table exists: lets pruning give the space back (incremental_vacuum)
       db.pragma("auto_vacuum = INCREMENTAL");

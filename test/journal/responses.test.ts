@@ -6,7 +6,7 @@
  * Run: node --import tsx --test test/journal/responses.test.ts
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -45,8 +45,14 @@ describe("stored responses in the journal's file", () => {
     }
     // the file is its user's alone: it holds what clients asked
     assert.equal(statSync(path).mode & 0o777, 0o600);
+    // one from before that rule (and its write-ahead log) is narrowed when opened
+    chmodSync(path, 0o644);
+    writeFileSync(`${path}-wal`, "");
+    chmodSync(`${path}-wal`, 0o644);
 
     journal = Journal.open({ path })!;
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(statSync(`${path}-wal`).mode & 0o777, 0o600);
     gw = await startGateway(config, { journal });
     try {
       const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "k", maxRetries: 0 });
